@@ -1,0 +1,47 @@
+# mcp-oauth-broker — the two commands a user needs are `make demo` and `make test`.
+# Each one installs what it needs on a fresh Debian 12 machine (apt packages too when run as root).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CONFORMANCE_DIR := .cache/conformance
+
+.PHONY: demo test lint unit bench sysdeps venv conformance-tools clean help
+
+help:  ## Show the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+demo: sysdeps $(STAMP)  ## Run the whole product on this machine (local IdP + demo MCP server + broker)
+	$(VENV)/bin/mcp-demo-server stack
+
+test: sysdeps $(STAMP) conformance-tools lint  ## Run the whole test suite (what CI runs)
+	CI=$${CI:-} $(PY) -m pytest
+
+unit: $(STAMP)  ## Fast tests only: no browser, no harness
+	$(PY) -m pytest -m "not integration and not conformance"
+
+lint: $(STAMP)  ## ruff and mypy (strict on broker/ and demo_server/)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check broker demo_server
+	$(VENV)/bin/mypy
+
+bench: sysdeps $(STAMP)  ## Benchmarks (never part of the tests)
+	@if [ -d benchmarks ]; then for b in benchmarks/*.py; do $(PY) $$b || exit 1; done; else echo "no benchmarks yet"; fi
+
+sysdeps:  ## Debian packages the tests and the demo use (installed only when running as root)
+	@bash scripts/install-sysdeps.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+conformance-tools:  ## Node 22 and the pinned MCP conformance harness, under .cache/
+	@bash scripts/install-conformance.sh $(CONFORMANCE_DIR)
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info .pytest_cache .mypy_cache .ruff_cache

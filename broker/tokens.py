@@ -1,0 +1,37 @@
+"""The token set the broker keeps per (issuer, client id, resource), with absolute expiry."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class TokenKey:
+    """Tokens are bound to the issuer and client that issued them and the resource they are for."""
+
+    issuer: str
+    client_id: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Tokens from one sign-in. ``expires_at`` is absolute (epoch seconds) so it survives restarts.
+
+    ``repr`` never shows a token value.
+    """
+
+    key: TokenKey
+    access_token: str = field(repr=False)
+    expires_at: float
+    token_type: str = "Bearer"
+    scope: str | None = None
+    refresh_token: str | None = field(default=None, repr=False)
+    obtained_at: float = field(default_factory=time.time)
+
+    def seconds_left(self, now: float | None = None) -> float:
+        return self.expires_at - (time.time() if now is None else now)
+
+    def is_valid_for(self, seconds: float, now: float | None = None) -> bool:
+        return self.seconds_left(now) > seconds

@@ -1,0 +1,5 @@
+import sys
+
+from demo_server.cli import main
+
+sys.exit(main())
