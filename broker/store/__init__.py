@@ -1,6 +1,7 @@
 """Token storage: the OS keyring in production, memory in tests."""
 
-from broker.store.base import TokenStore
+from broker.store.base import ClientSecretStore, TokenStore
+from broker.store.keyring_store import KeyringTokenStore
 from broker.store.memory import MemoryTokenStore
 
-__all__ = ["MemoryTokenStore", "TokenStore"]
+__all__ = ["ClientSecretStore", "KeyringTokenStore", "MemoryTokenStore", "TokenStore"]

@@ -1,0 +1,330 @@
+"""The broker's config file (TOML): broker settings and the MCP servers it signs in to.
+
+    [broker]
+    log_level = "INFO"            # optional; see SETTINGS for every key and its env variable
+
+    [[servers]]
+    url = "https://mcp.example.com/mcp"     # canonical MCP server URL (the RFC 8707 resource)
+    client_id = "abc"                       # optional: a pre-registered client
+    provider = "auto"                       # "auto" | "cognito" | "oidc"
+    callback_ports = [53682, 53683, 53684]
+    send_resource = true                    # false for authorization servers that reject it
+    scopes = ["openid", "mcp/read"]         # optional
+    issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_X"  # pinned after discovery
+
+Client secrets of confidential clients belong in the OS keyring
+(``KeyringTokenStore.put_client_secret(issuer, client_id, secret)``), not here. A
+``client_secret`` typed into the file by hand is read (with a warning to move it) and preserved
+on save, never added by the broker. A corrupt file raises :class:`ConfigError` naming the file and
+the problem, and is never overwritten. Saves are atomic, mode 0600, under a cross-process lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from broker.errors import ConfigError
+from broker.filelock import lock_for
+from broker.oauth.providers import FIXED_CALLBACK_PORTS
+from broker.oauth.resource import canonical_resource
+from broker.paths import BrokerPaths, write_private_file
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = ("auto", "cognito", "oidc")
+CONFIG_ENV = "MCP_BROKER_CONFIG"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    url: str
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    provider: str = "auto"
+    callback_ports: tuple[int, ...] = FIXED_CALLBACK_PORTS
+    send_resource: bool = True
+    scopes: tuple[str, ...] | None = None
+    issuer: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", canonical_resource(self.url))
+        if self.provider not in PROVIDERS:
+            raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}")
+
+    @property
+    def profile_name(self) -> str | None:
+        """The name for ``broker.oauth.providers.profile_for`` (None: decide from the issuer)."""
+        return {"auto": None, "cognito": "cognito", "oidc": "generic"}[self.provider]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Broker-wide settings after precedence is applied (see :func:`resolve_settings`)."""
+
+    log_level: str = "INFO"
+    keyring_timeout: float = 10.0
+    api_port: int = 0  # 0: any free port, published in endpoint.json
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    settings: Mapping[str, Any] = field(default_factory=dict)  # as written in [broker]
+    servers: tuple[ServerConfig, ...] = ()
+
+    def get_server(self, url: str) -> ServerConfig | None:
+        wanted = canonical_resource(url)
+        return next((s for s in self.servers if s.url == wanted), None)
+
+    def with_server(self, server: ServerConfig) -> Config:
+        """Add ``server``, or replace the entry with the same URL in place."""
+        if self.get_server(server.url) is None:
+            return replace(self, servers=(*self.servers, server))
+        servers = tuple(server if s.url == server.url else s for s in self.servers)
+        return replace(self, servers=servers)
+
+    def without_server(self, url: str) -> Config:
+        wanted = canonical_resource(url)
+        return replace(self, servers=tuple(s for s in self.servers if s.url != wanted))
+
+
+# -- precedence: argument > environment > file > default -------------------------------------
+
+
+@dataclass(frozen=True)
+class _Setting:
+    env: str
+    parse: Callable[[str], Any]
+
+
+SETTINGS: dict[str, _Setting] = {
+    "log_level": _Setting("MCP_BROKER_LOG_LEVEL", lambda v: v.upper()),
+    "keyring_timeout": _Setting("MCP_BROKER_KEYRING_TIMEOUT", float),
+    "api_port": _Setting("MCP_BROKER_API_PORT", int),
+}
+
+
+def resolve_settings(
+    config: Config, environ: Mapping[str, str] | None = None, **arguments: Any
+) -> Settings:
+    """The one place where precedence is decided: argument, then environment, then file, then
+    the default. ``arguments`` left as None do not count."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    values = {
+        name: _first_set(
+            arguments.get(name),
+            _from_env(env, spec),
+            config.settings.get(name),
+            getattr(defaults, name),
+        )
+        for name, spec in SETTINGS.items()
+    }
+    return _validated_settings(values, where="settings")
+
+
+def config_path(paths: BrokerPaths, argument: str | Path | None = None) -> Path:
+    """The config file: ``--config`` argument, then ``MCP_BROKER_CONFIG``, then the default."""
+    chosen = _first_set(argument, os.environ.get(CONFIG_ENV) or None, paths.config_file)
+    return Path(chosen)
+
+
+def _first_set(*candidates: Any) -> Any:
+    return next(c for c in candidates if c is not None)
+
+
+def _from_env(environ: Mapping[str, str], spec: _Setting) -> Any:
+    raw = environ.get(spec.env)
+    if raw is None or raw == "":
+        return None
+    try:
+        return spec.parse(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {spec.env}={raw!r} is not valid") from None
+
+
+def _validated_settings(values: Mapping[str, Any], where: str) -> Settings:
+    timeout, port, level = values["keyring_timeout"], values["api_port"], values["log_level"]
+    if not _is_number(timeout) or not 0 < timeout <= 3600:
+        raise ConfigError(f"{where}: keyring_timeout must be a number of seconds in (0, 3600]")
+    if not _is_int(port) or not 0 <= port <= 65535:
+        raise ConfigError(f"{where}: api_port must be an integer in 0..65535")
+    if not isinstance(level, str) or level.upper() not in logging.getLevelNamesMapping():
+        raise ConfigError(f"{where}: log_level must be a logging level name such as INFO")
+    return Settings(log_level=level.upper(), keyring_timeout=float(timeout), api_port=port)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def load_config(path: Path) -> Config:
+    """Read ``path``; a missing file is an empty config. Raises :class:`ConfigError`."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"{path}: not valid TOML ({exc}). The file was left unchanged; fix it or move it away."
+        ) from None
+    return _parse(path, doc)
+
+
+def _parse(path: Path, doc: dict[str, Any]) -> Config:
+    _no_unknown_keys(path, "the top level", doc, {"broker", "servers"})
+    settings = doc.get("broker", {})
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: [broker] must be a table")
+    _no_unknown_keys(path, "[broker]", settings, set(SETTINGS))
+    _validated_settings({**Settings().__dict__, **settings}, where=f"{path}: [broker]")
+    entries = doc.get("servers", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: servers must be an array of tables ([[servers]])")
+    servers: list[ServerConfig] = []
+    for index, entry in enumerate(entries):
+        server = _parse_server(f"{path}: servers[{index}]", entry)
+        if any(s.url == server.url for s in servers):
+            raise ConfigError(f"{path}: servers[{index}] repeats the server {server.url}")
+        servers.append(server)
+    return Config(path, dict(settings), tuple(servers))
+
+
+_SERVER_KEYS = set(ServerConfig.__dataclass_fields__)
+
+
+def _parse_server(where: str, entry: Any) -> ServerConfig:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table")
+    _no_unknown_keys_at(where, entry, _SERVER_KEYS)
+    if "url" not in entry:
+        raise ConfigError(f"{where} has no url")
+    for name in ("url", "client_id", "client_secret", "provider", "issuer"):
+        if name in entry and not isinstance(entry[name], str):
+            raise ConfigError(f"{where}.{name} must be a string")
+    ports = entry.get("callback_ports", list(FIXED_CALLBACK_PORTS))
+    if not isinstance(ports, list) or not all(_is_int(p) and 0 < p < 65536 for p in ports):
+        raise ConfigError(f"{where}.callback_ports must be a list of port numbers (1-65535)")
+    scopes = entry.get("scopes")
+    if scopes is not None and not (
+        isinstance(scopes, list) and all(isinstance(s, str) and s and " " not in s for s in scopes)
+    ):
+        raise ConfigError(f"{where}.scopes must be a list of scope names without spaces")
+    if not isinstance(entry.get("send_resource", True), bool):
+        raise ConfigError(f"{where}.send_resource must be true or false")
+    if entry.get("client_secret"):
+        logger.warning(
+            "%s has a client_secret in plain text; store it in the OS keyring instead", where
+        )
+    try:
+        fields = {**entry, "callback_ports": tuple(ports)}
+        fields["scopes"] = None if scopes is None else tuple(scopes)
+        return ServerConfig(**fields)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _no_unknown_keys(path: Path, where: str, table: Mapping[str, Any], known: set[str]) -> None:
+    _no_unknown_keys_at(f"{path}: {where}", table, known)
+
+
+def _no_unknown_keys_at(where: str, table: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s): {', '.join(unknown)}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def save_config(config: Config) -> None:
+    """Write ``config`` to ``config.path`` atomically, mode 0600."""
+    config.path.parent.mkdir(parents=True, exist_ok=True)
+    write_private_file(config.path, dumps_config(config))
+
+
+def update_config(path: Path, lock_dir: Path, change: Callable[[Config], Config]) -> Config:
+    """Load, change and save under a cross-process lock, so two writers never lose an edit."""
+    with lock_for(f"config:{path}", lock_dir):
+        updated = change(load_config(path))
+        save_config(updated)
+        return updated
+
+
+def add_server(path: Path, lock_dir: Path, server: ServerConfig) -> Config:
+    return update_config(path, lock_dir, lambda c: c.with_server(server))
+
+
+def remove_server(path: Path, lock_dir: Path, url: str) -> Config:
+    return update_config(path, lock_dir, lambda c: c.without_server(url))
+
+
+def get_server(path: Path, url: str) -> ServerConfig | None:
+    return load_config(path).get_server(url)
+
+
+def dumps_config(config: Config) -> str:
+    """TOML for our flat schema (tomllib reads; the standard library has no writer)."""
+    lines = ["# mcp-oauth-broker configuration. Client secrets belong in the OS keyring."]
+    if config.settings:
+        lines += ["", "[broker]", *_toml_pairs(config.settings.items())]
+    for server in config.servers:
+        lines += ["", "[[servers]]", *_toml_pairs(_server_items(server))]
+    return "\n".join(lines) + "\n"
+
+
+def _server_items(server: ServerConfig) -> Iterable[tuple[str, Any]]:
+    for name in ServerConfig.__dataclass_fields__:
+        value = getattr(server, name)
+        if value is not None:
+            yield name, list(value) if isinstance(value, tuple) else value
+
+
+def _toml_pairs(items: Iterable[tuple[str, Any]]) -> list[str]:
+    return [f"{name} = {toml_value(value)}" for name, value in items]
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a str, bool, int, finite float or list of those."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        return toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to the config file")
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string: escape backslash, quote and every control character."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

@@ -1,0 +1,125 @@
+"""Where the broker keeps its files, and how it writes the ones that hold secrets.
+
+Every path comes from platformdirs, unless ``MCP_BROKER_HOME=<dir>`` is set: then config, state,
+locks and logs all live under that one directory (tests and scripts rely on it)::
+
+    <home>/config.toml    <home>/state/endpoint.json    <home>/state/audit.log
+    <home>/locks/         <home>/logs/
+
+Directories that hold secrets or locks are created 0700 and refused when another user could write
+to them (SECURITY #16). Secret files are written atomically, mode 0600 (:func:`write_private_file`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from broker.errors import UnsafePathError
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "mcp-oauth-broker"
+HOME_ENV = "MCP_BROKER_HOME"
+_POSIX = os.name == "posix"
+
+
+@dataclass(frozen=True)
+class BrokerPaths:
+    config_file: Path
+    state_dir: Path
+    lock_dir: Path
+    log_dir: Path
+
+    @property
+    def endpoint_file(self) -> Path:
+        """Discovery file of the local token API (DESIGN §3)."""
+        return self.state_dir / "endpoint.json"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state_dir / "audit.log"
+
+    def ensure_private_dirs(self) -> BrokerPaths:
+        """Create the state and lock dirs (0700) and refuse them if others can write to them."""
+        ensure_private_dir(self.state_dir)
+        ensure_private_dir(self.lock_dir)
+        return self
+
+
+def broker_paths(environ: Mapping[str, str] | None = None) -> BrokerPaths:
+    """The broker's paths; ``MCP_BROKER_HOME`` overrides every one of them. Creates nothing."""
+    env = os.environ if environ is None else environ
+    home = env.get(HOME_ENV)
+    if home:
+        root = Path(home).expanduser().absolute()
+        return BrokerPaths(root / "config.toml", root / "state", root / "locks", root / "logs")
+    dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+    state = dirs.user_state_path
+    return BrokerPaths(
+        dirs.user_config_path / "config.toml", state, state / "locks", dirs.user_log_path
+    )
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700; refuse a dir another user could write to."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not _POSIX:
+        return path  # NTFS ACLs of the user profile already keep other users out.
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise UnsafePathError(f"{path} is not a plain directory; remove it and retry")
+    if info.st_uid != os.geteuid():
+        raise UnsafePathError(
+            f"{path} belongs to another user (uid {info.st_uid}); refusing to use it"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafePathError(
+            f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"refusing to keep secrets there. Fix it with: chmod 700 {path}"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        # Readable-by-others is not an attack path into the dir, but secrets do not belong there.
+        logger.info("Tightening %s to mode 700", path)
+        os.chmod(path, 0o700)
+    return path
+
+
+def write_private_file(path: Path, data: bytes | str) -> None:
+    """Atomically replace ``path`` with ``data``, mode 0600: a reader sees the old or new file.
+
+    The temp file lives in the same dir (so ``os.replace`` is atomic) and is fsynced first.
+    """
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            if _POSIX:
+                os.fchmod(tmp.fileno(), 0o600)  # mkstemp already uses 0600; be explicit.
+            tmp.write(payload)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the rename itself durable (POSIX only; Windows cannot open a directory)."""
+    if sys.platform == "win32":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

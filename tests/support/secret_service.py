@@ -1,0 +1,234 @@
+"""A real, private Secret Service for tests: gnome-keyring-daemon on its own ``dbus-daemon``.
+
+The bus has no service directories, so nothing is D-Bus-activated behind our back (no prompter:
+an unlock prompt is dismissed at once, which is how a locked keyring behaves headless). HOME and
+the XDG dirs point into a temp dir, so a fresh login keyring is created with a known password.
+Both daemons are killed at teardown.
+
+    def test_x(secret_service):           # env + keyring.set_keyring() done, collection unlocked
+        secret_service.lock()             # lock the login collection for real (SECURITY #48)
+        secret_service.entries("svc")     # {username: secret} actually in the Secret Service
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import keyring
+import pytest
+import secretstorage
+from jeepney import DBusAddress, new_method_call
+from jeepney.io.blocking import DBusConnection, open_dbus_connection
+from keyring.backends import SecretService
+
+from tests.support.realparts import require
+
+PASSWORD = "test-login-password"
+_SECRETS = DBusAddress(
+    "/org/freedesktop/secrets",
+    bus_name="org.freedesktop.secrets",
+    interface="org.freedesktop.Secret.Service",
+)
+_INTERNAL = DBusAddress(
+    "/org/freedesktop/secrets",
+    bus_name="org.freedesktop.secrets",
+    interface="org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface",
+)
+_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={socket_dir}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+class SecretServiceDaemons:
+    """A private dbus-daemon plus an unlocked gnome-keyring-daemon (secrets component only)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.address = ""
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> SecretServiceDaemons:
+        # A short dir of our own: unix socket paths are limited to ~100 characters.
+        socket_dir = Path(tempfile.mkdtemp(prefix="ssbus-"))
+        self._socket_dir = socket_dir
+        config = self.root / "bus.conf"
+        config.write_text(_BUS_CONFIG.format(socket_dir=socket_dir))
+        bus = self._spawn(
+            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+            stdout=subprocess.PIPE,
+        )
+        assert bus.stdout is not None
+        self.address = bus.stdout.readline().decode().strip()
+        if not self.address:
+            self.stop()
+            raise RuntimeError("dbus-daemon did not print its address")
+        keyring_daemon = self._spawn(
+            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+            stdin=subprocess.PIPE,
+            env=self.environ(),
+        )
+        assert keyring_daemon.stdin is not None
+        keyring_daemon.stdin.write(PASSWORD.encode())
+        keyring_daemon.stdin.close()
+        self._wait_ready()
+        return self
+
+    def environ(self) -> dict[str, str]:
+        home = self.root / "home"
+        runtime = self.root / "run"
+        for d in (home, runtime):
+            d.mkdir(mode=0o700, exist_ok=True)
+        return {
+            **os.environ,
+            "HOME": str(home),
+            "XDG_DATA_HOME": str(home / ".local/share"),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_RUNTIME_DIR": str(runtime),
+            "DBUS_SESSION_BUS_ADDRESS": self.address,
+            "NO_AT_BRIDGE": "1",
+        }
+
+    def connect(self) -> DBusConnection:
+        return open_dbus_connection(bus=self.address)
+
+    def _spawn(self, args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(args, start_new_session=True, **kwargs)  # type: ignore[call-overload]
+        self._procs.append(proc)
+        return proc
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self._procs):
+                self.stop()
+                raise RuntimeError("dbus-daemon or gnome-keyring-daemon exited at start")
+            try:
+                with closing(self.connect()) as conn:
+                    secretstorage.Collection(conn)  # the default alias exists: login keyring made
+                return
+            except Exception:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("gnome-keyring-daemon did not publish its login keyring in time")
+
+    def lock(self) -> None:
+        with closing(self.connect()) as conn:
+            secretstorage.Collection(conn).lock()
+
+    def unlock(self) -> None:
+        """Unlock the login keyring with its password, as PAM would at login (no prompt)."""
+        with closing(self.connect()) as conn:
+            reply = conn.send_and_get_reply(
+                new_method_call(_SECRETS, "OpenSession", "sv", ("plain", ("s", "")))
+            )
+            session = reply.body[1]
+            (login,) = conn.send_and_get_reply(
+                new_method_call(_SECRETS, "ReadAlias", "s", ("default",))
+            ).body
+            secret = (session, b"", PASSWORD.encode(), "text/plain")
+            conn.send_and_get_reply(
+                new_method_call(_INTERNAL, "UnlockWithMasterPassword", "o(oayays)", (login, secret))
+            )
+            if secretstorage.Collection(conn).is_locked():
+                raise RuntimeError("could not unlock the test keyring")
+
+    def is_locked(self) -> bool:
+        with closing(self.connect()) as conn:
+            return secretstorage.Collection(conn).is_locked()
+
+    def entries(self, service: str) -> dict[str, str]:
+        """Every item stored under ``service``, read straight from the Secret Service."""
+        with closing(self.connect()) as conn:
+            collection = secretstorage.Collection(conn)
+            return {
+                item.get_attributes()["username"]: item.get_secret().decode()
+                for item in collection.search_items({"service": service})
+            }
+
+    def stop(self) -> None:
+        for proc in reversed(self._procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=5)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+        self._procs.clear()
+        shutil.rmtree(getattr(self, "_socket_dir", ""), ignore_errors=True)
+
+
+class SecretServiceHandle:
+    """What a test gets: the daemons, a SecretService keyring backend, lock/unlock/entries."""
+
+    def __init__(self, daemons: SecretServiceDaemons) -> None:
+        self.daemons = daemons
+        self.backend = SecretService.Keyring()
+
+    def lock(self) -> None:
+        self.daemons.lock()
+
+    def unlock(self) -> None:
+        self.daemons.unlock()
+
+    def is_locked(self) -> bool:
+        return self.daemons.is_locked()
+
+    def entries(self, service: str) -> dict[str, str]:
+        return self.daemons.entries(service)
+
+
+@pytest.fixture(scope="session")
+def secret_service_daemons(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SecretServiceDaemons]:
+    for tool, package in (("dbus-daemon", "dbus"), ("gnome-keyring-daemon", "gnome-keyring")):
+        require(shutil.which(tool) is not None, tool, f"apt-get install {package}")
+    daemons = SecretServiceDaemons(tmp_path_factory.mktemp("secret-service")).start()
+    try:
+        yield daemons
+    finally:
+        daemons.stop()
+
+
+@pytest.fixture
+def secret_service(
+    secret_service_daemons: SecretServiceDaemons, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SecretServiceHandle]:
+    """The private Secret Service, unlocked, as keyring's backend and this test's session bus."""
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", secret_service_daemons.address)
+    monkeypatch.setenv("NO_AT_BRIDGE", "1")
+    if secret_service_daemons.is_locked():
+        secret_service_daemons.unlock()
+    handle = SecretServiceHandle(secret_service_daemons)
+    handle.backend.set_password("fixture-probe", "probe", "ok")
+    assert handle.backend.get_password("fixture-probe", "probe") == "ok"
+    handle.backend.delete_password("fixture-probe", "probe")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(handle.backend)
+    try:
+        yield handle
+    finally:
+        keyring.set_keyring(previous)
