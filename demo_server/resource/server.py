@@ -1,0 +1,99 @@
+"""``start``: run the demo MCP server with uvicorn on a background thread, on 127.0.0.1.
+
+The listening socket is bound here, directly on the requested port (``0`` picks a free one), before
+the app is built, so the URLs in challenges and metadata carry the real port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+
+import uvicorn
+
+from demo_server.resource.app import create_app
+from demo_server.resource.settings import ResourceSettings
+
+logger = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT = 15.0
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def bind_loopback(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (no ``SO_REUSEPORT``; ``SO_REUSEADDR`` on POSIX only)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class RunningResourceServer:
+    """A started server: ``url`` is the MCP endpoint, ``close()`` stops it and joins its thread."""
+
+    def __init__(
+        self, settings: ResourceSettings, server: uvicorn.Server, thread: threading.Thread
+    ):
+        self.settings = settings
+        self._server = server
+        self._thread = thread
+
+    @property
+    def url(self) -> str:
+        return self.settings.mcp_url
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(SHUTDOWN_TIMEOUT)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(SHUTDOWN_TIMEOUT)
+
+    def __enter__(self) -> RunningResourceServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start(settings: ResourceSettings) -> RunningResourceServer:
+    """Bind, build the app for the bound port, serve on a daemon thread; return once it accepts."""
+    sock = bind_loopback(settings.host, settings.port)
+    settings = dataclasses.replace(settings, port=int(sock.getsockname()[1]))
+    config = uvicorn.Config(
+        create_app(settings),
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="mcp-demo-resource", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(SHUTDOWN_TIMEOUT)
+            sock.close()
+            raise RuntimeError(f"the demo MCP server did not start on {settings.mcp_url}")
+        time.sleep(0.02)
+    logger.info(
+        "demo MCP server listening on %s (resource %s)", settings.mcp_url, settings.resource_id
+    )
+    return RunningResourceServer(settings, server, thread)

@@ -1,0 +1,138 @@
+"""JWT access-token validation for the demo MCP server (the mcp SDK's ``TokenVerifier``).
+
+Two profiles:
+
+- ``cognito`` (AWS Cognito access tokens, see DESIGN.md §5): ``iss`` exact, ``token_use`` is
+  ``access``, ``client_id`` in the allowlist, ``scope`` present, and ``aud`` — present only when the
+  client sent ``resource`` (RFC 8707) — must name this resource.
+- ``oidc`` (RFC 9068 style): ``iss`` exact and ``aud`` must contain this resource (RFC 7519 §4.1.3);
+  ``client_id``/``azp``, when present, must be in the allowlist.
+
+Both: RS256 only (RFC 8725 §3.1: the algorithm is fixed here, never taken from the token), the
+key chosen by ``kid`` from the issuer's JWKS, signature (RFC 7515 §5.2), ``exp`` required,
+``exp``/``nbf``/``iat`` with a bounded clock skew (RFC 7519 §4.1.4–4.1.6). A rejected token is
+logged by reason only, never the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
+from mcp.server.auth.provider import AccessToken
+
+from demo_server.resource.jwks import JwksCache
+from demo_server.resource.settings import ResourceSettings
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM = "RS256"
+MAX_TOKEN_LENGTH = 16 * 1024
+
+
+class InvalidToken(Exception):
+    """The bearer token is unacceptable (RFC 6750 §3.1 ``invalid_token``); the message says why."""
+
+
+class JwtTokenVerifier:
+    """Validates RS256 JWT access tokens against one issuer; implements ``TokenVerifier``."""
+
+    def __init__(
+        self,
+        settings: ResourceSettings,
+        keys: JwksCache,
+        clock: Callable[[], int] = lambda: int(time.time()),
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self._clock = clock
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The validated token, or ``None`` (the caller answers 401 ``invalid_token``)."""
+        try:
+            claims = await self.validate(token)
+        except InvalidToken as exc:
+            logger.info("rejected a bearer token: %s", exc)
+            return None
+        return to_access_token(token, claims, self.settings)
+
+    async def validate(self, token: str) -> dict[str, Any]:
+        """The token's claims after every check of the profile; else ``InvalidToken``."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("token too long")
+        kid = read_kid(token)
+        key = await self.keys.get_key(kid)
+        if key is None:
+            raise InvalidToken(f"no signing key with kid {kid!r}")
+        try:
+            claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
+            claims_registry(self.settings, self._clock).validate(claims)
+        except JoseError as exc:
+            raise InvalidToken(f"{type(exc).__name__}: {exc}") from exc
+        check_client(claims, self.settings)
+        return claims
+
+
+def read_kid(token: str) -> str:
+    """The ``kid`` of a compact JWS signed with RS256 (any other ``alg``, ``none`` too, fails)."""
+    try:
+        header = jws.extract_compact(token.encode("ascii")).headers()
+    except (JoseError, ValueError, UnicodeError) as exc:
+        raise InvalidToken("not a compact JWS") from exc
+    if header.get("alg") != ALGORITHM:
+        raise InvalidToken(f"alg {header.get('alg')!r} is not allowed")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidToken("no kid in the token header")
+    return kid
+
+
+def claims_registry(settings: ResourceSettings, clock: Callable[[], int]) -> JWTClaimsRegistry:
+    """The claim rules of the profile; joserfc checks ``exp``/``nbf``/``iat`` with the leeway."""
+    options: dict[str, ClaimsOption] = {
+        "iss": {"essential": True, "value": settings.issuer},
+        "exp": {"essential": True},
+        "sub": {"essential": True},
+        "aud": {"essential": settings.profile == "oidc", "value": settings.resource_id},
+    }
+    if settings.profile == "cognito":
+        options["token_use"] = {"essential": True, "value": "access"}
+        options["scope"] = {"essential": True}
+        options["client_id"] = {"essential": True}
+    return JWTClaimsRegistry(now=clock, leeway=settings.clock_skew, **options)
+
+
+def check_client(claims: dict[str, Any], settings: ResourceSettings) -> None:
+    """``client_id`` (Cognito) or ``azp`` (OIDC) must be an allowlisted client when present."""
+    for name in ("client_id", "azp"):
+        value = claims.get(name)
+        if value is not None and value not in settings.client_ids:
+            raise InvalidToken(f"{name} is not an allowed client")
+
+
+def token_scopes(claims: dict[str, Any]) -> list[str]:
+    """``scope`` (RFC 9068 §2.2.3, space-separated) or a ``scp`` list, as a list."""
+    value = claims.get("scope", claims.get("scp"))
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [s for s in value if isinstance(s, str)]
+    return []
+
+
+def to_access_token(token: str, claims: dict[str, Any], settings: ResourceSettings) -> AccessToken:
+    client_id = claims.get("client_id", claims.get("azp"))
+    return AccessToken(
+        token=token,
+        client_id=client_id if isinstance(client_id, str) else "",
+        scopes=token_scopes(claims),
+        expires_at=int(claims["exp"]),
+        resource=settings.resource_id if "aud" in claims else None,
+        subject=claims.get("sub"),
+        claims=claims,
+    )
