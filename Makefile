@@ -38,6 +38,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	@# The tray's GTK backend needs PyGObject, which builds against Debian's GLib (sysdeps).
+	if [ "$$(uname -s)" = Linux ] && pkg-config --exists gobject-introspection-1.0 cairo; then \
+	  $(PY) -m pip install --quiet -e '.[test,linux-tray]'; fi
 	touch $(STAMP)
 
 conformance-tools:  ## Node 22 and the pinned MCP conformance harness, under .cache/

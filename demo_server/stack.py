@@ -1,7 +1,125 @@
-"""Run the local authorization server and the demo MCP server, wired to each other."""
+"""Run the local authorization server and the demo MCP server, wired to each other.
+
+The authorization server's issuer is http://127.0.0.1:<idp-port>/<pool-id>; the MCP server at
+http://127.0.0.1:<port>/mcp trusts that issuer and the demo-broker client, and the authorization
+server knows the MCP server as a resource server with the scopes <url>/tools and <url>/admin.
+Both bind 127.0.0.1 only. Ctrl-C stops both.
+"""
+
+from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+from demo_server import idp, resource
+from demo_server.idp.settings import DEFAULT_POOL_ID, IdpSettings, ResourceServerConfig
+from demo_server.resource.settings import ResourceSettings
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    idp_port: int = 9000
+    port: int = 8000
+    pool_id: str = DEFAULT_POOL_ID
+    access_token_ttl: int = 3600
+    refresh_token_rotation: bool = False
+    advertise_pkce: bool = False
+    auto_login: str | None = None
+    demo_password: str | None = None
+
+
+@dataclass
+class RunningStack:
+    idp: idp.RunningIdp
+    server: resource.RunningResourceServer
+
+    def close(self) -> None:
+        self.server.close()
+        self.idp.close()
+
+
+@contextlib.contextmanager
+def running(settings: StackSettings) -> Iterator[RunningStack]:
+    """Start both servers (the MCP server knows its URL only once bound) and stop them after."""
+    mcp_url = f"http://127.0.0.1:{settings.port}/mcp"
+    idp_settings = IdpSettings(
+        port=settings.idp_port,
+        pool_id=settings.pool_id,
+        access_token_ttl=settings.access_token_ttl,
+        refresh_token_rotation=settings.refresh_token_rotation,
+        rotation_grace_seconds=30 if settings.refresh_token_rotation else 0,
+        advertise_pkce=settings.advertise_pkce,
+        auto_login=settings.auto_login,
+        demo_password=settings.demo_password,
+        resource_servers=(ResourceServerConfig(mcp_url),),
+    )
+    running_idp = idp.start(idp_settings)
+    try:
+        server = resource.start(ResourceSettings(port=settings.port, issuer=running_idp.issuer))
+    except BaseException:
+        running_idp.close()
+        raise
+    stack = RunningStack(running_idp, server)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def describe(stack: RunningStack, out: TextIO) -> None:
+    print(
+        f"Authorization server  {stack.idp.issuer}\n"
+        f"  discovery           {stack.idp.issuer}/.well-known/openid-configuration\n"
+        f"  client id           demo-broker (public, PKCE)\n"
+        f"  sign in as          demo / {stack.idp.demo_password}\n"
+        f"Demo MCP server       {stack.server.url}\n"
+        f"Press Ctrl-C to stop.",
+        file=out,
+        flush=True,
+    )
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults(run=lambda args: 0)
+    add = parser.add_argument
+    add("--idp-port", type=int, default=9000, help="authorization server port (9000)")
+    add("--port", type=int, default=8000, help="MCP server port (8000)")
+    add("--pool-id", default=DEFAULT_POOL_ID, help=f"pool id in the issuer ({DEFAULT_POOL_ID})")
+    add("--access-token-ttl", type=int, default=3600, metavar="SECONDS", help="(3600)")
+    add("--refresh-token-rotation", action="store_true", help="rotate refresh tokens")
+    add("--advertise-pkce", action="store_true", help="advertise S256 (Cognito does not)")
+    add("--auto-login", metavar="USER", help="DEV ONLY: skip the login form, sign in as USER")
+    add("--demo-password", help="the demo user's password (default: random, printed)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.port <= 0 or args.idp_port <= 0:
+        # Each server must know the other's URL before either binds: no ephemeral ports here.
+        print("mcp-demo-server stack: --port and --idp-port must be fixed ports", file=sys.stderr)
+        return 2
+    settings = StackSettings(
+        idp_port=args.idp_port,
+        port=args.port,
+        pool_id=args.pool_id,
+        access_token_ttl=args.access_token_ttl,
+        refresh_token_rotation=args.refresh_token_rotation,
+        advertise_pkce=args.advertise_pkce,
+        auto_login=args.auto_login,
+        demo_password=args.demo_password,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with running(settings) as stack:
+            describe(stack, sys.stdout)
+            stop.wait()
+    except OSError as exc:
+        print(f"mcp-demo-server stack: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,7 +1,63 @@
-"""placeholder: being built."""
+"""``mcp-demo-server idp``: a local authorization server that behaves like an AWS Cognito user pool.
 
-import argparse
+It serves the pool's OpenID discovery document only at
+``<issuer>/.well-known/openid-configuration`` (issuer ``http://HOST:PORT/<pool id>``, default
+``http://127.0.0.1:9000/us-east-1_Demo00001``), its keys at ``<issuer>/.well-known/jwks.json``,
+and the hosted-UI endpoints ``/oauth2/authorize``, ``/oauth2/token``, ``/oauth2/revoke``,
+``/oauth2/userInfo``, ``/login`` and ``/logout`` on ``http://HOST:PORT``. Like Cognito it does
+not advertise PKCE (``--advertise-pkce`` does), refuses ``plain``, matches callback URLs exactly,
+issues RS256 access tokens without ``aud`` unless ``resource`` names a resource server, and
+returns no new refresh token unless ``--refresh-token-rotation``.
 
+Seeds: the public app client ``demo-broker`` (callbacks ``http://localhost:P/callback`` and
+``http://127.0.0.1:P/callback`` for P = 53682, 53683, 53684), a resource server per
+``--resource-server`` (default ``http://127.0.0.1:8000/mcp``, scopes ``<id>/tools`` and
+``<id>/admin``), and the user ``demo`` (demo@example.com, group ``demo-users``) whose password is
+random per start unless ``--demo-password`` is given; it is printed at start-up.
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults(run=lambda args: 0)
+Config file (``--config``; TOML, or JSON when the name ends in .json)::
+
+    [[users]]
+    username = "alice"
+    password = "correct horse"        # or password_hash = "scrypt:..." (werkzeug.security)
+    email = "alice@example.com"
+    groups = ["admins"]
+
+    [[clients]]
+    client_id = "my-app"
+    client_secret = "s3cret"          # optional: makes a confidential client
+    callback_urls = ["http://127.0.0.1:8080/callback"]
+    logout_urls = ["http://127.0.0.1:8080/"]
+    allowed_scopes = ["openid", "email", "http://127.0.0.1:8000/mcp/tools"]
+    allowed_flows = ["code", "refresh_token"]
+
+    [[resource_servers]]
+    identifier = "http://127.0.0.1:8001/mcp"
+    scopes = ["tools", "admin"]
+
+    [keys]                            # optional PEM private keys, relative to the file
+    access_key_pem = "access.pem"
+    id_key_pem = "id.pem"
+"""
+
+from demo_server.idp.app import create_app
+from demo_server.idp.command import configure_parser, run
+from demo_server.idp.running import RunningIdp, start
+from demo_server.idp.settings import (
+    ClientConfig,
+    IdpSettings,
+    ResourceServerConfig,
+    UserConfig,
+)
+
+__all__ = [
+    "ClientConfig",
+    "IdpSettings",
+    "ResourceServerConfig",
+    "RunningIdp",
+    "UserConfig",
+    "configure_parser",
+    "create_app",
+    "run",
+    "start",
+]

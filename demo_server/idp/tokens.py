@@ -1,0 +1,174 @@
+"""Cognito-shaped tokens: RS256 JWT access and ID tokens (RFC 7519), opaque refresh tokens.
+
+Access token claims: ``sub, iss, client_id, origin_jti, token_use="access", scope, auth_time, exp,
+iat, jti, username, cognito:groups, version`` and ``aud`` only when the grant is bound to a
+resource (RFC 8707). ID token (only with ``openid``): ``aud`` = client id, ``token_use="id"``,
+``cognito:username``, ``email``, ``at_hash`` (OpenID Connect Core §3.1.3.6) and ``nonce``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+
+from demo_server.idp.keys import SigningKeys
+from demo_server.idp.models import Client, RefreshTokenRecord, User
+from demo_server.idp.store import Store
+
+ALGORITHMS = ["RS256"]
+COGNITO_TOKEN_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token response is issued for: one sign-in of one user to one client."""
+
+    client: Client
+    user: User
+    scope: str
+    auth_time: int
+    origin_jti: str
+    resource: str | None = None
+    nonce: str | None = None
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.scope.split()
+
+
+def at_hash(access_token: str) -> str:
+    """Left half of SHA-256 of the access token, base64url (OpenID Connect Core §3.1.3.6)."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+
+
+def new_origin_jti() -> str:
+    return str(uuid.uuid4())
+
+
+class TokenIssuer:
+    """Mints and checks the tokens of one pool."""
+
+    def __init__(
+        self,
+        issuer: str,
+        keys: SigningKeys,
+        store: Store,
+        ttls: tuple[int, int, int],
+        clock: Callable[[], float],
+    ) -> None:
+        self.issuer = issuer
+        self.keys = keys
+        self.store = store
+        self.access_ttl, self.id_ttl, self.refresh_ttl = ttls
+        self.clock = clock
+
+    def token_response(self, grant: Grant, include_refresh_token: bool) -> dict[str, Any]:
+        """The token endpoint's JSON body (RFC 6749 §5.1), as Cognito shapes it."""
+        access_token = self._sign(self.access_claims(grant), self.keys.access)
+        body: dict[str, Any] = {"access_token": access_token}
+        if "openid" in grant.scopes:
+            body["id_token"] = self._sign(self.id_claims(grant, access_token), self.keys.id)
+        if include_refresh_token:
+            body["refresh_token"] = self.new_refresh_token(grant)
+        body.update({"token_type": "Bearer", "expires_in": self.access_ttl})
+        return body
+
+    def access_claims(self, grant: Grant) -> dict[str, Any]:
+        now = int(self.clock())
+        claims: dict[str, Any] = {
+            "sub": grant.user.sub,
+            "iss": self.issuer,
+            "client_id": grant.client.client_id,
+            "origin_jti": grant.origin_jti,
+            "token_use": "access",
+            "scope": grant.scope,
+            "auth_time": grant.auth_time,
+            "exp": now + self.access_ttl,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            "username": grant.user.username,
+            "version": COGNITO_TOKEN_VERSION,
+        }
+        if grant.user.groups:
+            claims["cognito:groups"] = list(grant.user.groups)
+        if grant.resource is not None:
+            claims["aud"] = grant.resource
+        return claims
+
+    def id_claims(self, grant: Grant, access_token: str) -> dict[str, Any]:
+        now = int(self.clock())
+        claims: dict[str, Any] = {
+            "at_hash": at_hash(access_token),
+            "sub": grant.user.sub,
+            "iss": self.issuer,
+            "cognito:username": grant.user.username,
+            "origin_jti": grant.origin_jti,
+            "aud": grant.client.client_id,
+            "token_use": "id",
+            "auth_time": grant.auth_time,
+            "exp": now + self.id_ttl,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+        }
+        if grant.user.groups:
+            claims["cognito:groups"] = list(grant.user.groups)
+        if grant.user.email:
+            claims.update({"email": grant.user.email, "email_verified": True})
+        if grant.nonce:
+            claims["nonce"] = grant.nonce
+        return claims
+
+    def new_refresh_token(self, grant: Grant) -> str:
+        token = secrets.token_urlsafe(64)
+        record = RefreshTokenRecord(
+            client_id=grant.client.client_id,
+            username=grant.user.username,
+            scope=grant.scope,
+            auth_time=grant.auth_time,
+            origin_jti=grant.origin_jti,
+            resource=grant.resource,
+            expires_at=self.clock() + self.refresh_ttl,
+        )
+        self.store.save_refresh(token, record)
+        return token
+
+    def verify_access_token(self, token: str) -> dict[str, Any] | None:
+        """Claims of a current, unrevoked access token of this pool, else None."""
+        claims = self._verified_claims(token, self.keys.access)
+        if claims is None or claims.get("token_use") != "access":
+            return None
+        if claims.get("iss") != self.issuer or not isinstance(claims.get("exp"), int):
+            return None
+        if claims["exp"] <= self.clock():
+            return None
+        if self.store.is_origin_revoked(str(claims.get("origin_jti"))):
+            return None
+        return claims
+
+    def is_own_jwt(self, token: str) -> bool:
+        """Whether the token is an access or ID token signed by this pool (expired or not)."""
+        return any(
+            self._verified_claims(token, key) is not None
+            for key in (self.keys.access, self.keys.id)
+        )
+
+    def _sign(self, claims: dict[str, Any], key: RSAKey) -> str:
+        header = {"alg": "RS256", "kid": key.kid}
+        return jwt.encode(header, claims, key, algorithms=ALGORITHMS, default_type=None)
+
+    @staticmethod
+    def _verified_claims(token: str, key: RSAKey) -> dict[str, Any] | None:
+        try:
+            return dict(jwt.decode(token, key, algorithms=ALGORITHMS).claims)
+        except (JoseError, ValueError, TypeError, UnicodeError):
+            return None
