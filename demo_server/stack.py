@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from demo_server import idp, resource
+from demo_server.idp.command import announce
 from demo_server.idp.settings import DEFAULT_POOL_ID, IdpSettings, ResourceServerConfig
 from demo_server.resource.settings import ResourceSettings
 
@@ -73,16 +74,8 @@ def running(settings: StackSettings) -> Iterator[RunningStack]:
 
 
 def describe(stack: RunningStack, out: TextIO) -> None:
-    print(
-        f"Authorization server  {stack.idp.issuer}\n"
-        f"  discovery           {stack.idp.issuer}/.well-known/openid-configuration\n"
-        f"  client id           demo-broker (public, PKCE)\n"
-        f"  sign in as          demo / {stack.idp.demo_password}\n"
-        f"Demo MCP server       {stack.server.url}\n"
-        f"Press Ctrl-C to stop.",
-        file=out,
-        flush=True,
-    )
+    announce(stack.idp)
+    print(f"Demo MCP server: {stack.server.url}\nPress Ctrl-C to stop.", file=out, flush=True)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,6 @@
-"""``python -m demo_server idp`` as a real process, signed in to through its form in Chromium."""
+"""``mcp-demo-server stack`` as a real process: sign in through the real /login form in Chromium,
+exchange the code with PKCE, and use the access token on the demo MCP server through the mcp SDK
+client; a refreshed token works there too, and a revoked refresh token is refused."""
 
 from __future__ import annotations
 
@@ -15,30 +17,25 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.support.browser import chromium_page
-from tests.support.idp_flow import (
-    CALLBACK,
-    DEMO_CLIENT,
-    MCP_RESOURCE,
-    authorize_params,
-    pkce_pair,
-    single,
-)
+from tests.support.idp_flow import CALLBACK, DEMO_CLIENT, authorize_params, pkce_pair, single
 from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.resource_server import call_tool
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def idp_process(artifacts_dir: Path) -> Iterator[tuple[ServerProcess, str, str]]:
-    """The idp on a free port, with a random demo password that it prints."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+def stack_process(artifacts_dir: Path) -> Iterator[tuple[ServerProcess, str, str, str]]:
+    """The stack on free ports, with a random demo password that it prints."""
+    idp_port, mcp_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{idp_port}"
     issuer = f"{base}/us-east-1_Demo00001"
-    args = demo_server_cmd("idp", "--port", str(port), "--refresh-token-rotation")
-    with ServerProcess(
-        args, f"{issuer}/.well-known/openid-configuration", artifacts_dir / "idp-browser.log"
-    ) as proc:
-        yield proc, base, issuer
+    mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
+    args = demo_server_cmd(
+        "stack", f"--idp-port={idp_port}", f"--port={mcp_port}", "--refresh-token-rotation"
+    )
+    with ServerProcess(args, f"{mcp_url}/", artifacts_dir / "stack-browser.log") as proc:
+        yield proc, base, issuer, mcp_url
     assert proc.proc is not None and proc.proc.returncode == 0, proc.log()
 
 
@@ -76,15 +73,21 @@ def sign_in_with_chromium(authorize_url: str, password: str, artifacts_dir: Path
     return caught[0]
 
 
-def test_browser_sign_in_code_exchange_refresh_and_revoke(
-    idp_process: tuple[ServerProcess, str, str], artifacts_dir: Path
+def whoami(mcp_url: str, access_token: str) -> dict[str, Any]:
+    result = call_tool(mcp_url, access_token, "whoami")
+    assert not result.is_error, result
+    who = result.structured_content
+    assert isinstance(who, dict), result
+    return who
+
+
+def test_browser_sign_in_then_whoami_refresh_and_revoke(
+    stack_process: tuple[ServerProcess, str, str, str], artifacts_dir: Path
 ) -> None:
-    proc, base, issuer = idp_process
+    proc, base, issuer, mcp_url = stack_process
     doc = httpx2.get(f"{issuer}/.well-known/openid-configuration").json()
     verifier, challenge = pkce_pair()
-    params = authorize_params(
-        challenge, resource=MCP_RESOURCE, scope=f"openid {MCP_RESOURCE}/tools"
-    )
+    params = authorize_params(challenge, resource=mcp_url, scope=f"openid {mcp_url}/tools")
     callback = sign_in_with_chromium(
         f"{doc['authorization_endpoint']}?{urlencode(params)}",
         printed_password(proc),
@@ -100,15 +103,16 @@ def test_browser_sign_in_code_exchange_refresh_and_revoke(
                 "code": single(callback, "code"),
                 "redirect_uri": CALLBACK,
                 "code_verifier": verifier,
-                "resource": MCP_RESOURCE,
+                "resource": mcp_url,
             },
         )
         assert tokens.status_code == 200, tokens.text
         body = tokens.json()
         keyset = KeySet.import_key_set(http.get(doc["jwks_uri"]).json())
         claims = jwt.decode(body["access_token"], keyset, algorithms=["RS256"]).claims
-        assert claims["iss"] == issuer and claims["aud"] == MCP_RESOURCE
-        assert claims["scope"] == f"openid {MCP_RESOURCE}/tools"
+        assert claims["iss"] == issuer and claims["aud"] == mcp_url
+        assert claims["scope"] == f"openid {mcp_url}/tools"
+        assert whoami(mcp_url, body["access_token"])["username"] == "demo"
 
         refresh = {"grant_type": "refresh_token", "client_id": DEMO_CLIENT}
         refreshed = http.post(
@@ -117,6 +121,9 @@ def test_browser_sign_in_code_exchange_refresh_and_revoke(
         assert refreshed.status_code == 200, refreshed.text
         rotated = refreshed.json()["refresh_token"]
         assert rotated != body["refresh_token"]
+        new_access = refreshed.json()["access_token"]
+        assert new_access != body["access_token"]
+        assert whoami(mcp_url, new_access)["username"] == "demo"
 
         revoked = http.post("/oauth2/revoke", data={"token": rotated, "client_id": DEMO_CLIENT})
         assert revoked.status_code == 200 and revoked.content == b""
