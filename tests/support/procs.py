@@ -42,7 +42,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv from tests
+        self.proc = subprocess.Popen(
             self.args,
             stdout=log,
             stderr=subprocess.STDOUT,
