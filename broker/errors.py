@@ -17,6 +17,8 @@ BrokerError
 │   ├── InteractionRequired  the user must sign in (exit code 4)
 │   │   ├── SignInTimeout        nobody completed the sign-in in time
 │   │   └── SignInCancelled      the sign-in was cancelled
+│   ├── ClientNotAllowed     a local API client may not have this server's token
+│   │   └── ConsentRequired      the user has not (yet) allowed this client this server
 │   ├── ClientRegistrationRequired  no client id and no way to register one
 │   ├── RegistrationFailed       dynamic client registration was refused (RFC 7591)
 │   ├── CallbackPortUnavailable  none of the redirect URI ports could be bound
@@ -25,8 +27,13 @@ BrokerError
 │   ├── TokenRequestFailed       the token endpoint refused (RFC 6749 §5.2)
 │   │   └── InvalidGrant             code or refresh token no longer valid
 │   └── InsufficientScope        still 403 after one step-up (RFC 6750 §3.1)
+├── LocalApiError            the local token API refused a request for another reason
+├── AlreadyRunning           another broker already runs for this user (SECURITY #32)
+├── TrayUnavailable          no tray icon can be shown here (the broker runs headless)
 └── ServerUnreachable        a server could not be reached (exit code 5)
-    └── ResponseLimitExceeded    a response was too big or too slow (SECURITY #39)
+    ├── ResponseLimitExceeded    a response was too big or too slow (SECURITY #39)
+    └── BrokerNotRunning         no running broker answers at the published endpoint
+        └── StaleEndpoint            endpoint.json names a port held by something else (#17)
 """
 
 from __future__ import annotations
@@ -137,6 +144,18 @@ class CallbackRejected(AuthorizationError):
     error = "invalid_request"
 
 
+class ClientNotAllowed(AuthorizationError):
+    """The local API refused this client this server (its allowlist, or the user said no)."""
+
+    error = "access_denied"
+
+
+class ConsentRequired(ClientNotAllowed):
+    """The user has not yet allowed this client this server; they are being asked."""
+
+    error = "consent_required"
+
+
 class AuthorizationDenied(AuthorizationError):
     """The authorization server redirected back with ``error`` (RFC 6749 §4.1.2.1)."""
 
@@ -173,3 +192,33 @@ class ServerUnreachable(BrokerError):
 
 class ResponseLimitExceeded(ServerUnreachable):
     """A metadata or token response was larger or slower than the broker allows."""
+
+
+class BrokerNotRunning(ServerUnreachable):
+    """No broker is running, or it did not answer at the URL in ``endpoint.json``."""
+
+
+class StaleEndpoint(BrokerNotRunning):
+    """``endpoint.json`` names a port whose listener cannot prove it knows the secret (#17).
+
+    The secret was not sent.
+    """
+
+
+class LocalApiError(BrokerError):
+    """The local token API answered with an error not covered by a more specific class."""
+
+    def __init__(self, message: str, error: str = "", status_code: int = 0) -> None:
+        super().__init__(message)
+        self.error = error
+        self.status_code = status_code
+
+
+class AlreadyRunning(BrokerError):
+    """Another broker process holds this user's instance lock; the message names it (#32)."""
+
+    exit_code = 6
+
+
+class TrayUnavailable(BrokerError):
+    """No display, no session bus or no working tray backend; the message says which."""

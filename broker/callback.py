@@ -1,0 +1,204 @@
+"""The loopback listener that receives the authorization response (RFC 8252 §7.3, §8.3).
+
+It binds 127.0.0.1 directly on the port that goes into the redirect URI (no pick-then-close),
+trying the given ports in order (an empty list means an ephemeral port), answers stray requests
+(``/favicon.ico``, other paths, a wrong or missing ``state``) without ending the wait, shows a
+short page whose text is escaped, and frees the port when closed (SECURITY #33, #34, #40, #43).
+"""
+
+from __future__ import annotations
+
+import html
+import http.server
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+from broker.errors import (
+    AuthorizationError,
+    BrokerError,
+    CallbackPortUnavailable,
+    SignInCancelled,
+    SignInTimeout,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+HOST = "127.0.0.1"
+CALLBACK_PATH = "/callback"
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mcp-oauth-broker</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;color:#222}}
+h1{{font-size:1.4em}}</style></head>
+<body><h1>{title}</h1><p>{message}</p></body></html>
+"""
+
+
+def safe_text(text: str, limit: int = 500) -> str:
+    """Text fit for an HTML page or a terminal: control characters dropped, markup escaped."""
+    printable = "".join(ch for ch in text[:limit] if ch.isprintable())
+    return html.escape(printable, quote=True)
+
+
+def render_page(title: str, message: str) -> bytes:
+    return _PAGE.format(title=safe_text(title), message=safe_text(message)).encode()
+
+
+class _Server(http.server.ThreadingHTTPServer, Generic[T]):
+    daemon_threads = True
+    block_on_close = False
+    # POSIX SO_REUSEADDR only skips TIME_WAIT; it never lets two sockets listen on one port.
+    # On Windows it would, so there the socket asks for exclusive use instead (SECURITY #15).
+    allow_reuse_address = os.name != "nt"
+
+    def server_bind(self) -> None:
+        if os.name == "nt":
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+        super().server_bind()
+
+    listener: CallbackListener[T]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server[Any]
+    timeout = 10
+    server_version = "mcp-oauth-broker"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        status, page = self.server.listener._handle(self.path)
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The default logs the request line, whose query holds the code and state.
+        logger.debug("callback listener answered a request")
+
+
+class CallbackListener(Generic[T]):
+    """One sign-in's listener. ``accept`` tells our response from strays; ``judge`` turns it into
+    a result or raises a :class:`BrokerError` whose message is shown (escaped) on the page."""
+
+    def __init__(self, server: _Server[T], path: str = CALLBACK_PATH) -> None:
+        self._server = server
+        self._path = path
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._result: T | None = None
+        self._error: BaseException | None = None
+        self._accept: Callable[[Mapping[str, str]], bool] = lambda params: False
+        self._judge: Callable[[Mapping[str, str]], T] | None = None
+        server.listener = self
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def bind(cls, ports: Sequence[int] = (), path: str = CALLBACK_PATH) -> CallbackListener[T]:
+        """Listen on the first free port of ``ports`` (or an ephemeral one when empty)."""
+        busy: list[int] = []
+        for port in ports or (0,):
+            try:
+                server: _Server[T] = _Server((HOST, port), _Handler)
+            except OSError:
+                busy.append(port)
+                logger.info("callback port %s is busy, trying the next one", port)
+                continue
+            return cls(server, path)
+        raise CallbackPortUnavailable(
+            "every callback port is in use ("
+            + ", ".join(map(str, busy))
+            + "): close the program holding it and sign in again"
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://{HOST}:{self.port}{self._path}"
+
+    def expect(
+        self, accept: Callable[[Mapping[str, str]], bool], judge: Callable[[Mapping[str, str]], T]
+    ) -> None:
+        with self._lock:
+            self._accept, self._judge = accept, judge
+
+    def wait(self, timeout: float) -> T:
+        """The judged result; raises the judge's error, :class:`SignInTimeout` or cancel's error."""
+        if not self._done.wait(timeout):
+            self._finish(None, SignInTimeout("the sign-in was not completed in time"))
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            assert self._result is not None
+            return self._result
+
+    def cancel(self) -> None:
+        self._finish(None, SignInCancelled("the sign-in was cancelled"))
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> CallbackListener[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _finish(self, result: T | None, error: BaseException | None) -> bool:
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._result, self._error = result, error
+            self._done.set()
+            return True
+
+    def _handle(self, target: str) -> tuple[int, bytes]:
+        parts = urlsplit(target)
+        if parts.path != self._path:
+            return 404, render_page("Not found", "Nothing to see here.")
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            params.setdefault(key, value)
+        with self._lock:
+            accept, judge = self._accept, self._judge
+        if judge is None or not accept(params):
+            return 400, render_page(
+                "Not a sign-in in progress",
+                "This link does not belong to the sign-in the broker is waiting for.",
+            )
+        if self._done.is_set():
+            return 409, render_page("Already done", "This sign-in has already finished.")
+        try:
+            result = judge(params)
+        except BrokerError as exc:
+            self._finish(None, exc)
+            return 400, render_page("Sign-in failed", str(exc))
+        except Exception:
+            logger.exception("judging the sign-in response failed")
+            self._finish(None, AuthorizationError("the sign-in response could not be handled"))
+            return 500, render_page("Sign-in failed", "The sign-in response could not be handled.")
+        self._finish(result, None)
+        return 200, render_page(
+            "Signed in", "You are signed in. You can close this tab and return to your MCP client."
+        )

@@ -1,0 +1,104 @@
+"""Discovery over the network: the HTTP edge for :mod:`broker.oauth.discovery`.
+
+Every metadata, registration and token response goes through :class:`LimitedSender`, which
+never follows redirects and aborts a response that is larger than ``max_bytes`` or takes longer
+than ``total_seconds`` in all, however slowly it trickles in (SECURITY #39).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx2
+
+from broker.errors import ResponseLimitExceeded, ServerUnreachable
+from broker.oauth import discovery as steps
+from broker.oauth.discovery import Discovered
+from broker.oauth.www_authenticate import BearerChallenge
+
+logger = logging.getLogger(__name__)
+
+Sender = Callable[[httpx2.Request], httpx2.Response]
+
+_DROP_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_bytes: int = 256 * 1024
+    total_seconds: float = 20.0
+    connect_seconds: float = 10.0
+
+
+class LimitedSender:
+    """Send one request and read its whole body within the limits; a closable callable."""
+
+    def __init__(self, client: httpx2.Client | None = None, limits: HttpLimits | None = None):
+        self.limits = limits or HttpLimits()
+        self._own = client is None
+        self._client = client or httpx2.Client(follow_redirects=False)
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        limits = self.limits
+        deadline = time.monotonic() + limits.total_seconds
+        request.extensions["timeout"] = httpx2.Timeout(
+            limits.total_seconds, connect=min(limits.connect_seconds, limits.total_seconds)
+        ).as_dict()
+        try:
+            response = self._client.send(request, stream=True, follow_redirects=False)
+        except httpx2.TimeoutException as exc:
+            raise ResponseLimitExceeded(f"{_where(request)} did not answer in time") from exc
+        except httpx2.TransportError as exc:
+            raise ServerUnreachable(f"{_where(request)} could not be reached") from exc
+        try:
+            body = _read_limited(response, request, limits.max_bytes, deadline)
+        finally:
+            response.close()
+        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _DROP_HEADERS]
+        return httpx2.Response(response.status_code, headers=headers, content=body, request=request)
+
+    def close(self) -> None:
+        if self._own:
+            self._client.close()
+
+
+def _where(request: httpx2.Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc.decode()}{request.url.path}"
+
+
+def _read_limited(
+    response: httpx2.Response, request: httpx2.Request, max_bytes: int, deadline: float
+) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ResponseLimitExceeded(f"{_where(request)} sent more than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseLimitExceeded(f"{_where(request)} sent more than {max_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise ResponseLimitExceeded(f"{_where(request)} took too long to answer")
+            chunks.append(chunk)
+    except httpx2.TimeoutException as exc:
+        raise ResponseLimitExceeded(f"{_where(request)} took too long to answer") from exc
+    except httpx2.TransportError as exc:
+        raise ServerUnreachable(f"{_where(request)} broke off its answer") from exc
+    return b"".join(chunks)
+
+
+def discover(
+    server_url: str,
+    send: Sender,
+    challenge: BearerChallenge | None = None,
+    profile: str | None = None,
+) -> Discovered:
+    """PRM, then authorization server metadata, for ``server_url`` (see :mod:`broker.oauth`)."""
+    found = steps.drive(steps.discover(server_url, challenge, profile), send)
+    logger.info("%s signs in at %s", found.server_url, found.issuer)
+    return found

@@ -1,0 +1,248 @@
+"""Signing in: Authorization Code + PKCE in the system browser, one sign-in at a time.
+
+:class:`SignIn` binds the loopback listener, gets a client identity (pre-registered, Client ID
+Metadata Document or Dynamic Client Registration), opens the authorization URL with ``opener``
+(``webbrowser.open``, so ``$BROWSER`` chooses the browser; tests inject an authorizer), waits
+for the response, checks it (:mod:`broker.oauth.callback_params`) and redeems the code. Callers
+asking for the same (issuer, resource) while a sign-in runs share its outcome (SECURITY #42).
+It also refreshes tokens (RFC 6749 §6) for whoever schedules refreshes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import webbrowser
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from broker.callback import CallbackListener
+from broker.discovery import Sender
+from broker.errors import AuthorizationError, ClientRegistrationRequired
+from broker.oauth.as_metadata import AuthServer
+from broker.oauth.authorize import AuthorizationRequest, build_authorization_request
+from broker.oauth.callback_params import authorization_code, is_our_callback
+from broker.oauth.discovery import Discovered
+from broker.oauth.registration import (
+    ClientCredentials,
+    Registration,
+    build_registration_request,
+    choose_registration,
+    handle_registration_response,
+    metadata_document_client,
+)
+from broker.oauth.token_request import (
+    build_refresh_request,
+    build_token_request,
+    handle_token_response,
+)
+from broker.store.base import TokenStore
+from broker.tokens import TokenKey, TokenSet
+
+logger = logging.getLogger(__name__)
+
+Opener = Callable[[str], object]
+
+DEFAULT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class SignInOptions:
+    """Per-server sign-in settings (from configuration)."""
+
+    #: Provider profile name (``cognito``); None picks one from the issuer.
+    profile: str | None = None
+    #: Send the RFC 8707 ``resource`` parameter (off for authorization servers that reject it).
+    send_resource: bool = True
+    #: Callback ports to try in order; None uses the provider profile's (or an ephemeral port).
+    callback_ports: tuple[int, ...] | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+
+class ClientRegistry:
+    """Client identities by issuer: configured (pre-registered) ones and those the broker
+    registered itself. A credential is only ever used with the issuer it is bound to."""
+
+    def __init__(
+        self,
+        preregistered: Iterable[ClientCredentials] = (),
+        client_metadata_url: str | None = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._preregistered = {c.issuer: c for c in preregistered}
+        self._registered: dict[str, ClientCredentials] = {}
+        self.client_metadata_url = client_metadata_url
+
+    def add_preregistered(self, client: ClientCredentials) -> None:
+        with self._lock:
+            self._preregistered[client.issuer] = client
+
+    def preregistered(self, issuer: str) -> ClientCredentials | None:
+        with self._lock:
+            return self._preregistered.get(issuer)
+
+    def registered(self, issuer: str) -> ClientCredentials | None:
+        with self._lock:
+            return self._registered.get(issuer)
+
+    def remember(self, client: ClientCredentials) -> None:
+        with self._lock:
+            self._registered[client.issuer] = client
+
+    def find(self, issuer: str, client_id: str) -> ClientCredentials | None:
+        for client in (self.preregistered(issuer), self.registered(issuer)):
+            if client is not None and client.client_id == client_id:
+                return client
+        if client_id == self.client_metadata_url:
+            return metadata_document_client(client_id, issuer)
+        return None
+
+
+class SignIn:
+    def __init__(
+        self,
+        send: Sender,
+        clients: ClientRegistry,
+        opener: Opener = webbrowser.open,
+        store: TokenStore | None = None,
+    ) -> None:
+        self._send = send
+        self._clients = clients
+        self._opener = opener
+        self._store = store
+        self._lock = threading.Lock()
+        self._flights: dict[tuple[str, str], _Flight] = {}
+
+    def sign_in(
+        self, found: Discovered, scope: str | None, options: SignInOptions | None = None
+    ) -> TokenSet:
+        """Sign in for ``found``; joins a sign-in already running for the same server."""
+        options = options or SignInOptions()
+        key = (found.issuer, found.resource)
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            logger.info("joining the sign-in already running for %s", found.resource)
+            return flight.future.result()
+        try:
+            tokens = self._run(found, scope, options, flight)
+        except BaseException as exc:
+            flight.future.set_exception(exc)
+            raise
+        else:
+            flight.future.set_result(tokens)
+            return tokens
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+
+    def cancel(self, issuer: str, resource: str) -> bool:
+        """Cancel a running sign-in (tray menu); its waiters get :class:`SignInCancelled`."""
+        with self._lock:
+            flight = self._flights.get((issuer, resource))
+        if flight is None or flight.listener is None:
+            return False
+        flight.listener.cancel()
+        return True
+
+    def refresh(
+        self, found: Discovered, tokens: TokenSet, options: SignInOptions | None = None
+    ) -> TokenSet:
+        """Refresh ``tokens`` (RFC 6749 §6); raises :class:`InvalidGrant` when sign-in is needed."""
+        if tokens.refresh_token is None:
+            raise AuthorizationError("no refresh token: sign in again")
+        key = tokens.key
+        if key.issuer != found.issuer:
+            # A refresh token is only ever shown to the authorization server that issued it.
+            raise AuthorizationError("the server now uses another authorization server: sign in")
+        client = self._clients.find(key.issuer, key.client_id) or ClientCredentials(
+            client_id=key.client_id, issuer=key.issuer
+        )
+        request = build_refresh_request(
+            found.auth_server,
+            client,
+            tokens.refresh_token,
+            key.resource if (options or SignInOptions()).send_resource else None,
+        )
+        fresh = handle_token_response(self._send(request), key, tokens.scope, tokens.refresh_token)
+        self._save(fresh)
+        return fresh
+
+    def _run(
+        self, found: Discovered, scope: str | None, options: SignInOptions, flight: _Flight
+    ) -> TokenSet:
+        server = found.auth_server
+        ports = options.callback_ports
+        listener: CallbackListener[str] = CallbackListener.bind(
+            server.profile.callback_ports if ports is None else ports
+        )
+        flight.listener = listener
+        try:
+            client = self._client_for(server, listener.redirect_uri, scope)
+            request = build_authorization_request(
+                server,
+                client,
+                listener.redirect_uri,
+                scope,
+                found.resource if options.send_resource else None,
+            )
+            listener.expect(
+                lambda p: is_our_callback(p, request), lambda p: authorization_code(p, request)
+            )
+            logger.info("opening the browser to sign in at %s", server.issuer)
+            if self._opener(request.url) is False:
+                raise AuthorizationError("no browser could be opened (set BROWSER)")
+            code = listener.wait(options.timeout)
+        finally:
+            listener.close()
+        return self._redeem(found, request, code)
+
+    def _redeem(self, found: Discovered, request: AuthorizationRequest, code: str) -> TokenSet:
+        key = TokenKey(found.issuer, request.client.client_id, found.resource)
+        token_request = build_token_request(
+            request.server,
+            request.client,
+            code,
+            request.pkce.verifier,
+            request.redirect_uri,
+            request.resource,
+        )
+        tokens = handle_token_response(self._send(token_request), key, request.scope)
+        self._save(tokens)
+        logger.info("signed in to %s at %s", found.resource, found.issuer)
+        return tokens
+
+    def _client_for(
+        self, server: AuthServer, redirect_uri: str, scope: str | None
+    ) -> ClientCredentials:
+        pre = self._clients.preregistered(server.issuer)
+        cimd_url = self._clients.client_metadata_url
+        how = choose_registration(server, pre, cimd_url)
+        if how is Registration.PREREGISTERED and pre is not None:
+            return pre
+        if how is Registration.CIMD and cimd_url is not None:
+            return metadata_document_client(cimd_url, server.issuer)
+        known = self._clients.registered(server.issuer)
+        if known is not None and known.accepts_redirect(redirect_uri):
+            return known
+        if not server.registration_endpoint:
+            raise ClientRegistrationRequired(f"{server.issuer} offers no client registration")
+        logger.info("registering the broker with %s", server.issuer)
+        response = self._send(build_registration_request(server, redirect_uri, scope))
+        client = handle_registration_response(response, server, redirect_uri)
+        self._clients.remember(client)
+        return client
+
+    def _save(self, tokens: TokenSet) -> None:
+        if self._store is not None:
+            self._store.put(tokens)
+
+
+class _Flight:
+    def __init__(self) -> None:
+        self.future: Future[TokenSet] = Future()
+        self.listener: CallbackListener[str] | None = None

@@ -1,0 +1,151 @@
+"""Authorization server metadata: RFC 8414 and OpenID Connect Discovery 1.0.
+
+URL order for an issuer with a path ``/t`` (RFC 8414 §3.1, §5; OIDC Discovery §4):
+``/.well-known/oauth-authorization-server/t``, ``/.well-known/openid-configuration/t``,
+``/t/.well-known/openid-configuration``; without a path: ``oauth-authorization-server`` then
+``openid-configuration``.
+
+A document is used only if its ``issuer`` equals the issuer the URL was built from, character for
+character (RFC 8414 §3.3), it offers PKCE S256 (or a provider profile vouches for it), and its
+endpoints are https or loopback http. The 2025-03-26 MCP revision is served too: without PRM, the
+server's origin is the issuer, and without any metadata ``/authorize``, ``/token`` and
+``/register`` at that origin are used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+from mcp.shared.auth import OAuthMetadata
+from pydantic import ValidationError
+
+from broker.errors import DiscoveryError, IssuerMismatch, PkceNotSupported
+from broker.oauth.endpoints import check_endpoint
+from broker.oauth.providers import ProviderProfile
+
+logger = logging.getLogger(__name__)
+
+OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
+OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+@dataclass(frozen=True)
+class AuthServer:
+    """What the sign-in needs to know about one authorization server."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    profile: ProviderProfile
+    registration_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    scopes_supported: tuple[str, ...] | None = None
+    token_endpoint_auth_methods_supported: tuple[str, ...] | None = None
+    iss_parameter_supported: bool = False
+    client_id_metadata_document_supported: bool = False
+    #: True when no metadata document was found (2025-03-26 endpoint fallback).
+    fallback: bool = False
+
+
+def as_metadata_urls(issuer: str) -> list[str]:
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    if not path:
+        return [origin + OAUTH_WELL_KNOWN, origin + OIDC_WELL_KNOWN]
+    return [
+        f"{origin}{OAUTH_WELL_KNOWN}{path}",
+        f"{origin}{OIDC_WELL_KNOWN}{path}",
+        f"{origin}{path}{OIDC_WELL_KNOWN}",
+    ]
+
+
+def build_as_metadata_request(url: str) -> httpx2.Request:
+    return httpx2.Request("GET", url, headers={"Accept": "application/json"})
+
+
+def handle_as_metadata_response(
+    response: httpx2.Response, issuer: str, profile: ProviderProfile
+) -> AuthServer | None:
+    """A validated server, or None to try the next URL. 5xx and refusals raise."""
+    if response.status_code >= 500:
+        raise DiscoveryError(f"authorization server metadata: HTTP {response.status_code}")
+    if response.status_code != 200:
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    return validate_as_metadata(body, issuer, profile)
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    if not isinstance(value, list):
+        return None
+    return tuple(v for v in value if isinstance(v, str))
+
+
+def _optional_endpoint(body: dict[str, Any], name: str) -> str | None:
+    return None if body.get(name) is None else check_endpoint(body[name], name)
+
+
+def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderProfile) -> AuthServer:
+    if body.get("issuer") != issuer:
+        raise IssuerMismatch(
+            f"authorization server metadata names issuer {str(body.get('issuer'))[:200]!r}, "
+            f"expected {issuer!r}"
+        )
+    methods = _strings(body.get("code_challenge_methods_supported"))
+    if methods is None and not profile.pkce_s256_implied:
+        raise PkceNotSupported(
+            f"{issuer} does not advertise PKCE (code_challenge_methods_supported); "
+            "refusing to sign in"
+        )
+    if methods is not None and "S256" not in methods:
+        raise PkceNotSupported(f"{issuer} does not support PKCE S256; refusing to sign in")
+    authorization_endpoint = check_endpoint(
+        body.get("authorization_endpoint"), "authorization_endpoint"
+    )
+    token_endpoint = check_endpoint(body.get("token_endpoint"), "token_endpoint")
+    registration_endpoint = _optional_endpoint(body, "registration_endpoint")
+    revocation_endpoint = _optional_endpoint(body, "revocation_endpoint")
+    try:
+        OAuthMetadata.model_validate(body)
+    except ValidationError as exc:
+        raise DiscoveryError(f"authorization server metadata of {issuer} is invalid") from exc
+    return AuthServer(
+        issuer=issuer,
+        authorization_endpoint=authorization_endpoint,
+        token_endpoint=token_endpoint,
+        profile=profile,
+        scopes_supported=_strings(body.get("scopes_supported")),
+        token_endpoint_auth_methods_supported=_strings(
+            body.get("token_endpoint_auth_methods_supported")
+        ),
+        iss_parameter_supported=body.get("authorization_response_iss_parameter_supported") is True,
+        client_id_metadata_document_supported=(
+            body.get("client_id_metadata_document_supported") is True
+        ),
+        registration_endpoint=registration_endpoint,
+        revocation_endpoint=revocation_endpoint,
+    )
+
+
+def fallback_auth_server(origin: str, profile: ProviderProfile) -> AuthServer:
+    """2025-03-26: no metadata anywhere, so the default endpoints at the server's origin."""
+    base = check_endpoint(origin.rstrip("/"), "server origin")
+    return AuthServer(
+        issuer=base,
+        authorization_endpoint=f"{base}/authorize",
+        token_endpoint=f"{base}/token",
+        registration_endpoint=f"{base}/register",
+        profile=profile,
+        fallback=True,
+    )

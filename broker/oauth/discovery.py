@@ -1,0 +1,97 @@
+"""MCP authorization discovery as a generator of HTTP requests (no I/O here).
+
+The flow yields ``httpx2.Request`` objects and is sent the matching ``httpx2.Response``; the
+caller owns the sockets (the pattern of httpx's ``Auth.auth_flow``). :func:`drive` runs a flow
+with any ``send`` function, so tests can feed recorded exchanges.
+
+Steps: PRM (RFC 9728, see :mod:`broker.oauth.prm`), then the first authorization server's
+metadata (RFC 8414 / OIDC, see :mod:`broker.oauth.as_metadata`). Without PRM the server follows
+the 2025-03-26 revision: the authorization server lives at the server's origin.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx2
+
+from broker.errors import DiscoveryError
+from broker.oauth.as_metadata import (
+    AuthServer,
+    as_metadata_urls,
+    build_as_metadata_request,
+    fallback_auth_server,
+    handle_as_metadata_response,
+)
+from broker.oauth.endpoints import check_endpoint
+from broker.oauth.prm import ResourceInfo, build_prm_request, handle_prm_response, prm_urls
+from broker.oauth.providers import ProviderProfile, profile_for
+from broker.oauth.resource import canonical_resource, origin_of
+from broker.oauth.www_authenticate import BearerChallenge
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Flow = Generator[httpx2.Request, httpx2.Response, T]
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """Where and how to sign in for one MCP server."""
+
+    server_url: str
+    #: The ``resource`` to request tokens for: the PRM ``resource`` exactly as published
+    #: (RFC 9728 §3.3), or without PRM the canonical server URI (:mod:`broker.oauth.resource`).
+    resource: str
+    auth_server: AuthServer
+    prm: ResourceInfo | None = None
+
+    @property
+    def issuer(self) -> str:
+        return self.auth_server.issuer
+
+
+def discover(
+    server_url: str, challenge: BearerChallenge | None = None, profile: str | None = None
+) -> Flow[Discovered]:
+    """Discover the authorization server for ``server_url``; ``profile`` forces a provider."""
+    prm: ResourceInfo | None = None
+    for url in prm_urls(server_url, challenge.resource_metadata if challenge else None):
+        prm = handle_prm_response((yield build_prm_request(url)), server_url)
+        if prm is not None:
+            break
+    canonical = canonical_resource(server_url)
+    if prm is None:
+        origin = origin_of(server_url)
+        logger.info("no resource metadata for %s; using the 2025-03-26 rules", canonical)
+        chosen = profile_for(origin, profile)
+        found = yield from find_auth_server(origin, chosen)
+        return Discovered(canonical, canonical, found or fallback_auth_server(origin, chosen))
+    if not prm.authorization_servers:
+        raise DiscoveryError(f"{canonical} names no authorization server")
+    issuer = check_endpoint(prm.authorization_servers[0], "authorization server")
+    found = yield from find_auth_server(issuer, profile_for(issuer, profile))
+    if found is None:
+        raise DiscoveryError(f"no authorization server metadata found for {issuer}")
+    return Discovered(canonical, prm.resource, found, prm)
+
+
+def find_auth_server(issuer: str, profile: ProviderProfile) -> Flow[AuthServer | None]:
+    for url in as_metadata_urls(issuer):
+        found = handle_as_metadata_response((yield build_as_metadata_request(url)), issuer, profile)
+        if found is not None:
+            return found
+    return None
+
+
+def drive(flow: Flow[T], send: Callable[[httpx2.Request], httpx2.Response]) -> T:
+    """Run a flow to completion, sending each request with ``send``."""
+    try:
+        request = next(flow)
+        while True:
+            request = flow.send(send(request))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]

@@ -1,0 +1,84 @@
+"""Sign-in against the project's local, Cognito-compatible authorization server (a subprocess).
+
+Like Cognito, it serves discovery only at ``<issuer>/.well-known/openid-configuration``, does not
+advertise PKCE, matches callback URLs exactly (the fixed ports) and has no registration endpoint.
+``--auto-login`` approves at once, so an authorizer can stand in for the browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+
+from broker.discovery import LimitedSender
+from broker.errors import PkceNotSupported
+from broker.login import ClientRegistry, SignIn, SignInOptions
+from broker.oauth.discovery import Discovered, drive, find_auth_server
+from broker.oauth.providers import FIXED_CALLBACK_PORTS, profile_for
+from broker.oauth.registration import ClientCredentials
+from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+
+RESOURCE = "http://127.0.0.1:8000/mcp"
+COGNITO = SignInOptions(profile="cognito", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}/us-east-1_Demo00001"
+    log = tmp_path_factory.mktemp("idp") / "idp.log"
+    args = demo_server_cmd("idp", "--port", str(port), "--auto-login", "demo")
+    with ServerProcess(args, f"{issuer}/.well-known/openid-configuration", Path(log)):
+        yield issuer
+
+
+@pytest.fixture
+def send() -> Iterator[LimitedSender]:
+    with httpx2.Client(trust_env=False, follow_redirects=False) as client:
+        yield LimitedSender(client)
+
+
+REDIRECTS: list[str] = []
+
+
+def approve(url: str) -> bool:
+    """Follow the hosted UI's redirects and deliver the last one to the broker's listener."""
+    REDIRECTS.append(parse_qs(urlsplit(url).query)["redirect_uri"][0])
+    with httpx2.Client(follow_redirects=False, trust_env=False, timeout=10) as http:
+        for _ in range(5):
+            answer = http.get(url)
+            location = answer.headers.get("location")
+            assert location, f"no redirect from the authorization server: {answer.status_code}"
+            url = str(answer.url.join(location))
+            if url.startswith("http://127.0.0.1:") and "/callback?" in url:
+                http.get(url)
+                return True
+    raise AssertionError("the authorization server never redirected back")
+
+
+@pytest.mark.integration
+def test_cognito_profile_signs_in_on_a_fixed_port_and_refreshes(
+    issuer: str, send: LimitedSender
+) -> None:
+    server = drive(find_auth_server(issuer, profile_for(issuer, "cognito")), send)
+    assert server is not None and server.registration_endpoint is None
+    found = Discovered(RESOURCE, RESOURCE, server)
+    sign_in = SignIn(send, ClientRegistry([ClientCredentials("demo-broker", issuer)]), approve)
+    tokens = sign_in.sign_in(found, "openid", COGNITO)
+    assert tokens.key.client_id == "demo-broker" and tokens.refresh_token
+    refreshed = sign_in.refresh(found, tokens, COGNITO)
+    assert refreshed.access_token != tokens.access_token
+    assert refreshed.refresh_token == tokens.refresh_token  # no rotation by default
+    assert urlsplit(REDIRECTS[-1]).port in FIXED_CALLBACK_PORTS
+
+
+@pytest.mark.integration
+def test_without_the_cognito_profile_the_sign_in_does_not_start(
+    issuer: str, send: LimitedSender
+) -> None:
+    with pytest.raises(PkceNotSupported):
+        drive(find_auth_server(issuer, profile_for(issuer)), send)

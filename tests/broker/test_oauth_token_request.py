@@ -1,0 +1,163 @@
+"""Token requests and responses stepped with recorded exchanges (SECURITY #27)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx2
+import pytest
+
+from broker.errors import InvalidGrant, TokenRequestFailed
+from broker.oauth.as_metadata import AuthServer
+from broker.oauth.providers import GENERIC
+from broker.oauth.registration import ClientCredentials
+from broker.oauth.token_request import (
+    DEFAULT_LIFETIME,
+    MAX_LIFETIME,
+    MIN_LIFETIME,
+    build_refresh_request,
+    build_token_request,
+    handle_token_response,
+    lifetime,
+)
+from broker.tokens import TokenKey
+
+ISSUER = "https://auth.example.com"
+SERVER = AuthServer(ISSUER, f"{ISSUER}/authorize", f"{ISSUER}/token", GENERIC)
+PUBLIC = ClientCredentials("pub", ISSUER)
+KEY = TokenKey(ISSUER, "pub", "https://mcp.example.com/mcp")
+NOW = 1_800_000_000.0
+
+
+def form(request: httpx2.Request) -> dict[str, list[str]]:
+    return parse_qs(request.content.decode())
+
+
+def reply(body: Any, status: int = 200) -> httpx2.Response:
+    return httpx2.Response(status, json=body, request=httpx2.Request("POST", SERVER.token_endpoint))
+
+
+def test_code_exchange_sends_verifier_redirect_and_resource() -> None:
+    request = build_token_request(
+        SERVER, PUBLIC, "the-code", "v" * 50, "http://127.0.0.1:5/callback", KEY.resource
+    )
+    assert request.method == "POST" and str(request.url) == SERVER.token_endpoint
+    assert form(request) == {
+        "grant_type": ["authorization_code"],
+        "code": ["the-code"],
+        "redirect_uri": ["http://127.0.0.1:5/callback"],
+        "code_verifier": ["v" * 50],
+        "resource": [KEY.resource],
+        "client_id": ["pub"],
+    }
+
+
+def test_resource_opt_out_leaves_it_out() -> None:
+    request = build_token_request(SERVER, PUBLIC, "c", "v" * 50, "http://127.0.0.1:5/cb", None)
+    assert "resource" not in form(request)
+
+
+def test_refresh_request_sends_resource_and_refresh_token() -> None:
+    request = build_refresh_request(SERVER, PUBLIC, "rt-1", KEY.resource)
+    assert form(request) == {
+        "grant_type": ["refresh_token"],
+        "refresh_token": ["rt-1"],
+        "resource": [KEY.resource],
+        "client_id": ["pub"],
+    }
+
+
+def test_success_gives_absolute_expiry_and_scope() -> None:
+    tokens = handle_token_response(
+        reply(
+            {
+                "access_token": "at",
+                "token_type": "bearer",
+                "expires_in": 600,
+                "refresh_token": "rt",
+                "scope": "a b",
+            }
+        ),
+        KEY,
+        "a",
+        now=NOW,
+    )
+    assert (tokens.access_token, tokens.refresh_token, tokens.scope) == ("at", "rt", "a b")
+    assert tokens.expires_at == NOW + 600 and tokens.key == KEY
+
+
+def test_scope_defaults_to_the_requested_one() -> None:
+    tokens = handle_token_response(reply({"access_token": "at"}), KEY, "a", now=NOW)
+    assert tokens.scope == "a"
+
+
+def test_refresh_without_rotation_keeps_the_old_refresh_token() -> None:
+    tokens = handle_token_response(reply({"access_token": "at2"}), KEY, None, "rt-old", now=NOW)
+    assert tokens.refresh_token == "rt-old"
+    rotated = handle_token_response(
+        reply({"access_token": "at3", "refresh_token": "rt-new"}), KEY, None, "rt-old", now=NOW
+    )
+    assert rotated.refresh_token == "rt-new"
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "seconds"),
+    [
+        (None, DEFAULT_LIFETIME),
+        ("soon", DEFAULT_LIFETIME),
+        (True, DEFAULT_LIFETIME),
+        ({"x": 1}, DEFAULT_LIFETIME),
+        (float("nan"), DEFAULT_LIFETIME),
+        (0, MIN_LIFETIME),
+        (-5, MIN_LIFETIME),
+        ("3600", 3600),
+        (10**30, MAX_LIFETIME),
+        (float("inf"), MAX_LIFETIME),
+    ],
+)
+def test_odd_expires_in_gets_a_safe_lifetime(expires_in: Any, seconds: int) -> None:
+    assert lifetime(expires_in) == seconds
+
+
+def test_missing_expires_in_in_a_response() -> None:
+    body = json.dumps({"access_token": "at", "expires_in": "1e999"})
+    response = httpx2.Response(200, content=body, request=httpx2.Request("POST", "https://a/t"))
+    assert handle_token_response(response, KEY, None, now=NOW).expires_at == NOW + MAX_LIFETIME
+
+
+def test_invalid_grant_is_its_own_error() -> None:
+    with pytest.raises(InvalidGrant) as caught:
+        handle_token_response(reply({"error": "invalid_grant"}, 400), KEY, None)
+    assert caught.value.error == "invalid_grant" and caught.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"token_type": "Bearer"},
+        {"access_token": "", "token_type": "Bearer"},
+        {"access_token": "at", "token_type": "DPoP"},
+        ["at"],
+    ],
+)
+def test_unusable_success_responses_are_refused(body: Any) -> None:
+    with pytest.raises(TokenRequestFailed):
+        handle_token_response(reply(body), KEY, None)
+
+
+def test_error_message_does_not_repeat_the_response_body() -> None:
+    with pytest.raises(TokenRequestFailed) as caught:
+        handle_token_response(
+            reply({"error": "invalid_client", "error_description": "\x1b[2J<b>x</b>"}, 401),
+            KEY,
+            None,
+        )
+    assert "\x1b" not in str(caught.value) and "<b>" not in str(caught.value)
+
+
+def test_error_code_with_control_characters_is_dropped() -> None:
+    with pytest.raises(TokenRequestFailed) as caught:
+        handle_token_response(reply({"error": "\x1b]0;pwned\x07"}, 400), KEY, None)
+    assert caught.value.error == "" and "\x1b" not in str(caught.value)
