@@ -1,8 +1,354 @@
-"""``mcp-broker`` command line (being built)."""
+"""``mcp-broker``: sign in to OAuth-protected MCP servers and hand their tokens to local clients.
 
+Exit codes: 0 success, 1 other failure, 2 usage error, 3 bad configuration, 4 sign-in required,
+5 server unreachable (see :mod:`broker.errors`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
 import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any, TextIO
+
+from broker import __version__
+from broker.config import PROVIDERS, ServerConfig
+from broker.errors import BrokerError, InteractionRequired
+from broker.oauth.providers import FIXED_CALLBACK_PORTS
+
+logger = logging.getLogger(__name__)
+
+EPILOG = """\
+exit codes: 0 ok, 1 failure, 2 usage, 3 bad configuration, 4 sign-in required,
+5 server unreachable. MCP_BROKER_HOME=<dir> keeps config, state and locks in <dir>.
+"""
+
+# A factory so tests can hand in a broker with fakes; the real one is built lazily because
+# it imports the keyring and HTTP stacks.
+BrokerFactory = Callable[[argparse.Namespace], Any]
 
 
-def main() -> int:
-    print("mcp-broker: not yet implemented", file=sys.stderr)
-    return 2
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-broker",
+        description=(
+            "Sign in once per OAuth-protected MCP server, keep the tokens in the OS keyring, "
+            "and hand a current access token to local MCP clients."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $MCP_BROKER_CONFIG, else config.toml in the broker's dir)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_add(sub)
+    _add_url_command(sub, "login", _login, "sign in to a server in the browser")
+    _add_url_command(
+        sub,
+        "logout",
+        _logout,
+        "sign out: delete the server's tokens and revoke its refresh token",
+        "Deletes every stored entry of the server's tokens and, where the authorization server "
+        "has a revocation endpoint, revokes the refresh token. The server stays configured.",
+    )
+    status = sub.add_parser(
+        "status",
+        help="show each configured server and its sign-in state (never a token)",
+        description="Show each configured server, whether it is signed in and until when.",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(run=_status)
+    token = _add_url_command(
+        sub,
+        "token",
+        _token,
+        "print a current access token (only the token) for scripts and header helpers",
+        "Prints a current access token for the server on stdout and nothing else, refreshing "
+        "it first when needed. Exits 4 when you must sign in.",
+    )
+    token.add_argument(
+        "--min-valid",
+        type=float,
+        metavar="SECONDS",
+        help="the token must stay valid at least this long (default 60, capped by its lifetime)",
+    )
+    call = _add_url_command(
+        sub,
+        "call",
+        _call,
+        "call a tool on a server with a broker token and print the result",
+        "Connects to the MCP server with the mcp SDK (Streamable HTTP), calls TOOL with the "
+        "arguments in --args and prints the result.",
+    )
+    call.add_argument("tool", metavar="TOOL", help="the tool's name")
+    call.add_argument(
+        "--args", dest="tool_args", default="{}", metavar="JSON", help="arguments as a JSON object"
+    )
+    return parser
+
+
+def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    add = sub.add_parser(
+        "add",
+        help="add (or change) a server",
+        description=(
+            "Add an MCP server to the config, or change one. Nothing is sent anywhere; "
+            "sign in afterwards with `mcp-broker login URL`."
+        ),
+    )
+    add.add_argument("url", metavar="URL", help="the MCP server URL, e.g. https://host/mcp")
+    add.add_argument("--client-id", metavar="ID", help="a client id registered for the broker")
+    add.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default="auto",
+        help="authorization server profile: cognito assumes PKCE S256 and fixed callback "
+        "ports; auto picks cognito for Cognito issuers (default auto)",
+    )
+    add.add_argument(
+        "--callback-port",
+        dest="callback_ports",
+        type=int,
+        action="append",
+        metavar="N",
+        help=f"loopback callback port to try, repeatable (default {FIXED_CALLBACK_PORTS})",
+    )
+    add.add_argument(
+        "--no-resource-param",
+        action="store_true",
+        help="do not send the RFC 8707 resource parameter (for servers that reject it)",
+    )
+    add.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        metavar="SCOPE",
+        help="scope to ask for, repeatable (default: what the server asks for)",
+    )
+    add.add_argument(
+        "--reset-issuer",
+        action="store_true",
+        help="forget the authorization server pinned at the last sign-in and trust the one "
+        "the server names next time",
+    )
+    add.set_defaults(run=_add)
+
+
+def _add_url_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    run: Callable[[argparse.Namespace, Any, TextIO], int],
+    help_text: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=description or help_text)
+    parser.add_argument("url", metavar="URL", help="the MCP server URL, as added")
+    parser.set_defaults(run=run)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    existing = _existing(broker, args.url)
+    issuer = None if args.reset_issuer or existing is None else existing.issuer
+    if existing is not None and args.client_id not in (None, existing.client_id):
+        issuer = None  # a new client may belong to another authorization server
+    ports = tuple(args.callback_ports) if args.callback_ports else FIXED_CALLBACK_PORTS
+    server = ServerConfig(
+        url=args.url,
+        client_id=args.client_id or (existing.client_id if existing else None),
+        provider=args.provider,
+        callback_ports=ports,
+        send_resource=not args.no_resource_param,
+        scopes=tuple(args.scopes) if args.scopes else None,
+        issuer=issuer,
+    )
+    saved = broker.add(server)
+    print(f"Added {saved.url}. Sign in with: mcp-broker login {saved.url}", file=out)
+    return 0
+
+
+def _existing(broker: Any, url: str) -> ServerConfig | None:
+    try:
+        server: ServerConfig = broker.server(url)
+    except BrokerError:
+        return None
+    return server
+
+
+def _login(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    print("Opening the browser to sign in…", file=sys.stderr)
+    tokens = broker.login(args.url)
+    until = _local_time(tokens.expires_at)
+    print(
+        f"Signed in to {tokens.key.resource} at {tokens.key.issuer} (token until {until}).",
+        file=out,
+    )
+    return 0
+
+
+def _logout(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    result = broker.logout(args.url)
+    if result.removed == 0:
+        print(f"{args.url}: nothing stored; already signed out.", file=out)
+        return 0
+    revoked = (
+        f", refresh token revoked ({result.revoked})"
+        if result.revoked
+        else ("" if result.revocation_supported else "; the server offers no revocation")
+    )
+    print(f"Signed out of {args.url}{revoked}.", file=out)
+    if result.problem:
+        print(f"mcp-broker: warning: {_terminal_safe(result.problem)}", file=sys.stderr)
+    return 0
+
+
+def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    rows = broker.status()
+    now = time.time()
+    if args.json:
+        data = []
+        for row in rows:
+            item = asdict(row)
+            item["expires_in"] = None if row.expires_at is None else round(row.expires_at - now)
+            data.append(item)
+        print(json.dumps({"servers": data}, indent=2), file=out)
+        return 0
+    if not rows:
+        print("No servers configured. Add one with: mcp-broker add URL", file=out)
+        return 0
+    for row in rows:
+        detail = row.reason or ""
+        if row.expires_at is not None and row.state == "valid":
+            detail = f"token until {_local_time(row.expires_at)}"
+        print(f"{row.url}\t{row.state}\t{_terminal_safe(detail)}", file=out)
+    return 0
+
+
+def _token(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    tokens = broker.token(args.url, args.min_valid)
+    print(tokens.access_token, file=out)  # the one place a token is printed: its purpose
+    return 0
+
+
+def _call(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    try:
+        arguments = json.loads(args.tool_args)
+    except ValueError as exc:
+        raise _UsageError(f"--args is not valid JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise _UsageError("--args must be a JSON object")
+    from broker.mcpcall import call_tool, render_result
+
+    def token() -> str:
+        access: str = broker.token(args.url).access_token
+        return access
+
+    broker.token(args.url)  # fail fast (and with the right exit code) before connecting
+    try:
+        result = call_tool(args.url, args.tool, arguments, token)
+    except Exception as exc:
+        inner = _broker_error_in(exc)
+        if inner is not None:
+            raise inner from exc
+        raise BrokerError(f"the call failed: {_describe(exc)}") from exc
+    print(render_result(result), file=out)
+    return 1 if result.is_error else 0
+
+
+# -- plumbing ---------------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _broker_error_in(exc: BaseException) -> BrokerError | None:
+    """The BrokerError behind ``exc``: the SDK wraps errors of the auth flow in groups."""
+    if isinstance(exc, BrokerError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _broker_error_in(inner)
+            if found is not None:
+                return found
+    cause = exc.__cause__ or exc.__context__
+    return _broker_error_in(cause) if cause is not None else None
+
+
+def _describe(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return _terminal_safe(f"{type(exc).__name__}: {exc}")
+
+
+def _terminal_safe(text: str) -> str:
+    """No escape sequences or control characters from a server reach the terminal (#40)."""
+    return "".join(ch for ch in text if ch.isprintable())
+
+
+def _local_time(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+def _default_factory(args: argparse.Namespace) -> Any:
+    from broker.app import Broker
+
+    return Broker.from_environment(args.config)
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    broker_factory: BrokerFactory = _default_factory,
+    out: TextIO | None = None,
+) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    _configure_logging(args.verbose)
+    broker = None
+    try:
+        broker = broker_factory(args)
+        code: int = args.run(args, broker, out or sys.stdout)
+        return code
+    except _UsageError as exc:
+        parser.error(str(exc))
+    except BrokerError as exc:
+        message = str(exc)
+        url = getattr(args, "url", None)
+        if isinstance(exc, InteractionRequired) and url and "mcp-broker login" not in message:
+            message += f". Sign in with: mcp-broker login {url}"
+        print(f"mcp-broker: {_terminal_safe(message)}", file=sys.stderr)
+        logger.debug("failed", exc_info=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if broker is not None:
+            broker.close()
+    return 1  # not reached: parser.error exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())

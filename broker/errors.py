@@ -2,7 +2,9 @@
 
 BrokerError
 ├── ConfigError              bad or missing configuration (exit code 3)
-│   └── UnsafePathError      a broker directory is group/world-writable or not ours
+│   ├── UnsafePathError      a broker directory is group/world-writable or not ours
+│   ├── ClientConfigError    an MCP client's config file cannot be changed safely (configure)
+│   └── AutostartError       the start-at-login entry cannot be read or written (install)
 ├── StorageError             the token store cannot be used
 │   ├── StorageUnavailable   no usable OS keyring (the message says how to fix it)
 │   ├── StorageLocked        the keyring is locked or the unlock prompt was dismissed (retry)
@@ -51,6 +53,15 @@ class ConfigError(BrokerError):
 
 class UnsafePathError(ConfigError):
     """A directory holding secrets is writable by others or owned by another user (#16)."""
+
+
+class ClientConfigError(ConfigError):
+    """An MCP client's config file is unparsable, has comments, or holds a foreign entry under
+    the name asked for; nothing was written."""
+
+
+class AutostartError(ConfigError):
+    """The start-at-login entry could not be written or removed."""
 
 
 class StorageError(BrokerError):

@@ -2,9 +2,10 @@
 ``resource`` (RFC 8707 §2.2).
 
 ``expires_in`` that is missing, not a number, zero, negative or enormous is replaced by a safe
-value (SECURITY #27): a missing or unreadable one by :data:`DEFAULT_LIFETIME`, the rest clamped
-to [:data:`MIN_LIFETIME`, :data:`MAX_LIFETIME`], so no caller refreshes in a tight loop. The
-result carries an absolute ``expires_at``.
+value (SECURITY #27): a missing or unreadable one by :data:`DEFAULT_LIFETIME`, zero or negative
+by :data:`MIN_LIFETIME` (a nonsense value must not start a refresh loop), an enormous one by
+:data:`MAX_LIFETIME`. A short positive lifetime is kept as it is: lengthening it would hand out
+tokens after they expire. The result carries an absolute ``expires_at``.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def lifetime(expires_in: Any) -> int:
         return DEFAULT_LIFETIME
     if seconds != seconds:  # NaN
         return DEFAULT_LIFETIME
-    return int(min(max(seconds, MIN_LIFETIME), MAX_LIFETIME))
+    if seconds <= 0:
+        return MIN_LIFETIME
+    return int(min(max(seconds, 1), MAX_LIFETIME))
 
 
 def _error(response: httpx2.Response, body: Any) -> TokenRequestFailed:

@@ -113,6 +113,8 @@ def test_refresh_without_rotation_keeps_the_old_refresh_token() -> None:
         (0, MIN_LIFETIME),
         (-5, MIN_LIFETIME),
         ("3600", 3600),
+        (2, 2),
+        (0.5, 1),
         (10**30, MAX_LIFETIME),
         (float("inf"), MAX_LIFETIME),
     ],

@@ -1,0 +1,365 @@
+"""The composition root: builds the token store, the HTTP sender, the token service and sign-in
+from the configuration, and offers what the commands do with them (sign in and out, hand out
+tokens, report status). Nothing else constructs these long-lived objects.
+
+A server's tokens are keyed by (issuer, client id, server URL); ``mcp-broker login`` pins the
+issuer and client id in the config file, so ``token`` and ``status`` need no network at all.
+Refreshes go straight to the pinned issuer's metadata, so a refresh does not depend on the MCP
+server being up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import webbrowser
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from broker.config import (
+    Config,
+    ServerConfig,
+    add_server,
+    config_path,
+    load_config,
+    resolve_settings,
+    update_config,
+)
+from broker.errors import (
+    ConfigError,
+    DiscoveryError,
+    InteractionRequired,
+    InvalidGrant,
+    ServerUnreachable,
+    StorageError,
+    TokenRequestFailed,
+)
+from broker.filelock import FileLock, lock_for
+from broker.paths import BrokerPaths, broker_paths
+from broker.service import KeyStatus, State, TokenService
+from broker.store.base import ClientSecretStore, TokenStore
+from broker.tokens import TokenKey, TokenSet
+
+# The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
+# `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
+if TYPE_CHECKING:
+    from broker.discovery import Sender
+    from broker.login import ClientRegistry, SignInOptions
+    from broker.oauth.discovery import Discovered
+    from broker.oauth.registration import ClientCredentials
+    from broker.oauth.www_authenticate import BearerChallenge
+
+logger = logging.getLogger(__name__)
+
+Opener = Callable[[str], object]
+
+
+class Store(TokenStore, ClientSecretStore, Protocol):
+    def close(self) -> None: ...
+
+
+REFRESH_LOCK_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """One configured server as ``status`` shows it: never a token."""
+
+    url: str
+    state: str
+    issuer: str | None = None
+    client_id: str | None = None
+    provider: str = "auto"
+    reason: str | None = None
+    expires_at: float | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class SignOutResult:
+    removed: int
+    revoked: int
+    revocation_supported: bool
+    problem: str | None = None
+
+
+def is_needing_user(exc: TokenRequestFailed) -> bool:
+    """Whether a refused refresh needs the user, or may pass (5xx, 429, a garbled answer).
+
+    ``invalid_grant`` always needs the user; any other OAuth error code from a 4xx does too
+    (``invalid_client``, ``unauthorized_client``, ``invalid_scope``): retrying cannot fix it.
+    """
+    if isinstance(exc, InvalidGrant):
+        return True
+    status = exc.status_code
+    return bool(exc.error) and 400 <= status < 500 and status != 429
+
+
+class Broker:
+    def __init__(
+        self,
+        paths: BrokerPaths,
+        config_file: Path,
+        *,
+        store: Store | None = None,
+        send: Sender | None = None,
+        opener: Opener = webbrowser.open,
+        sign_in_timeout: float = 300.0,
+    ) -> None:
+        self.paths = paths.ensure_private_dirs()
+        self.config_file = config_file
+        settings = resolve_settings(load_config(config_file))
+        if store is None:
+            from broker.store.keyring_store import KeyringTokenStore
+
+            store = KeyringTokenStore(timeout=settings.keyring_timeout)
+        self.store: Store = store
+        self._send = send
+        self._opener = opener
+        self._sign_in_timeout = sign_in_timeout
+        self.service = TokenService(self.store, self._refresh_grant, lock_factory=self._lock_for)
+
+    @classmethod
+    def from_environment(cls, config: str | None = None, **kwargs: object) -> Broker:
+        """Paths from ``MCP_BROKER_HOME`` (or the platform dirs), config from ``--config``."""
+        paths = broker_paths()
+        return cls(paths, config_path(paths, config), **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        close = getattr(self._send, "close", None)
+        if close is not None:
+            close()
+        self.store.close()
+
+    @property
+    def _sender(self) -> Sender:
+        if self._send is None:
+            from broker.discovery import LimitedSender
+
+            self._send = LimitedSender()
+        return self._send
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def servers(self) -> tuple[ServerConfig, ...]:
+        return load_config(self.config_file).servers
+
+    def server(self, url: str) -> ServerConfig:
+        found = load_config(self.config_file).get_server(url)
+        if found is None:
+            raise ConfigError(f"{url} is not configured; add it with: mcp-broker add {url}")
+        return found
+
+    def add(self, server: ServerConfig) -> ServerConfig:
+        """Add or replace a server. Replacing forgets the pinned issuer: the next sign-in
+        trusts whatever authorization server the MCP server names then."""
+        add_server(self.config_file, self.paths.lock_dir, server)
+        return self.server(server.url)
+
+    def key_for(self, server: ServerConfig) -> TokenKey:
+        if server.issuer is None or server.client_id is None:
+            raise InteractionRequired(
+                f"not signed in to {server.url}; sign in with: mcp-broker login {server.url}"
+            )
+        return TokenKey(server.issuer, server.client_id, server.url)
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def token(self, url: str, min_valid: float | None = None) -> TokenSet:
+        return self.service.get_token(self.key_for(self.server(url)), min_valid)
+
+    def status(self) -> list[ServerStatus]:
+        return [self._status_of(server) for server in self.servers()]
+
+    def _status_of(self, server: ServerConfig) -> ServerStatus:
+        base = ServerStatus(server.url, State.SIGNED_OUT.value, provider=server.provider)
+        if server.issuer is None or server.client_id is None:
+            return replace(base, reason="never signed in")
+        base = replace(base, issuer=server.issuer, client_id=server.client_id)
+        try:
+            status: KeyStatus = self.service.status(self.key_for(server))
+        except StorageError as exc:
+            return replace(base, state="storage_error", reason=str(exc))
+        return replace(
+            base,
+            state=status.state.value,
+            reason=status.reason,
+            expires_at=status.expires_at,
+            scope=status.scope,
+        )
+
+    # -- sign-in and sign-out -----------------------------------------------------------------
+
+    def login(self, url: str) -> TokenSet:
+        from broker.discovery import discover
+        from broker.login import ClientRegistry, SignIn
+
+        server = self.server(url)
+        challenge = self._probe(server.url)
+        found = discover(server.url, self._sender, challenge, server.profile_name)
+        if server.issuer is not None and found.issuer != server.issuer:
+            raise ConfigError(
+                f"{server.url} now names the authorization server {found.issuer}, not "
+                f"{server.issuer} as before. If you trust it, run `mcp-broker add {server.url}` "
+                "again, then sign in."
+            )
+        clients = ClientRegistry(self._preregistered(server, found.issuer))
+        scope = self._scope_for(server, found, challenge)
+        sign_in = SignIn(self._sender, clients, opener=self._opener, store=None)
+        tokens = sign_in.sign_in(found, scope, self._options(server))
+        tokens = self._rekeyed(server, tokens)
+        self.service.put(tokens)
+        self._remember_client(server, clients, tokens.key)
+        return tokens
+
+    def logout(self, url: str) -> SignOutResult:
+        from broker.revocation import build_revocation_request, handle_revocation_response
+
+        server = self.server(url)
+        try:
+            key = self.key_for(server)
+        except InteractionRequired:
+            return SignOutResult(0, 0, False)
+        removed = self.service.sign_out(key)
+        refresh_tokens = {t.refresh_token for t in removed if t.refresh_token}
+        if not refresh_tokens:
+            return SignOutResult(len(removed), 0, False)
+        try:
+            found = self._discovered(server, key)
+        except (DiscoveryError, ServerUnreachable) as exc:
+            return SignOutResult(len(removed), 0, False, f"could not revoke: {exc}")
+        if found.auth_server.revocation_endpoint is None:
+            return SignOutResult(len(removed), 0, False)
+        client = self._client(server, key.issuer, key.client_id)
+        revoked, problem = 0, None
+        for refresh_token in sorted(refresh_tokens):
+            try:
+                request = build_revocation_request(found.auth_server, client, refresh_token)
+                handle_revocation_response(self._sender(request))
+                revoked += 1
+            except (ServerUnreachable, TokenRequestFailed) as exc:
+                problem = f"could not revoke the refresh token: {exc}"
+        return SignOutResult(len(removed), revoked, True, problem)
+
+    # -- the refresh grant (called by the token service under its locks) ----------------------
+
+    def _refresh_grant(self, tokens: TokenSet) -> TokenSet:
+        from broker.login import ClientRegistry, SignIn
+
+        server = self._server_for_key(tokens.key)
+        found = self._discovered(server, tokens.key)
+        sign_in = SignIn(self._sender, ClientRegistry(self._preregistered(server, found.issuer)))
+        try:
+            return sign_in.refresh(found, tokens, self._options(server))
+        except TokenRequestFailed as exc:
+            if is_needing_user(exc):
+                raise
+            raise ServerUnreachable(f"refresh failed for now: {exc}") from exc
+
+    def _server_for_key(self, key: TokenKey) -> ServerConfig:
+        for server in self.servers():
+            if (server.url, server.issuer, server.client_id) == (
+                key.resource,
+                key.issuer,
+                key.client_id,
+            ):
+                return server
+        raise InteractionRequired(f"{key.resource} is no longer configured for {key.issuer}")
+
+    def _discovered(self, server: ServerConfig, key: TokenKey) -> Discovered:
+        """The pinned issuer's metadata (no PRM round trip: the issuer is known)."""
+        from broker.oauth.discovery import Discovered, drive, find_auth_server
+        from broker.oauth.providers import profile_for
+
+        profile = profile_for(key.issuer, server.profile_name)
+        auth_server = drive(find_auth_server(key.issuer, profile), self._sender)
+        if auth_server is None:
+            raise DiscoveryError(f"no authorization server metadata found for {key.issuer}")
+        return Discovered(server.url, key.resource, auth_server)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock_for(self, key: TokenKey) -> Iterator[FileLock]:
+        name = f"refresh\n{key.issuer}\n{key.client_id}\n{key.resource}"
+        with lock_for(name, self.paths.lock_dir, timeout=REFRESH_LOCK_TIMEOUT) as lock:
+            yield lock
+
+    def _options(self, server: ServerConfig) -> SignInOptions:
+        from broker.login import SignInOptions
+
+        return SignInOptions(
+            profile=server.profile_name,
+            send_resource=server.send_resource,
+            callback_ports=server.callback_ports,
+            timeout=self._sign_in_timeout,
+        )
+
+    def _client(self, server: ServerConfig, issuer: str, client_id: str) -> ClientCredentials:
+        from broker.oauth.registration import ClientCredentials
+
+        secret = server.client_secret or self.store.get_client_secret(issuer, client_id)
+        return ClientCredentials(client_id=client_id, issuer=issuer, client_secret=secret)
+
+    def _preregistered(self, server: ServerConfig, issuer: str) -> list[ClientCredentials]:
+        if server.client_id is None:
+            return []
+        if server.issuer is not None and server.issuer != issuer:
+            return []  # credentials are bound to the issuer that issued them
+        return [self._client(server, issuer, server.client_id)]
+
+    def _scope_for(
+        self, server: ServerConfig, found: Discovered, challenge: BearerChallenge | None
+    ) -> str | None:
+        from broker.oauth.scopes import choose_scope, with_offline_access
+
+        as_scopes = found.auth_server.scopes_supported
+        if server.scopes:
+            return with_offline_access(" ".join(server.scopes), as_scopes)
+        prm_scopes = found.prm.scopes_supported if found.prm else None
+        return choose_scope(challenge.scope if challenge else None, prm_scopes, as_scopes)
+
+    def _rekeyed(self, server: ServerConfig, tokens: TokenSet) -> TokenSet:
+        if tokens.key.resource != server.url:
+            # A PRM at the origin names the origin as the resource; tokens are kept per server.
+            logger.info("keeping tokens for %s under the server URL", tokens.key.resource)
+            return replace(tokens, key=replace(tokens.key, resource=server.url))
+        return tokens
+
+    def _remember_client(
+        self, server: ServerConfig, clients: ClientRegistry, key: TokenKey
+    ) -> None:
+        """Pin the issuer and client id in the config; a registered client's secret goes to
+        the keyring."""
+        registered = clients.registered(key.issuer)
+        if registered is not None and registered.client_secret:
+            self.store.put_client_secret(key.issuer, key.client_id, registered.client_secret)
+
+        def pin(config: Config) -> Config:
+            current = config.get_server(server.url) or server
+            return config.with_server(replace(current, issuer=key.issuer, client_id=key.client_id))
+
+        update_config(self.config_file, self.paths.lock_dir, pin)
+
+    def _probe(self, url: str) -> BearerChallenge | None:
+        """The server's 401 challenge (its ``scope`` and ``resource_metadata``), if it sends one.
+
+        Only the status and headers are read: a server without auth might open a stream.
+        """
+        import httpx2
+
+        from broker.oauth.www_authenticate import parse_bearer_challenge
+
+        headers = {"Accept": "application/json, text/event-stream"}
+        try:
+            with (
+                httpx2.Client(timeout=10.0, follow_redirects=False) as client,
+                client.stream("GET", url, headers=headers) as response,
+            ):
+                if response.status_code != 401:
+                    return None
+                return parse_bearer_challenge(response.headers.get_list("www-authenticate"))
+        except httpx2.TransportError as exc:
+            raise ServerUnreachable(f"{url} could not be reached") from exc

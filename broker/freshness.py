@@ -1,0 +1,90 @@
+"""When a token may be handed out, and when it should be refreshed.
+
+All margins scale down with the token's lifetime, so that a token of a few seconds (the demo
+authorization server, or an authorization server sending a strange ``expires_in``) still gets a
+sane schedule instead of being "already due" at birth, which would be a tight refresh loop
+(SECURITY.md #27).
+
+A token is judged on two clocks (SECURITY.md #28): the wall clock (``expires_at`` is absolute,
+so a resumed laptop sees the token as expired at once) and the monotonic time since the token was
+seen, which a wall clock stepped backwards cannot stretch. The smaller remaining time wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.clock import Clock
+from broker.tokens import TokenSet
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    refresh_fraction: float = 0.75
+    """Refresh proactively once this fraction of the lifetime has passed ..."""
+    min_margin: float = 60.0
+    """... or earlier, so that at least this many seconds are left ..."""
+    earliest_fraction: float = 0.5
+    """... but never before this fraction of the lifetime (bounds the refresh rate)."""
+    skew: float = 30.0
+    """Never hand out a token within this many seconds of its expiry ..."""
+    max_skew_fraction: float = 0.25
+    """... or within this fraction of its lifetime, if that is smaller."""
+    default_min_valid: float = 60.0
+    """Seconds of validity a caller gets when it does not say."""
+    min_interval: float = 1.0
+    """Never run the refresh grant for one key more often than this (seconds)."""
+
+    def skew_for(self, tokens: TokenSet) -> float:
+        return min(self.skew, self.max_skew_fraction * lifetime(tokens))
+
+    def threshold(self, tokens: TokenSet, min_valid: float | None) -> float:
+        """Seconds that must be left for ``tokens`` to be handed to a caller asking ``min_valid``.
+
+        A caller cannot demand more than the part of the lifetime a fresh token always has, or
+        every request would refresh.
+        """
+        wanted = self.default_min_valid if min_valid is None else max(0.0, min_valid)
+        wanted = min(wanted, (1 - self.earliest_fraction) * lifetime(tokens))
+        return max(self.skew_for(tokens), wanted)
+
+    def refresh_offset(self, tokens: TokenSet) -> float:
+        """Seconds after ``obtained_at`` at which a proactive refresh is due."""
+        life = lifetime(tokens)
+        offset = min(self.refresh_fraction * life, life - self.min_margin)
+        return max(self.earliest_fraction * life, offset)
+
+
+def lifetime(tokens: TokenSet) -> float:
+    return max(0.0, tokens.expires_at - tokens.obtained_at)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A token set and the moment (on both clocks) this process started trusting it."""
+
+    tokens: TokenSet
+    wall: float
+    mono: float
+
+    @classmethod
+    def now(cls, tokens: TokenSet, clock: Clock) -> Sighting:
+        return cls(tokens, clock.time(), clock.monotonic())
+
+    def remaining(self, clock: Clock) -> float:
+        """Seconds of validity left, the smaller of the wall-clock and monotonic views."""
+        by_wall = self.tokens.expires_at - clock.time()
+        by_mono = (self.tokens.expires_at - self.wall) - (clock.monotonic() - self.mono)
+        return min(by_wall, by_mono)
+
+    def usable(self, clock: Clock, policy: RefreshPolicy, min_valid: float | None) -> bool:
+        return self.remaining(clock) > policy.threshold(self.tokens, min_valid)
+
+    def servable(self, clock: Clock, policy: RefreshPolicy) -> bool:
+        """Still valid beyond the skew (what is served while the authorization server is down)."""
+        return self.remaining(clock) > policy.skew_for(self.tokens)
+
+    def refresh_in(self, clock: Clock, policy: RefreshPolicy) -> float:
+        """Seconds until a proactive refresh is due (<= 0: due now)."""
+        due_left = lifetime(self.tokens) - policy.refresh_offset(self.tokens)
+        return self.remaining(clock) - due_left

@@ -1,0 +1,231 @@
+"""``mcp-broker`` commands against a fake broker: arguments, output, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+from mcp_types import CallToolResult, TextContent
+
+from broker import cli, mcpcall
+from broker.app import ServerStatus, SignOutResult
+from broker.config import ServerConfig
+from broker.errors import (
+    ConfigError,
+    InteractionRequired,
+    ServerUnreachable,
+    StorageUnavailable,
+)
+from broker.oauth.providers import FIXED_CALLBACK_PORTS
+from broker.tokens import TokenKey, TokenSet
+
+URL = "https://mcp.example/mcp"
+TOKEN = "CANARY-SECRET-access"
+KEY = TokenKey("https://as.example/pool", "client-1", URL)
+
+
+@dataclass
+class FakeBroker:
+    servers: dict[str, ServerConfig] = field(default_factory=dict)
+    fail: Exception | None = None
+    closed: bool = False
+    token_calls: list[tuple[str, float | None]] = field(default_factory=list)
+
+    def server(self, url: str) -> ServerConfig:
+        if url not in self.servers:
+            raise ConfigError(f"{url} is not configured")
+        return self.servers[url]
+
+    def add(self, server: ServerConfig) -> ServerConfig:
+        self.servers[server.url] = server
+        return server
+
+    def token(self, url: str, min_valid: float | None = None) -> TokenSet:
+        self.token_calls.append((url, min_valid))
+        if self.fail is not None:
+            raise self.fail
+        return TokenSet(KEY, TOKEN, expires_at=4_000_000_000.0, refresh_token="CANARY-refresh")
+
+    def login(self, url: str) -> TokenSet:
+        return self.token(url)
+
+    def logout(self, url: str) -> SignOutResult:
+        return SignOutResult(removed=1, revoked=1, revocation_supported=True)
+
+    def status(self) -> list[ServerStatus]:
+        return [
+            ServerStatus(URL, "valid", KEY.issuer, KEY.client_id, expires_at=4_000_000_000.0),
+            ServerStatus(
+                "https://b.example/mcp", "sign_in_required", reason="refresh \x1b[31mdead"
+            ),
+        ]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def run(argv: list[str], broker: FakeBroker | None = None) -> tuple[int, str, FakeBroker]:
+    fake = broker or FakeBroker()
+    out = io.StringIO()
+    code = cli.main(argv, broker_factory=lambda args: fake, out=out)
+    return code, out.getvalue(), fake
+
+
+@pytest.mark.parametrize("command", ["add", "login", "logout", "status", "token", "call"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main([command, "--help"])
+    assert done.value.code == 0
+    assert "usage: mcp-broker " + command in capsys.readouterr().out
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_token_prints_only_the_token(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, fake = run(["token", URL, "--min-valid", "120"])
+
+    assert (code, out) == (0, TOKEN + "\n")
+    assert fake.token_calls == [(URL, 120.0)]
+    assert fake.closed
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "text"),
+    [
+        (InteractionRequired("sign-in required: revoked"), 4, "mcp-broker login " + URL),
+        (ServerUnreachable("https://as.example could not be reached"), 5, "could not be reached"),
+        (ConfigError("bad config"), 3, "bad config"),
+        (StorageUnavailable("No usable OS keyring."), 1, "keyring"),
+    ],
+)
+def test_errors_have_distinct_exit_codes_and_clear_messages(
+    error: Exception, code: int, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result, out, _ = run(["token", URL], FakeBroker(fail=error))
+
+    err = capsys.readouterr().err
+    assert (result, out) == (code, "")
+    assert err.startswith("mcp-broker: ") and text in err
+
+
+def test_status_never_prints_a_token_and_strips_escape_sequences(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, table, _ = run(["status"])
+    code_json, raw, _ = run(["status", "--json"])
+
+    data = json.loads(raw)
+    assert code == code_json == 0
+    assert [s["state"] for s in data["servers"]] == ["valid", "sign_in_required"]
+    assert data["servers"][0]["expires_in"] > 0
+    assert "CANARY" not in table + raw
+    assert "\x1b" not in table and "refresh [31mdead" in table
+
+
+def test_add_writes_every_option() -> None:
+    code, out, fake = run(
+        [
+            "add",
+            URL + "/",
+            "--client-id",
+            "abc",
+            "--provider",
+            "cognito",
+            "--callback-port",
+            "8123",
+            "--callback-port",
+            "8124",
+            "--no-resource-param",
+            "--scope",
+            "openid",
+        ]
+    )
+
+    assert code == 0 and "mcp-broker login " + URL in out
+    assert fake.servers[URL] == ServerConfig(
+        URL,
+        client_id="abc",
+        provider="cognito",
+        callback_ports=(8123, 8124),
+        send_resource=False,
+        scopes=("openid",),
+    )
+
+
+def test_add_again_keeps_the_pinned_issuer_unless_asked() -> None:
+    pinned = ServerConfig(URL, client_id="abc", issuer="https://as.example/pool")
+    fake = FakeBroker(servers={URL: pinned})
+
+    run(["add", URL, "--provider", "cognito"], fake)
+    kept = fake.servers[URL]
+    run(["add", URL, "--reset-issuer"], fake)
+    reset = fake.servers[URL]
+
+    assert (kept.issuer, kept.client_id, kept.callback_ports) == (
+        pinned.issuer,
+        "abc",
+        FIXED_CALLBACK_PORTS,
+    )
+    assert reset == replace(pinned, issuer=None)
+
+
+def test_logout_reports_revocation() -> None:
+    code, out, _ = run(["logout", URL])
+    assert code == 0 and "revoked" in out
+
+
+def test_call_prints_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_call(url: str, tool: str, arguments: dict[str, Any], token: Any) -> CallToolResult:
+        seen.update(url=url, tool=tool, arguments=arguments, token=token())
+        return CallToolResult(content=[TextContent(type="text", text="hello demo")])
+
+    monkeypatch.setattr(mcpcall, "call_tool", fake_call)
+
+    code, out, _ = run(["call", URL, "echo", "--args", '{"text": "hello"}'])
+
+    assert (code, out) == (0, "hello demo\n")
+    assert seen == {"url": URL, "tool": "echo", "arguments": {"text": "hello"}, "token": TOKEN}
+
+
+def test_call_passes_on_a_sign_in_needed_inside_the_sdk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fake_call(*args: Any) -> CallToolResult:
+        raise ExceptionGroup("task group", [InteractionRequired("sign-in required: gone")])
+
+    monkeypatch.setattr(mcpcall, "call_tool", fake_call)
+
+    assert run(["call", URL, "whoami"])[0] == 4
+
+
+def test_a_tool_error_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = CallToolResult(content=[TextContent(type="text", text="no such tool")], is_error=True)
+    monkeypatch.setattr(mcpcall, "call_tool", lambda *a: error)
+
+    assert run(["call", URL, "nothing"])[:2] == (1, "no such tool\n")
+
+
+@pytest.mark.parametrize("args", ["{not json", "[1, 2]"])
+def test_call_refuses_arguments_that_are_not_a_json_object(args: str) -> None:
+    with pytest.raises(SystemExit) as done:
+        run(["call", URL, "echo", "--args", args])
+    assert done.value.code == 2
+
+
+def test_render_result_shows_text_and_structured_content() -> None:
+    text = CallToolResult(
+        content=[TextContent(type="text", text="a"), TextContent(type="text", text="b")]
+    )
+    structured = CallToolResult(content=[], structured_content={"username": "demo"})
+
+    assert mcpcall.render_result(text) == "a\nb"
+    assert json.loads(mcpcall.render_result(structured)) == {"username": "demo"}

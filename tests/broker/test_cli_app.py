@@ -1,0 +1,310 @@
+"""The composition root behind the CLI: the refresh grant against a recorded authorization
+server (which failures need the user, which may pass: SECURITY #25, #26), sign-out with
+revocation (#51), and status that never shows a token (#52)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from broker.app import Broker, is_needing_user
+from broker.config import ServerConfig
+from broker.discovery import LimitedSender
+from broker.errors import (
+    InteractionRequired,
+    InvalidGrant,
+    ServerUnreachable,
+    TokenRequestFailed,
+)
+from broker.paths import broker_paths
+from broker.service import State
+from broker.store.memory import MemoryTokenStore
+from broker.tokens import TokenKey, TokenSet
+
+ISSUER = "https://as.example/us-east-1_Test"
+URL = "https://mcp.example/mcp"
+CLIENT = "client-1"
+KEY = TokenKey(ISSUER, CLIENT, URL)
+CANARY = "CANARY-SECRET-"
+
+Handler = Callable[[httpx2.Request], httpx2.Response]
+
+
+def metadata(revocation: bool = True) -> dict[str, object]:
+    body: dict[str, object] = {
+        "issuer": ISSUER,
+        "authorization_endpoint": "https://auth.example/oauth2/authorize",
+        "token_endpoint": "https://auth.example/oauth2/token",
+        "response_types_supported": ["code"],
+    }
+    if revocation:
+        body["revocation_endpoint"] = "https://auth.example/oauth2/revoke"
+    return body
+
+
+class RecordedServer:
+    """An authorization server answering from ``token_answer``; records every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx2.Request] = []
+        self.token_answer: Callable[[], httpx2.Response] = lambda: httpx2.Response(
+            200,
+            json={
+                "access_token": f"{CANARY}new-access",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+            },
+        )
+        self.revocation = True
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/us-east-1_Test/.well-known/openid-configuration":
+            return httpx2.Response(200, json=metadata(self.revocation))
+        if path == "/oauth2/token":
+            return self.token_answer()
+        if path == "/oauth2/revoke":
+            return httpx2.Response(200)
+        return httpx2.Response(404)
+
+    def forms(self, path: str) -> list[dict[str, list[str]]]:
+        return [
+            urllib.parse.parse_qs(r.content.decode()) for r in self.requests if r.url.path == path
+        ]
+
+
+@pytest.fixture
+def server() -> RecordedServer:
+    return RecordedServer()
+
+
+@pytest.fixture
+def store() -> MemoryTokenStore:
+    return MemoryTokenStore()
+
+
+@pytest.fixture
+def broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: RecordedServer, store: MemoryTokenStore
+) -> Iterator[Broker]:
+    monkeypatch.setenv("MCP_BROKER_HOME", str(tmp_path / "home"))
+    paths = broker_paths()
+    sender = LimitedSender(httpx2.Client(transport=httpx2.MockTransport(server)))
+    b = Broker(paths, paths.config_file, store=store, send=sender)
+    b.add(ServerConfig(URL, client_id=CLIENT, provider="cognito", issuer=ISSUER))
+    yield b
+    b.close()
+
+
+def stored(store: MemoryTokenStore, age: float, lifetime: float = 3600) -> TokenSet:
+    import time
+
+    now = time.time()
+    tokens = TokenSet(
+        KEY,
+        f"{CANARY}old-access",
+        expires_at=now - age + lifetime,
+        refresh_token=f"{CANARY}refresh",
+        obtained_at=now - age,
+    )
+    store.put(tokens)
+    return tokens
+
+
+def test_a_due_token_is_refreshed_at_the_pinned_issuer_with_the_resource(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=4000)
+
+    tokens = broker.token(URL)
+
+    assert tokens.access_token == f"{CANARY}new-access"
+    (form,) = server.forms("/oauth2/token")
+    assert form["grant_type"] == ["refresh_token"]
+    assert form["refresh_token"] == [f"{CANARY}refresh"]
+    assert form["resource"] == [URL]
+    assert store.get(KEY) == tokens
+    assert tokens.refresh_token == f"{CANARY}refresh"  # kept: no rotation
+    assert not any(r.url.host == "mcp.example" for r in server.requests)  # no PRM round trip
+
+
+def test_a_fresh_token_needs_no_request_at_all(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    old = stored(store, age=10)
+
+    assert broker.token(URL) == old
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (400, {"error": "invalid_grant"}, InteractionRequired),
+        (401, {"error": "invalid_client"}, InteractionRequired),
+        (503, {"error": "temporarily_unavailable"}, ServerUnreachable),
+        (500, None, ServerUnreachable),
+        (429, {"error": "slow_down"}, ServerUnreachable),
+        (200, None, ServerUnreachable),  # a proxy's HTML page
+        (400, None, ServerUnreachable),  # not an OAuth answer
+    ],
+)
+def test_refresh_failures_are_sorted_into_sign_in_required_or_retry_later(
+    broker: Broker,
+    server: RecordedServer,
+    store: MemoryTokenStore,
+    status: int,
+    body: dict[str, str] | None,
+    expected: type[Exception],
+) -> None:
+    stored(store, age=4000)
+    server.token_answer = lambda: (
+        httpx2.Response(status, json=body)
+        if body is not None
+        else httpx2.Response(status, text="<html>oops</html>")
+    )
+
+    with pytest.raises(expected):
+        broker.token(URL)
+    with pytest.raises(expected):
+        broker.token(URL)  # answered at once: sign-in required, or backing off
+
+    assert len(server.forms("/oauth2/token")) == 1
+    state = broker.service.status(KEY).state
+    assert state is (State.SIGN_IN_REQUIRED if expected is InteractionRequired else State.RETRYING)
+
+
+def test_a_timeout_is_a_passing_failure(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=4000)
+
+    def slow() -> httpx2.Response:
+        raise httpx2.ReadTimeout("timed out")
+
+    server.token_answer = slow
+
+    with pytest.raises(ServerUnreachable):
+        broker.token(URL)
+
+
+def test_dns_failure_and_refused_connections_are_passing_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: MemoryTokenStore
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # bound, never listening: connections are refused
+        monkeypatch.setenv("MCP_BROKER_HOME", str(tmp_path / "home"))
+        paths = broker_paths()
+
+        def unresolvable(request: httpx2.Request) -> httpx2.Response:
+            raise httpx2.ConnectError("[Errno -2] Name or service not known")
+
+        for issuer, transport in (
+            (f"http://127.0.0.1:{closed_port}/pool", None),
+            ("https://nowhere.invalid/pool", httpx2.MockTransport(unresolvable)),
+        ):
+            key = TokenKey(issuer, CLIENT, URL)
+            store.put(TokenSet(key, "x", expires_at=1.0, refresh_token="r", obtained_at=0.0))
+            client = httpx2.Client(transport=transport) if transport else httpx2.Client()
+            b = Broker(paths, paths.config_file, store=store, send=LimitedSender(client))
+            b.add(ServerConfig(URL, client_id=CLIENT, provider="cognito", issuer=issuer))
+            with pytest.raises(ServerUnreachable):
+                b.token(URL)
+            assert b.service.status(key).state is State.RETRYING
+            b.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "needs_user"),
+    [
+        (InvalidGrant("x", error="invalid_grant", status_code=400), True),
+        (TokenRequestFailed("x", error="invalid_scope", status_code=400), True),
+        (TokenRequestFailed("x", error="unauthorized_client", status_code=401), True),
+        (TokenRequestFailed("x", error="slow_down", status_code=429), False),
+        (TokenRequestFailed("x", error="server_error", status_code=500), False),
+        (TokenRequestFailed("the token response has no access_token"), False),
+    ],
+)
+def test_which_token_endpoint_refusals_need_the_user(
+    error: TokenRequestFailed, needs_user: bool
+) -> None:
+    assert is_needing_user(error) is needs_user
+
+
+def test_logout_deletes_the_tokens_and_revokes_the_refresh_token(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=10)
+    broker.token(URL)
+
+    result = broker.logout(URL)
+
+    assert (result.removed, result.revoked, result.problem) == (1, 1, None)
+    (form,) = server.forms("/oauth2/revoke")
+    assert form["token"] == [f"{CANARY}refresh"]
+    assert form["token_type_hint"] == ["refresh_token"]
+    assert form["client_id"] == [CLIENT]
+    assert store.get(KEY) is None
+    with pytest.raises(InteractionRequired):
+        broker.token(URL)
+
+
+def test_logout_without_a_revocation_endpoint_still_deletes(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    server.revocation = False
+    stored(store, age=10)
+
+    result = broker.logout(URL)
+
+    assert (result.removed, result.revoked, result.revocation_supported) == (1, 0, False)
+    assert store.get(KEY) is None
+
+
+def test_logout_with_the_server_down_deletes_and_says_revocation_failed(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=10)
+    server.revocation = True
+
+    def down(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused")
+
+    broker._send = LimitedSender(httpx2.Client(transport=httpx2.MockTransport(down)))
+
+    result = broker.logout(URL)
+
+    assert result.removed == 1 and result.revoked == 0 and result.problem
+    assert store.get(KEY) is None
+
+
+def test_status_shows_states_and_never_a_token(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=10)
+    broker.add(ServerConfig("https://other.example/mcp"))
+
+    rows = broker.status()
+
+    assert [(r.url, r.state) for r in rows] == [
+        (URL, "valid"),
+        ("https://other.example/mcp", "signed_out"),
+    ]
+    assert CANARY not in json.dumps([r.__dict__ for r in rows])
+    assert server.requests == []
+
+
+def test_a_server_without_sign_in_says_how_to_sign_in(broker: Broker) -> None:
+    broker.add(ServerConfig("https://other.example/mcp"))
+
+    with pytest.raises(InteractionRequired, match=re.escape("mcp-broker login https://other")):
+        broker.token("https://other.example/mcp")

@@ -1,0 +1,179 @@
+"""Proactive background refresh (issue 3 "Refresher"), on the token service's locks."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from broker.backoff import Backoff
+from broker.errors import InvalidGrant, ServerUnreachable
+from broker.freshness import RefreshPolicy
+from broker.refresher import Refresher
+from broker.service import State, TokenService
+from broker.store.memory import MemoryTokenStore
+from broker.tokens import TokenSet
+from tests.broker.service_fakes import KEY, OTHER_KEY, FakeClock, FakeGrant, make_tokens
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def service_with(
+    clock: FakeClock, grant: FakeGrant, *tokens: TokenSet
+) -> tuple[TokenService, MemoryTokenStore]:
+    store = MemoryTokenStore()
+    for t in tokens:
+        store.put(t)
+    backoff = Backoff(base=10, cap=60, rng=lambda: 0.5)
+    return TokenService(store, grant, clock=clock, backoff=backoff), store
+
+
+def test_refreshes_at_three_quarters_of_the_lifetime_not_before(clock: FakeClock) -> None:
+    grant = FakeGrant(clock, lifetime=3600)
+    service, store = service_with(clock, grant, make_tokens(clock, lifetime=3600))
+    refresher = Refresher(service)
+    first = service.get_token(KEY)  # the service now knows the key: the refresher watches it
+
+    assert refresher.run_once() == 30.0  # due in 2700 s; it sleeps at most max_sleep
+    clock.advance(2699)
+    refresher.run_once()
+    assert grant.calls == 0
+
+    clock.advance(2)
+    refresher.run_once()
+    assert grant.calls == 1
+    fresh = store.get(KEY)
+    assert fresh is not None and fresh.access_token != first.access_token
+    assert service.get_token(KEY).access_token == fresh.access_token  # callers see it at once
+
+
+def test_a_minimum_margin_applies_to_medium_lifetimes(clock: FakeClock) -> None:
+    grant = FakeGrant(clock, lifetime=200)
+    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=200))
+    refresher = Refresher(service)
+    service.get_token(KEY, min_valid=0)
+
+    clock.advance(139)  # 75 % would be 150 s, but a minute must be left: due at 140 s
+    refresher.run_once()
+    assert grant.calls == 0
+    clock.advance(2)
+    refresher.run_once()
+    assert grant.calls == 1
+
+
+def test_each_watched_key_is_refreshed_on_its_own_schedule(clock: FakeClock) -> None:
+    grant = FakeGrant(clock, lifetime=3600)
+    a = make_tokens(clock, lifetime=400, key=KEY)
+    b = make_tokens(clock, lifetime=4000, key=OTHER_KEY)
+    service, _ = service_with(clock, grant, a, b)
+    refresher = Refresher(service, max_sleep=10_000)
+    refresher.watch(KEY)
+    refresher.watch(OTHER_KEY)
+    service.status(KEY)
+    service.status(OTHER_KEY)
+
+    assert refresher.run_once() == pytest.approx(300)
+    clock.advance(301)
+    refresher.run_once()
+
+    assert grant.calls == 1
+    assert service.get_token(KEY).expires_at > a.expires_at
+    assert service.get_token(OTHER_KEY) == b
+
+
+def test_a_failing_server_is_retried_with_backoff_not_in_a_loop(clock: FakeClock) -> None:
+    grant = FakeGrant(clock, fail=ServerUnreachable("down"))
+    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=2800))
+    refresher = Refresher(service, max_sleep=10_000)
+    service.get_token(KEY, min_valid=0)
+
+    sleeps = [refresher.run_once() for _ in range(5)]
+
+    assert grant.calls == 1
+    assert all(s == pytest.approx(7.5) for s in sleeps)  # the backoff delay, not zero
+    clock.advance(7.5)
+    refresher.run_once()
+    assert grant.calls == 2
+    assert service.status(KEY).state is State.RETRYING
+
+
+def test_a_dead_grant_stops_proactive_refresh(clock: FakeClock) -> None:
+    grant = FakeGrant(clock, fail=InvalidGrant("revoked", error="invalid_grant"))
+    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=2800))
+    refresher = Refresher(service)
+    service.get_token(KEY, min_valid=0)
+
+    for _ in range(5):
+        refresher.run_once()
+        clock.advance(100)
+
+    assert grant.calls == 1
+    assert service.status(KEY).state is State.SIGN_IN_REQUIRED
+
+
+def test_tiny_lifetimes_never_make_the_thread_spin(clock: FakeClock) -> None:
+    grant = FakeGrant(clock, lifetime=0.01)
+    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=0.01))
+    refresher = Refresher(service, min_sleep=1.0)
+    service.get_token(KEY, min_valid=0)
+
+    assert refresher.run_once() >= 1.0
+
+
+def test_sleep_and_resume_refreshes_on_the_next_wakeup(clock: FakeClock) -> None:
+    grant = FakeGrant(clock, lifetime=3600)
+    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=3600))
+    refresher = Refresher(service)
+    service.get_token(KEY)
+
+    clock.jump_wall(5000)  # suspended: the monotonic clock stood still
+    refresher.run_once()
+
+    assert grant.calls == 1
+
+
+def test_the_thread_refreshes_in_the_background_and_stops_cleanly() -> None:
+    """Real time: a token of 2 s is refreshed by the thread without any caller asking."""
+    from broker.clock import SystemClock
+
+    real = SystemClock()
+    refreshed = threading.Event()
+
+    class SignalingGrant(FakeGrant):
+        def __call__(self, tokens: TokenSet) -> TokenSet:
+            fresh = super().__call__(tokens)
+            refreshed.set()
+            return fresh
+
+    fake = FakeClock(wall=real.time(), mono=real.monotonic())
+    grant = SignalingGrant(fake, lifetime=3600)
+    store = MemoryTokenStore()
+    store.put(make_tokens(fake, lifetime=2))
+    policy = RefreshPolicy(min_interval=0.0)
+    service = TokenService(store, grant, clock=real, policy=policy)
+    refresher = Refresher(service, max_sleep=0.2, min_sleep=0.05)
+    service.get_token(KEY, min_valid=0)
+    refresher.start()
+    try:
+        assert refreshed.wait(30), "the background refresh never happened"
+    finally:
+        refresher.stop()
+
+    assert grant.calls == 1
+    assert not any(t.name == "token-refresher" for t in threading.enumerate())
+
+
+def test_a_watched_key_is_read_from_the_store_and_refreshed_when_due(clock: FakeClock) -> None:
+    """The running broker watches every signed-in server at start, before any caller asks."""
+    grant = FakeGrant(clock, lifetime=3600)
+    service, store = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=3000))
+    refresher = Refresher(service)
+    refresher.watch(KEY)
+
+    refresher.run_once()
+
+    assert grant.calls == 1
+    assert store.get(KEY) is not None and store.get(KEY).obtained_at == clock.time()  # type: ignore[union-attr]

@@ -1,0 +1,72 @@
+"""``mcp-broker`` end to end: real subprocesses against the local authorization server and the
+demo MCP server, tokens in a real (private) Secret Service, sign-in through a real browser."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import BrokerCli, DemoStack, demo_stack, require_chromium
+
+pytestmark = pytest.mark.integration
+
+
+def claims(jwt: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (the test only reads what the server was handed)."""
+    payload = jwt.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
+def sign_in(cli: BrokerCli, stack: DemoStack) -> None:
+    cli.ok("add", stack.mcp_url, "--client-id", "demo-broker", "--provider", "cognito")
+    cli.ok("login", stack.mcp_url)
+
+
+def test_login_in_a_browser_then_call_whoami_names_the_demo_user(
+    broker_cli: BrokerCli, tmp_path: Path
+) -> None:
+    require_chromium()
+    broker_cli.env["E2E_BROWSER"] = "chromium"
+    with demo_stack(access_token_ttl=3600, rotation=False) as stack:
+        sign_in(broker_cli, stack)
+
+        result = broker_cli.ok("call", stack.mcp_url, "whoami")
+        token = broker_cli.ok("token", stack.mcp_url).strip()
+        status = json.loads(broker_cli.ok("status", "--json"))
+
+        assert '"username": "demo"' in result or "'username': 'demo'" in result, result
+        assert claims(token)["username"] == "demo"
+        assert claims(token)["iss"] == stack.issuer
+        (server,) = status["servers"]
+        assert server["state"] == "valid" and server["url"] == stack.mcp_url
+        assert token not in json.dumps(status) and token not in result
+        chatty = broker_cli.run("-vv", "call", stack.mcp_url, "whoami")
+        assert chatty.returncode == 0 and "DEBUG" in chatty.stderr
+        assert token not in chatty.stderr  # SECURITY #52: no token in any log line
+
+        logout = broker_cli.ok("logout", stack.mcp_url)
+        assert "revoked" in logout
+        after = broker_cli.run("token", stack.mcp_url)
+        assert after.returncode == 4, after.stderr
+        assert after.stdout == ""
+        assert json.loads(broker_cli.ok("status", "--json"))["servers"][0]["state"] == "signed_out"
+
+
+def test_expired_sign_in_says_so_with_exit_code_4(broker_cli: BrokerCli) -> None:
+    with demo_stack(access_token_ttl=3600, rotation=False) as stack:
+        broker_cli.ok("add", stack.mcp_url, "--client-id", "demo-broker", "--provider", "cognito")
+
+        token = broker_cli.run("token", stack.mcp_url)
+        call = broker_cli.run("call", stack.mcp_url, "whoami")
+        unknown = broker_cli.run("token", "http://127.0.0.1:1/nothing")
+
+        assert (token.returncode, call.returncode, unknown.returncode) == (4, 4, 3)
+        assert "mcp-broker login" in token.stderr and token.stdout == ""
+        assert "mcp-broker add" in unknown.stderr
