@@ -25,7 +25,7 @@ class TokenSet:
     key: TokenKey
     access_token: str = field(repr=False)
     expires_at: float
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
     scope: str | None = None
     refresh_token: str | None = field(default=None, repr=False)
     obtained_at: float = field(default_factory=time.time)
