@@ -13,11 +13,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, TextIO
 
 from broker import __version__
+from broker.autostart import configure_install_parsers
+from broker.cloudformation import add_from_cloudformation_argument, server_config_from_outputs
 from broker.config import PROVIDERS, ServerConfig
+from broker.configure import configure_configure_parser, configure_headers_parser
 from broker.errors import BrokerError, InteractionRequired
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 
@@ -53,6 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default: $MCP_BROKER_CONFIG, else config.toml in the broker's dir)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run the broker: tray icon, local token API and background refresh (the default)",
+        description=(
+            "Run the broker until Quit: the tray icon when a display is available (headless "
+            "otherwise, with one log line saying why), the local token API on 127.0.0.1 and "
+            "the background refresher. One broker runs per user; a second start exits naming "
+            "the running one. `mcp-broker` with no command does the same."
+        ),
+    )
+    run.add_argument(
+        "--headless", action="store_true", help="no tray icon: token API and refresher only"
+    )
+    run.set_defaults(run=_run, needs_broker=False, headless=False)
     _add_add(sub)
     _add_url_command(sub, "login", _login, "sign in to a server in the browser")
     _add_url_command(
@@ -96,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--args", dest="tool_args", default="{}", metavar="JSON", help="arguments as a JSON object"
     )
+    configure_headers_parser(sub)
+    configure_configure_parser(sub)
+    configure_install_parsers(sub)
     return parser
 
 
@@ -143,6 +163,7 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="forget the authorization server pinned at the last sign-in and trust the one "
         "the server names next time",
     )
+    add_from_cloudformation_argument(add)
     add.set_defaults(run=_add)
 
 
@@ -162,6 +183,12 @@ def _add_url_command(
 # -- commands ---------------------------------------------------------------------------------
 
 
+def _run(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    from broker.runner import run
+
+    return run(True if args.headless else None, config=args.config)
+
+
 def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     existing = _existing(broker, args.url)
     issuer = None if args.reset_issuer or existing is None else existing.issuer
@@ -177,6 +204,17 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         scopes=tuple(args.scopes) if args.scopes else None,
         issuer=issuer,
     )
+    if args.from_cloudformation:
+        # The stack's outputs set client, issuer and provider; explicit flags still win.
+        stack = server_config_from_outputs(args.from_cloudformation, args.url)
+        server = replace(
+            stack,
+            client_id=args.client_id or stack.client_id,
+            provider=stack.provider if args.provider == "auto" else args.provider,
+            callback_ports=tuple(args.callback_ports or stack.callback_ports),
+            send_resource=not args.no_resource_param and stack.send_resource,
+            scopes=tuple(args.scopes) if args.scopes else stack.scopes,
+        )
     saved = broker.add(server)
     print(f"Added {saved.url}. Sign in with: mcp-broker login {saved.url}", file=out)
     return 0
@@ -323,13 +361,13 @@ def main(
 ) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
+    if args.command is None:  # plain `mcp-broker` runs the tray app
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run"])
     _configure_logging(args.verbose)
     broker = None
     try:
-        broker = broker_factory(args)
+        if getattr(args, "needs_broker", True):
+            broker = broker_factory(args)
         code: int = args.run(args, broker, out or sys.stdout)
         return code
     except _UsageError as exc:

@@ -34,6 +34,7 @@ from demo_server.resource.settings import (
     ResourceSettings,
     is_loopback_host,
 )
+from demo_server.resource.stack_outputs import add_from_cloudformation_option
 
 __all__ = [
     "ResourceSettings",
@@ -71,6 +72,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--profile", choices=PROFILES, default="cognito", help="token profile (cognito)")
     add("--clock-skew", type=int, default=60, metavar="SECONDS", help="exp/nbf leeway (60)")
     add("--no-auth", action="store_true", help="no authentication (protocol checks only)")
+    add_from_cloudformation_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -82,9 +82,17 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     assert "usage: mcp-broker " + command in capsys.readouterr().out
 
 
-def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main([]) == 2
-    assert "COMMAND" in capsys.readouterr().err
+def test_no_command_runs_the_tray_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[bool | None, str | None]] = []
+
+    def fake_run(headless: bool | None = None, *, config: str | None = None) -> int:
+        calls.append((headless, config))
+        return 0
+
+    monkeypatch.setattr("broker.runner.run", fake_run)
+    assert cli.main([]) == 0
+    assert cli.main(["--config", "/x.toml", "run", "--headless"]) == 0
+    assert calls == [(None, None), (True, "/x.toml")]
 
 
 def test_token_prints_only_the_token(capsys: pytest.CaptureFixture[str]) -> None:
