@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from broker import __version__
 from broker.autostart import configure_install_parsers
+from broker.bridge import configure_connect_parser
 from broker.cloudformation import add_from_cloudformation_argument, server_config_from_outputs
 from broker.config import PROVIDERS, ServerConfig
 from broker.configure import configure_configure_parser, configure_headers_parser
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--args", dest="tool_args", default="{}", metavar="JSON", help="arguments as a JSON object"
     )
+    configure_connect_parser(sub)
     configure_headers_parser(sub)
     configure_configure_parser(sub)
     configure_install_parsers(sub)

@@ -1,0 +1,132 @@
+"""The bridge's HTTP layer: every request to the MCP server carries the broker's current token.
+
+An ``httpx2`` transport (the layer under the client, above the sockets) rather than an
+``httpx2.Auth``: when no token can be had, the bridge must still *answer* — the SDK's Streamable
+HTTP transport turns an exception from the HTTP client into the end of the whole session, but
+turns a 4xx response whose body is a JSON-RPC error into that error for the one request that was
+sent (MCP transports: "the server MAY return a JSON-RPC error in the body"). So a refusal here is
+a local response carrying a JSON-RPC error that tells the user how to sign in, and the session
+lives on; once the user has signed in, the next request simply works.
+
+Per request: a token from the broker (cache first) → send → on 401 one renewed token and one
+retry → on 403 ``insufficient_scope`` one step-up and one retry (RFC 6750 §3.1; MCP
+authorization, "Scope Challenge Handling"). Token lookups block (keyring, refresh, sign-in),
+so they run in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+import anyio.to_thread
+import httpx2
+from mcp_types import ErrorData, JSONRPCError
+
+from broker.bridge.tokens import TokenSource, sign_in_hint
+from broker.errors import (
+    AuthorizationError,
+    BrokerError,
+    InsufficientScope,
+    InteractionRequired,
+    ServerUnreachable,
+)
+from broker.oauth.www_authenticate import parse_bearer_challenge
+
+logger = logging.getLogger(__name__)
+
+#: JSON-RPC codes of the bridge's own refusals, in the implementation-defined band
+#: -32000..-32019 (mcp_types.jsonrpc; the SDK uses -32000 and -32001).
+SIGN_IN_REQUIRED = -32010
+BROKER_UNAVAILABLE = -32011
+
+# The broker's messages end in "; sign in with: mcp-broker login URL": the refusal says it better.
+_REPEATED_HINT = re.compile(r"[;.]?\s*sign in with: mcp-broker login \S+$", re.IGNORECASE)
+
+
+class BrokerTokenTransport(httpx2.AsyncBaseTransport):
+    """Sign each request with a broker token; answer with a JSON-RPC error when none can be had."""
+
+    def __init__(self, tokens: TokenSource, inner: httpx2.AsyncBaseTransport | None = None) -> None:
+        self._tokens = tokens
+        self._inner = inner or httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        await request.aread()  # the body may have to be sent again after a 401 or 403
+        try:
+            return await self._signed(request)
+        except BrokerError as exc:
+            return refusal(request, exc, self._tokens.resource)
+        except httpx2.TransportError as exc:
+            # Answer this request; an exception would end the whole session.
+            unreachable = ServerUnreachable(
+                f"could not reach {self._tokens.resource} ({type(exc).__name__})"
+            )
+            return refusal(request, unreachable, self._tokens.resource)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def _signed(self, request: httpx2.Request) -> httpx2.Response:
+        token = await _blocking(self._tokens.token)
+        response = await self._send(request, token)
+        if response.status_code == 401:
+            await response.aclose()
+            token = await _blocking(lambda: self._tokens.renewed(token))
+            response = await self._send(request, token)
+            if response.status_code == 401:
+                await response.aclose()
+                raise InteractionRequired(
+                    f"{self._tokens.resource} refused a fresh token from the broker"
+                )
+        challenge = parse_bearer_challenge(response.headers.get_list("www-authenticate"))
+        if response.status_code == 403 and challenge is not None and challenge.insufficient_scope:
+            await response.aclose()
+            token = await _blocking(lambda: self._tokens.stepped_up(token, challenge.scope))
+            response = await self._send(request, token)
+            if response.status_code == 403:
+                await response.aclose()
+                raise InsufficientScope(
+                    f"{self._tokens.resource} still refuses the request after signing in "
+                    f"again with the scope {challenge.scope or '(unnamed)'}"
+                )
+        return response
+
+    async def _send(self, request: httpx2.Request, token: str) -> httpx2.Response:
+        request.headers["Authorization"] = f"Bearer {token}"
+        return await self._inner.handle_async_request(request)
+
+
+async def _blocking(fn: Callable[[], str]) -> str:
+    return await anyio.to_thread.run_sync(fn)
+
+
+def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.Response:
+    """A local 4xx whose body is the JSON-RPC error the MCP client will see for its request.
+
+    The id is null: the SDK's transport answers the request it sent with this error.
+    """
+    needs_user = isinstance(exc, AuthorizationError)
+    reason = _safe(_REPEATED_HINT.sub("", str(exc)))
+    if needs_user:
+        text = f"mcp-broker: {reason}. To continue, {sign_in_hint(resource)}, then retry."
+    else:
+        text = f"mcp-broker: {reason}"
+    logger.warning("%s", text)
+    error = ErrorData(
+        code=SIGN_IN_REQUIRED if needs_user else BROKER_UNAVAILABLE,
+        message=text,
+        data={"resource": resource, "reason": getattr(exc, "error", None) or type(exc).__name__},
+    )
+    body = JSONRPCError(jsonrpc="2.0", id=None, error=error).model_dump_json(by_alias=True)
+    return httpx2.Response(
+        401 if needs_user else 503,
+        headers={"content-type": "application/json"},
+        content=body.encode(),
+        request=request,
+    )
+
+
+def _safe(text: str) -> str:
+    return "".join(ch for ch in text if ch.isprintable())

@@ -1,0 +1,65 @@
+"""A tiny MCP server (the SDK's ``MCPServer`` on Streamable HTTP, uvicorn on a thread) whose tools
+talk back while they run: progress notifications, an elicitation request to the client, and the
+``Authorization`` header it was sent, so a test can see what the bridge relayed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
+
+from tests.support.procs import free_port
+
+
+class Name(BaseModel):
+    name: str
+
+
+def build_server() -> MCPServer:
+    mcp = MCPServer("bridge-chatty")
+
+    @mcp.tool()
+    async def count(n: int, ctx: Context) -> str:
+        """Report progress n times, then answer."""
+        for i in range(1, n + 1):
+            await ctx.report_progress(i, n, f"step {i}")
+        return f"counted to {n}"
+
+    @mcp.tool()
+    async def greet(ctx: Context) -> str:
+        """Ask the client for a name (a server-to-client request), then greet it."""
+        answer = await ctx.elicit("Who are you?", Name)
+        if answer.action != "accept" or answer.data is None:
+            return f"no name ({answer.action})"
+        return f"hello {answer.data.name}"
+
+    @mcp.tool()
+    def authorization(ctx: Context) -> str:
+        """The Authorization header of this request, as the server received it."""
+        return (ctx.headers or {}).get("authorization", "")
+
+    return mcp
+
+
+@contextmanager
+def chatty_server() -> Iterator[str]:
+    """Serve on a free loopback port; yields the MCP URL."""
+    port = free_port()
+    app = build_server().streamable_http_app(host="127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, name="chatty-mcp", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the chatty MCP server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.should_exit = True
+        thread.join(10)
