@@ -19,9 +19,11 @@ from typing import Any, TextIO
 from broker import __version__
 from broker.autostart import configure_install_parsers
 from broker.bridge import configure_connect_parser
+from broker.clients_cli import configure_clients_parser
 from broker.cloudformation import add_from_cloudformation_argument, server_config_from_outputs
 from broker.config import PROVIDERS, ServerConfig
 from broker.configure import configure_configure_parser, configure_headers_parser
+from broker.demo import configure_demo_parser
 from broker.errors import BrokerError, InteractionRequired
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 
@@ -115,9 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--args", dest="tool_args", default="{}", metavar="JSON", help="arguments as a JSON object"
     )
     configure_connect_parser(sub)
+    configure_clients_parser(sub)
     configure_headers_parser(sub)
     configure_configure_parser(sub)
     configure_install_parsers(sub)
+    configure_demo_parser(sub)
     return parser
 
 

@@ -10,6 +10,7 @@ packages=(
   libsecret-tools               # secret-tool, to look inside the keyring from tests
   xvfb trayer dunst xdotool x11-utils imagemagick   # tray tests: X server, tray host, notifications
   desktop-file-utils            # desktop-file-validate for the autostart entry
+  wrk                           # load generator for make bench
   libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
 )
 

@@ -1,0 +1,139 @@
+"""The local token API as a Flask app: ``create_app(...)`` builds a fresh one (no module-level
+app). Routes live in :mod:`broker.api.routes`, request guards in :mod:`broker.api.guards`.
+
+Every response is JSON with ``Cache-Control: no-store``; errors are
+``{"error", "error_description"}``. Nothing here logs a header value, a body or the query string.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from broker.api import errors
+from broker.api.guards import MAX_BODY_BYTES, allowed_hosts, bearer_secret, check_request
+from broker.api.provider import BoundedCalls, RecentTokens, TokenProvider
+from broker.clients import ApiClients, Client
+
+logger = logging.getLogger(__name__)
+
+InteractionHook = Callable[[str, str], None]
+"""Called with (resource, client name) when a client was told ``interaction_required``: the
+tray asks the user to sign in. Must return at once; called at most once a minute per server."""
+
+EXTENSION = "mcp_broker_api"
+NOTIFY_INTERVAL = 60.0
+_SECURE_HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+
+
+def log_interaction_required(resource: str, client: str) -> None:
+    logger.warning(
+        "API client %r needs a sign-in to %s: mcp-broker login %s", client, resource, resource
+    )
+
+
+@dataclass
+class ApiContext:
+    """What the views need, kept on ``app.extensions``."""
+
+    provider: TokenProvider
+    clients: ApiClients
+    port: int
+    calls: BoundedCalls
+    call_timeout: float
+    on_interaction_required: InteractionHook
+    hosts: frozenset[str] = frozenset()
+    recent: RecentTokens = field(default_factory=RecentTokens)
+    _notified: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def authenticate(self, environ: dict[str, Any]) -> Client:
+        presented = bearer_secret(environ)
+        if presented is None:
+            raise errors.InvalidClient(
+                "send the client secret as Authorization: Bearer", presented=False
+            )
+        client = self.clients.authenticate(presented) if presented else None
+        if client is None:
+            raise errors.InvalidClient("unknown client secret", presented=True)
+        return client
+
+    def interaction_required(self, resource: str, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._notified.get(resource, -NOTIFY_INTERVAL) < NOTIFY_INTERVAL:
+                return
+            self._notified[resource] = now
+        try:
+            self.on_interaction_required(resource, client)
+        except Exception:
+            logger.exception("the interaction-required hook failed")
+
+
+def api_context() -> ApiContext:
+    return cast(ApiContext, current_app.extensions[EXTENSION])
+
+
+def json_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
+    """Every response of the API is built here: JSON, never cached, never with CORS headers."""
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    all_headers = _SECURE_HEADERS + list(headers.items()) if headers else _SECURE_HEADERS
+    return Response(payload, status, all_headers, content_type="application/json")
+
+
+def create_app(
+    provider: TokenProvider,
+    clients: ApiClients,
+    *,
+    port: int,
+    calls: BoundedCalls,
+    call_timeout: float = 5.0,
+    on_interaction_required: InteractionHook = log_interaction_required,
+) -> Flask:
+    """The API for a server listening on 127.0.0.1:``port`` (the Host allowlist needs it)."""
+    from broker.api.routes import v1
+
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, PROPAGATE_EXCEPTIONS=False)
+    context = ApiContext(
+        provider, clients, port, calls, call_timeout, on_interaction_required, allowed_hosts(port)
+    )
+    app.extensions[EXTENSION] = context
+    app.before_request(lambda: check_request(request.environ, context.hosts))
+    app.register_blueprint(v1)
+    app.register_error_handler(errors.HttpError, _http_error)
+    app.register_error_handler(HTTPException, _werkzeug_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def _http_error(exc: errors.HttpError) -> Response:
+    body = {"error": exc.error, "error_description": exc.description}
+    return json_response(exc.status, body, exc.headers)
+
+
+def _werkzeug_error(exc: HTTPException) -> Response:
+    mapped: dict[int, type[errors.HttpError]] = {
+        404: errors.NotFound,
+        405: errors.MethodNotAllowed,
+        413: errors.PayloadTooLarge,
+    }
+    status = exc.code or 400
+    cls = mapped.get(status, errors.InvalidRequest)
+    return _http_error(cls(exc.name if status != 404 else "no such endpoint"))
+
+
+def _unexpected(exc: Exception) -> Response:
+    # request.path, never the full URL: the query string could carry a secret (#3).
+    logger.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+    return _http_error(errors.ServerError("internal error; see the broker's log"))
