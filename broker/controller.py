@@ -1,0 +1,272 @@
+"""What the tray's menu items do, off the tray thread.
+
+The tray posts :class:`~broker.menu.Command` objects; a worker thread carries them out against the
+broker (keyring, network, browser) and pushes a fresh :class:`~broker.menu.View` back to the tray
+after each one, after every token state change the service reports, and every ``tick`` seconds
+(so "token until 14:05" stays true). Sign-in and sign-out run on their own daemon threads because
+a sign-in waits for the user's browser for minutes; the worker stays free meanwhile. Quit is
+handled at once in the caller's thread: it only tells the runner to stop.
+
+Nothing here shows or logs a token: "Copy access token" hands it to the clipboard function only.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from broker.app import ServerStatus, SignOutResult
+from broker.clients import ConsentRequest, Decision
+from broker.errors import BrokerError
+from broker.menu import (
+    Action,
+    Command,
+    View,
+    needs_sign_in,
+    safe_text,
+    server_name,
+)
+from broker.notify import Notifier
+from broker.tokens import TokenSet
+
+logger = logging.getLogger(__name__)
+
+ConsentDecider = Callable[[ConsentRequest, Decision], None]
+"""Called when the user answers a consent request (the API's ``clients.decide``)."""
+
+
+class BrokerLike(Protocol):
+    """The part of :class:`broker.app.Broker` the tray uses."""
+
+    config_file: Path
+
+    def status(self) -> list[ServerStatus]: ...
+    def login(self, url: str) -> TokenSet: ...
+    def logout(self, url: str) -> SignOutResult: ...
+    def token(self, url: str, min_valid: float | None = None) -> TokenSet: ...
+
+
+class _Refresh:
+    """Queue marker: rebuild the view."""
+
+
+_REFRESH = _Refresh()
+_STOP = None
+
+
+class Controller:
+    def __init__(
+        self,
+        broker: BrokerLike,
+        notifier: Notifier,
+        *,
+        open_url: Callable[[str], object],
+        open_folder: Callable[[Path], None],
+        demo_url: str | None = None,
+        tick: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._broker = broker
+        self.notifier = notifier
+        self._open_url = open_url
+        self._open_folder = open_folder
+        self._demo_url = demo_url
+        self._tick = tick
+        self._clock = clock
+        self._queue: queue.Queue[Command | _Refresh | None] = queue.Queue()
+        self._lock = threading.Lock()  # guards the fields below
+        self._busy: set[str] = set()
+        self._errors: dict[str, str] = {}
+        self._consents: list[ConsentRequest] = []
+        self._view = View(demo_url=demo_url)
+        self._thread: threading.Thread | None = None
+        self.show: Callable[[View], None] = lambda view: None
+        # Called after a sign-out so the token API drops what it holds for that server at once.
+        self.signed_out: Callable[[str], None] = lambda url: None
+        self.copy: Callable[[str], None] = lambda text: None
+        self.on_quit: Callable[[], None] = lambda: None
+        self.decide: ConsentDecider | None = None
+
+    # -- what other threads call ---------------------------------------------------------------
+
+    def post(self, command: Command) -> None:
+        """Queue ``command`` for the worker; never blocks (safe from the tray's callbacks)."""
+        if command.action is Action.QUIT:
+            self.on_quit()
+            return
+        self._queue.put(command)
+
+    def refresh(self, *_: object) -> None:
+        """Rebuild the view soon (a service listener: any arguments are ignored)."""
+        self._queue.put(_REFRESH)
+
+    def request_consent(self, request: ConsentRequest) -> None:
+        """A named API client asked for a server for the first time: ask the user in the tray.
+
+        The API's consent prompt: returns at once, the answer goes to :attr:`decide`.
+        """
+        with self._lock:
+            if request in self._consents:
+                return
+            self._consents.append(request)
+        client = safe_text(request.client, 40)
+        self.notifier.notify(
+            f"{client} asks for access",
+            f"{client} wants a token for {server_name(request.resource)}. "
+            "Allow or deny it in the tray menu.",
+        )
+        self.refresh()
+
+    def interaction_required(self, resource: str, client: str) -> None:
+        """An API client was told to wait for a sign-in (the API calls this at most once a
+        minute per server): ask the user to sign in."""
+        self.notifier.notify(
+            "Sign-in needed",
+            f"{safe_text(client, 40)} needs a token for {server_name(resource)}: "
+            "choose Sign in in the tray menu.",
+        )
+
+    @property
+    def view(self) -> View:
+        return self._view
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tray-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._publish_safely()
+        while True:
+            try:
+                item = self._queue.get(timeout=self._tick)
+            except queue.Empty:
+                item = _REFRESH
+            if item is _STOP:
+                return
+            if isinstance(item, Command):
+                self._safely(item)
+            self._publish_safely()
+
+    def _publish_safely(self) -> None:
+        try:
+            self.publish()
+        except Exception:  # the worker must outlive any one bad status read
+            logger.exception("could not update the tray")
+
+    def publish(self) -> View:
+        """Read the broker's status and show it (worker thread: this may touch the keyring)."""
+        try:
+            servers = tuple(self._broker.status())
+        except BrokerError as exc:
+            logger.warning("could not read the servers' status: %s", exc)
+            servers = self._view.servers
+        with self._lock:
+            view = View(
+                servers=servers,
+                now=self._clock(),
+                busy=frozenset(self._busy),
+                errors=dict(self._errors),
+                consents=tuple(self._consents),
+                demo_url=self._demo_url,
+            )
+        for url in needs_sign_in(self._view, view):
+            self.notifier.notify(
+                "Sign-in needed", f"Sign in to {server_name(url)} again from the tray menu."
+            )
+        self._view = view
+        self.show(view)
+        return view
+
+    def _safely(self, command: Command) -> None:
+        try:
+            self._handle(command)
+        except BrokerError as exc:
+            self.notifier.notify("MCP OAuth Broker", safe_text(str(exc), 200))
+        except Exception:
+            logger.exception("tray command %s failed", command.action.value)
+
+    def _handle(self, command: Command) -> None:
+        action, url = command.action, command.url
+        if action is Action.SIGN_IN and url:
+            self._in_background(url, self._sign_in)
+        elif action is Action.SIGN_OUT and url:
+            self._in_background(url, self._sign_out)
+        elif action is Action.COPY_TOKEN and url:
+            self._copy_token(url)
+        elif action is Action.ADD_SERVER:
+            self.notifier.notify(
+                "Add a server", "Run this in a terminal: mcp-broker add https://server.example/mcp"
+            )
+        elif action is Action.OPEN_DEMO and self._demo_url:
+            self._open_url(self._demo_url)
+        elif action is Action.OPEN_CONFIG:
+            self._open_folder(self._broker.config_file.parent)
+        elif action is Action.CONSENT and url and command.client and command.decision:
+            self._answer_consent(ConsentRequest(command.client, url), command.decision)
+
+    def _in_background(self, url: str, work: Callable[[str], None]) -> None:
+        with self._lock:
+            if url in self._busy:
+                return  # one sign-in per server at a time (SECURITY #42)
+            self._busy.add(url)
+            self._errors.pop(url, None)
+
+        def run() -> None:
+            try:
+                work(url)
+            except BrokerError as exc:
+                message = safe_text(str(exc), 200)
+                with self._lock:
+                    self._errors[url] = message
+                self.notifier.notify(f"{server_name(url)}: it did not work", message)
+            except Exception:
+                logger.exception("tray action for %s failed", url)
+                with self._lock:
+                    self._errors[url] = "unexpected error; see the log"
+            finally:
+                with self._lock:
+                    self._busy.discard(url)
+                self.refresh()
+
+        threading.Thread(target=run, name="tray-sign-in", daemon=True).start()
+
+    def _sign_in(self, url: str) -> None:
+        logger.info("signing in to %s from the tray", url)
+        self._broker.login(url)
+        self.notifier.notify("Signed in", f"Signed in to {server_name(url)}.")
+
+    def _sign_out(self, url: str) -> None:
+        result = self._broker.logout(url)
+        self.signed_out(url)
+        note = f" ({safe_text(result.problem, 120)})" if result.problem else ""
+        self.notifier.notify("Signed out", f"Signed out of {server_name(url)}{note}.")
+
+    def _copy_token(self, url: str) -> None:
+        tokens = self._broker.token(url, 60)
+        self.copy(tokens.access_token)
+        until = time.strftime("%H:%M", time.localtime(tokens.expires_at))
+        self.notifier.notify(
+            "Access token copied", f"Token for {server_name(url)}, valid until {until}."
+        )
+
+    def _answer_consent(self, request: ConsentRequest, decision: Decision) -> None:
+        with self._lock:
+            if request not in self._consents:
+                return
+            self._consents.remove(request)
+        if self.decide is not None:
+            self.decide(request, decision)
+        logger.info("consent for %s to %s: %s", request.client, request.resource, decision.value)

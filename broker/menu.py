@@ -1,0 +1,234 @@
+"""The tray menu as plain data: what the icon, its title and its menu say, from a :class:`View`.
+
+No pystray, no I/O: the tray module turns :class:`Entry` trees into pystray menus, and the
+controller fills :class:`View` snapshots from the broker. Every menu item carries a
+:class:`Command` that the tray posts to the controller's worker when it is chosen.
+
+Text that came from a server (``reason``, ``error_description``, a URL) goes through
+:func:`safe_text` before it reaches a label or the title (SECURITY.md #40).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from broker.app import ServerStatus
+from broker.clients import ConsentRequest, Decision
+
+_SIGNED_IN = {"valid"}
+_NEEDS_SIGN_IN = {"signed_out", "sign_in_required", "unknown"}
+_REFRESHING = {"retrying"}
+LABEL_LIMIT = 80
+
+
+class Overall(enum.Enum):
+    """The one state the icon shows, worst first: error, needs sign-in, refreshing, signed in."""
+
+    NO_SERVERS = "no_servers"
+    SIGNED_IN = "signed_in"
+    NEEDS_SIGN_IN = "needs_sign_in"
+    REFRESHING = "refreshing"
+    ERROR = "error"
+
+
+class Action(enum.Enum):
+    SIGN_IN = "sign_in"
+    SIGN_OUT = "sign_out"
+    COPY_TOKEN = "copy_token"  # noqa: S105 - a menu action, not a secret
+    ADD_SERVER = "add_server"
+    OPEN_DEMO = "open_demo"
+    OPEN_CONFIG = "open_config"
+    TOGGLE_AUTOSTART = "toggle_autostart"
+    CONSENT = "consent"
+    QUIT = "quit"
+
+
+@dataclass(frozen=True)
+class Command:
+    """What a menu item asks for: ``url`` names the server, ``client`` a consent's client."""
+
+    action: Action
+    url: str | None = None
+    client: str | None = None
+    decision: Decision | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One menu item: a command, a submenu, or a separator (``label == ""``)."""
+
+    label: str
+    command: Command | None = None
+    enabled: bool = True
+    checked: bool | None = None
+    submenu: tuple[Entry, ...] = ()
+
+    @property
+    def is_separator(self) -> bool:
+        return self.label == ""
+
+
+SEPARATOR = Entry("")
+
+
+@dataclass(frozen=True)
+class View:
+    """A snapshot of everything the tray shows; built off the tray thread, never holds a token."""
+
+    servers: tuple[ServerStatus, ...] = ()
+    now: float = 0.0
+    busy: frozenset[str] = frozenset()
+    """Servers with a sign-in or sign-out in progress from the tray."""
+    errors: Mapping[str, str] = field(default_factory=dict)
+    """The last tray action that failed, per server URL (already a safe message)."""
+    consents: tuple[ConsentRequest, ...] = ()
+    demo_url: str | None = None
+    autostart: bool | None = None
+    """None: starting at login is not wired yet, so the checkbox is shown disabled."""
+
+
+def safe_text(text: str, limit: int = LABEL_LIMIT) -> str:
+    """Printable text only: no control, format (bidi) or escape characters, at most ``limit``."""
+    kept = "".join(
+        ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else " " for ch in text
+    )
+    kept = " ".join(kept.split())
+    return kept if len(kept) <= limit else kept[: limit - 1] + "…"
+
+
+def server_name(url: str) -> str:
+    """A short name for a server: host[:port] and path, from the configured URL."""
+    parts = urlsplit(url)
+    return safe_text(f"{parts.netloc}{parts.path}", 60)
+
+
+def server_state(status: ServerStatus, view: View) -> Overall:
+    if status.url in view.busy:
+        return Overall.REFRESHING
+    if status.url in view.errors or status.state not in (_SIGNED_IN | _NEEDS_SIGN_IN | _REFRESHING):
+        return Overall.ERROR
+    if status.state in _NEEDS_SIGN_IN:
+        return Overall.NEEDS_SIGN_IN
+    if status.state in _REFRESHING:
+        return Overall.REFRESHING
+    return Overall.SIGNED_IN
+
+
+def overall(view: View) -> Overall:
+    if not view.servers:
+        return Overall.NO_SERVERS
+    states = {server_state(s, view) for s in view.servers}
+    for worst in (Overall.ERROR, Overall.NEEDS_SIGN_IN, Overall.REFRESHING):
+        if worst in states:
+            return worst
+    return Overall.SIGNED_IN
+
+
+def title(view: View) -> str:
+    """The icon's title / tooltip: the overall state in words."""
+    state = overall(view)
+    count = sum(1 for s in view.servers if server_state(s, view) is state)
+    total = len(view.servers)
+    words = {
+        Overall.NO_SERVERS: "no servers configured",
+        Overall.SIGNED_IN: "signed in" if total == 1 else f"signed in to all {total} servers",
+        Overall.NEEDS_SIGN_IN: f"sign-in needed ({count} of {total})",
+        Overall.REFRESHING: f"refreshing ({count} of {total})",
+        Overall.ERROR: f"error ({count} of {total})",
+    }[state]
+    waiting = f", {len(view.consents)} waiting for consent" if view.consents else ""
+    return f"MCP OAuth Broker: {words}{waiting}"
+
+
+def describe(status: ServerStatus, view: View) -> str:
+    """A server's state in words: who is signed in and until when, or what is wrong."""
+    state = server_state(status, view)
+    if state is Overall.ERROR:
+        problem = view.errors.get(status.url) or status.reason or status.state
+        return "error: " + safe_text(problem, 50)
+    if status.url in view.busy:
+        return "working…"
+    if state is Overall.NEEDS_SIGN_IN:
+        return "sign-in needed"
+    user = getattr(status, "user", None)  # shown once the broker reports it
+    who = f" as {safe_text(str(user), 30)}" if user else ""
+    until = _until(status.expires_at, view.now)
+    if state is Overall.REFRESHING:
+        return f"signed in{who}, refresh retrying{until}"
+    return f"signed in{who}{until}"
+
+
+def _until(expires_at: float | None, now: float) -> str:
+    if expires_at is None:
+        return ""
+    if expires_at <= now:
+        return ", token expired"
+    moment = datetime.datetime.fromtimestamp(expires_at).astimezone()
+    return f", token until {moment:%H:%M}"
+
+
+def server_entry(status: ServerStatus, view: View) -> Entry:
+    state = server_state(status, view)
+    busy = status.url in view.busy
+    signed_in = status.state in _SIGNED_IN | _REFRESHING
+    actions = (
+        Entry("Sign in again" if signed_in else "Sign in", Command(Action.SIGN_IN, status.url),
+              enabled=not busy),
+        Entry("Sign out", Command(Action.SIGN_OUT, status.url),
+              enabled=not busy and status.issuer is not None),
+        Entry("Copy access token", Command(Action.COPY_TOKEN, status.url),
+              enabled=not busy and signed_in and state is not Overall.ERROR),
+    )  # fmt: skip
+    label = f"{server_name(status.url)}: {describe(status, view)}"
+    return Entry(safe_text(label), submenu=actions)
+
+
+def consent_entry(request: ConsentRequest) -> Entry:
+    def choice(label: str, decision: Decision) -> Entry:
+        return Entry(label, Command(Action.CONSENT, request.resource, request.client, decision))
+
+    label = f"Allow {safe_text(request.client, 30)} to use {server_name(request.resource)}?"
+    return Entry(
+        safe_text(label),
+        submenu=(
+            choice("Allow once", Decision.ALLOW_ONCE),
+            choice("Always allow", Decision.ALLOW_ALWAYS),
+            choice("Deny", Decision.DENY),
+        ),
+    )
+
+
+def entries(view: View) -> tuple[Entry, ...]:
+    """The whole menu, top to bottom."""
+    servers = tuple(server_entry(s, view) for s in view.servers) or (
+        Entry("No servers configured", enabled=False),
+    )
+    consents = tuple(consent_entry(r) for r in view.consents)
+    demo = (Entry("Open demo server", Command(Action.OPEN_DEMO, view.demo_url)),)
+    return (
+        *servers,
+        *((SEPARATOR, *consents) if consents else ()),
+        SEPARATOR,
+        Entry("Add server…", Command(Action.ADD_SERVER)),
+        *(demo if view.demo_url else ()),
+        Entry(
+            "Start at login",
+            Command(Action.TOGGLE_AUTOSTART),
+            enabled=view.autostart is not None,
+            checked=bool(view.autostart),
+        ),
+        Entry("Open config folder", Command(Action.OPEN_CONFIG)),
+        SEPARATOR,
+        Entry("Quit", Command(Action.QUIT)),
+    )
+
+
+def needs_sign_in(before: View | None, after: View) -> list[str]:
+    """Servers that newly need the user to sign in (what deserves a notification)."""
+    was = {s.url for s in before.servers if s.state == "sign_in_required"} if before else set()
+    return [s.url for s in after.servers if s.state == "sign_in_required" and s.url not in was]

@@ -1,0 +1,197 @@
+"""``mcp-broker run [--headless]`` (and ``mcp-broker`` with no arguments): the long-running broker.
+
+One per user (:mod:`broker.instance`). It builds the broker, the background refresher, the local
+token API and, when a display is available, the tray icon; without one it runs headless and says
+so in one log line. Quit (tray menu, SIGTERM, Ctrl+C) stops the tray, the API and the refresher
+within about a second; sign-ins still waiting on a browser run on daemon threads and end with the
+process.
+
+    from broker.runner import run
+    sys.exit(run(headless=None))   # None: tray if possible, else headless
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import webbrowser
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from broker.app import Broker
+from broker.controller import Controller
+from broker.errors import AlreadyRunning, BrokerError, TrayUnavailable
+from broker.instance import Instance, hold_instance
+from broker.notify import CallbackNotifier, LogNotifier, desktop_notifier
+from broker.paths import broker_paths
+from broker.refresher import Refresher
+
+if TYPE_CHECKING:
+    from broker.api import ApiServer
+    from broker.tray import Tray
+
+logger = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 0.5  # per part; Quit must be done within about a second
+
+
+def run(
+    headless: bool | None = None, *, config: str | None = None, demo_url: str | None = None
+) -> int:
+    """Run the broker until Quit; ``headless=None`` shows the tray when a display is available.
+
+    Returns the process exit code (:class:`AlreadyRunning`'s when another broker runs).
+    """
+    try:
+        with hold_instance(broker_paths()) as instance:
+            return BrokerSession(instance, config, demo_url).run(headless)
+    except AlreadyRunning as exc:
+        print(f"mcp-broker: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokerError as exc:
+        logger.error("%s", exc)
+        return exc.exit_code
+
+
+class BrokerSession:
+    """The parts of one running broker, wired together, and their orderly shutdown."""
+
+    def __init__(self, instance: Instance, config: str | None, demo_url: str | None) -> None:
+        self.instance = instance
+        self.broker = Broker.from_environment(config)
+        self.refresher = Refresher(self.broker.service)
+        self.controller = Controller(
+            self.broker,
+            desktop_notifier(),
+            open_url=webbrowser.open,
+            open_folder=open_folder,
+            demo_url=demo_url,
+        )
+        self.broker.service.add_listener(self.controller.refresh)
+        self.api: ApiServer | None = None
+        self.stopped = threading.Event()
+
+    def run(self, headless: bool | None) -> int:
+        try:
+            self._start_background()
+            tray = None
+            if not headless:
+                try:
+                    from broker.tray import open_tray
+
+                    tray = open_tray(self.controller.post, self.controller.view)
+                except TrayUnavailable as exc:
+                    logger.warning("Running headless: %s. %s", exc, self._where())
+            else:
+                logger.info("Running headless. %s", self._where())
+            if tray is None:
+                self._wait_headless()
+            else:
+                self._run_tray(tray)
+            return 0
+        finally:
+            self.close()
+
+    def _start_background(self) -> None:
+        self.refresher.start()
+        for server in self.broker.servers():
+            if server.issuer is not None and server.client_id is not None:
+                self.refresher.watch(self.broker.key_for(server))
+        self.api = start_api(self.broker, self.controller)
+        self.controller.signed_out = self.api.forget_tokens
+        self.instance.publish(api_url=self.api.url)
+
+    def _where(self) -> str:
+        where = f"token API at {self.api.url}" if self.api else "no token API"
+        return f"{where}; stop with Ctrl+C or SIGTERM"
+
+    def _run_tray(self, tray: Tray) -> None:
+        if isinstance(self.controller.notifier, LogNotifier):
+            self.controller.notifier = CallbackNotifier(tray.notify)
+        self.controller.show = tray.show
+        self.controller.copy = tray.copy
+        self.controller.on_quit = tray.stop
+        self._on_signals(tray.stop)
+        tray.call_in_main_loop(lambda: self._on_signals(tray.stop))
+
+        def ready() -> None:
+            logger.info("tray icon shown (%s backend)", tray.backend)
+            self.controller.start()
+
+        tray.run(ready)
+
+    def _wait_headless(self) -> None:
+        self.controller.on_quit = self.stopped.set
+        self._on_signals(self.stopped.set)
+        self.controller.start()
+        self.stopped.wait()
+
+    def _on_signals(self, stop: Callable[[], None]) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may install handlers (tests call run() elsewhere)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: stop())
+
+    def close(self) -> None:
+        """Stop everything, each part on its own so one failure does not keep the rest up."""
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("tray worker", lambda: self.controller.stop(STOP_TIMEOUT)),
+            ("token API", lambda: self.api.close() if self.api is not None else None),
+            ("refresher", lambda: self.refresher.stop(STOP_TIMEOUT)),
+            ("broker", self.broker.close),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                logger.warning("stopping the %s failed", name, exc_info=True)
+        logger.info("stopped")
+
+
+def start_api(broker: Broker, controller: Controller) -> ApiServer:
+    """The local token API, with the tray (or the log, headless) asking the user's consent."""
+    from broker.api import start_api as start  # Flask and waitress load only for `run`
+
+    api = start(
+        broker,
+        broker.paths,
+        consent_prompt=controller.request_consent,
+        on_interaction_required=controller.interaction_required,
+    )
+    controller.decide = api.clients.decide
+    return api
+
+
+def open_folder(path: Path) -> None:
+    """Show ``path`` in the desktop's file manager (no shell; the path is an argument)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if sys.platform == "win32":
+        os.startfile(path)  # type: ignore[attr-defined]  # noqa: S606
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    subprocess.run(  # noqa: S603
+        [opener, str(path)], check=False, timeout=30, stdin=subprocess.DEVNULL
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m broker.runner [--headless]``: the same as ``mcp-broker run``."""
+    parser = argparse.ArgumentParser(prog="mcp-broker run")
+    parser.add_argument("--headless", action="store_true", default=None)
+    parser.add_argument("--config")
+    parser.add_argument("--demo-url")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return run(args.headless, config=args.config, demo_url=args.demo_url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""What the tray's menu items do: on a worker, never on the tray thread, never showing a token."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from broker.app import ServerStatus, SignOutResult
+from broker.clients import ConsentRequest, Decision
+from broker.controller import Controller
+from broker.errors import AuthorizationDenied, InteractionRequired
+from broker.menu import Action, Command, Overall, View, overall
+from broker.tokens import TokenKey, TokenSet
+
+URL = "https://mcp.example/mcp"
+ISSUER = "https://idp.example/pool"
+SECRET_TOKEN = "at-SECRET-canary-0123456789"
+WAIT = 30.0  # a bound for a stuck test, not a timing assertion
+
+
+class FakeBroker:
+    def __init__(self, tmp_path: Path) -> None:
+        self.config_file = tmp_path / "config.toml"
+        self.state = "signed_out"
+        self.login_threads: list[str] = []
+        self.release_login = threading.Event()
+        self.login_error: Exception | None = None
+
+    def status(self) -> list[ServerStatus]:
+        return [ServerStatus(URL, self.state, ISSUER, "client", expires_at=2e9)]
+
+    def login(self, url: str) -> TokenSet:
+        self.login_threads.append(threading.current_thread().name)
+        assert self.release_login.wait(WAIT)
+        if self.login_error is not None:
+            raise self.login_error
+        self.state = "valid"
+        return self.token(url)
+
+    def logout(self, url: str) -> SignOutResult:
+        self.state = "signed_out"
+        return SignOutResult(1, 1, True)
+
+    def token(self, url: str, min_valid: float | None = None) -> TokenSet:
+        if self.state != "valid":
+            raise InteractionRequired(f"not signed in to {url}")
+        return TokenSet(TokenKey(ISSUER, "client", url), SECRET_TOKEN, 2e9)
+
+
+class Recorder:
+    """The tray side: views shown, clipboard, notifications; lets a test wait for a view."""
+
+    def __init__(self) -> None:
+        self.views: list[View] = []
+        self.clipboard: list[str] = []
+        self.notes: list[tuple[str, str]] = []
+        self.opened: list[str] = []
+        self.changed = threading.Condition()
+
+    def show(self, view: View) -> None:
+        with self.changed:
+            self.views.append(view)
+            self.changed.notify_all()
+
+    def notify(self, summary: str, body: str) -> None:
+        with self.changed:
+            self.notes.append((summary, body))
+            self.changed.notify_all()
+
+    def wait_view(
+        self, what: str, check: Callable[[View], object], after: View | None = None
+    ) -> View:
+        """The latest view passing ``check``, among those shown after ``after``."""
+
+        def candidates() -> list[View]:
+            start = self.views.index(after) + 1 if after is not None else 0
+            return [v for v in self.views[start:] if check(v)]
+
+        with self.changed:
+            assert self.changed.wait_for(candidates, WAIT), f"no view {what}: {self.views[-1:]}"
+            return candidates()[-1]
+
+    def wait_note(self, summary: str) -> tuple[str, str]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: any(n[0] == summary for n in self.notes), WAIT)
+            return next(n for n in self.notes if n[0] == summary)
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> FakeBroker:
+    return FakeBroker(tmp_path)
+
+
+@pytest.fixture
+def tray() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def controller(fake: FakeBroker, tray: Recorder) -> Iterator[Controller]:
+    c = Controller(
+        fake, tray, open_url=tray.opened.append, open_folder=lambda p: tray.opened.append(str(p))
+    )
+    c.show, c.copy = tray.show, tray.clipboard.append
+    c.start()
+    yield c
+    fake.release_login.set()
+    c.stop()
+
+
+def test_sign_in_runs_off_the_posting_thread_and_the_icon_follows(
+    controller: Controller, fake: FakeBroker, tray: Recorder
+) -> None:
+    tray.wait_view("at start", lambda v: overall(v) is Overall.NEEDS_SIGN_IN)
+
+    controller.post(Command(Action.SIGN_IN, URL))  # returns at once: the login is still waiting
+    busy = tray.wait_view("while signing in", lambda v: URL in v.busy)
+    controller.post(Command(Action.SIGN_IN, URL))  # a second click starts no second sign-in
+    tray.wait_view("after the second click", lambda v: URL in v.busy, after=busy)
+    fake.release_login.set()
+    done = tray.wait_view("signed in", lambda v: overall(v) is Overall.SIGNED_IN)
+
+    assert overall(busy) is Overall.REFRESHING
+    assert fake.login_threads == ["tray-sign-in"]
+    assert not done.busy
+    assert tray.wait_note("Signed in")[1] == "Signed in to mcp.example/mcp."
+
+
+def test_a_failed_sign_in_shows_an_escaped_error(
+    controller: Controller, fake: FakeBroker, tray: Recorder
+) -> None:
+    fake.login_error = AuthorizationDenied("denied: <script>\x1b[31mred\x1b[0m", "access_denied")
+    fake.release_login.set()
+
+    controller.post(Command(Action.SIGN_IN, URL))
+    failed = tray.wait_view("with the error", lambda v: URL in v.errors)
+    _summary, body = tray.wait_note("mcp.example/mcp: it did not work")
+
+    assert overall(failed) is Overall.ERROR
+    assert "\x1b" not in failed.errors[URL] and "\x1b" not in body
+    assert failed.errors[URL] == "denied: <script> [31mred [0m"
+
+
+def test_copy_access_token_puts_it_on_the_clipboard_and_nowhere_else(
+    controller: Controller, fake: FakeBroker, tray: Recorder
+) -> None:
+    fake.state = "valid"
+    controller.post(Command(Action.COPY_TOKEN, URL))
+    tray.wait_note("Access token copied")
+
+    assert tray.clipboard == [SECRET_TOKEN]
+    shown = repr(tray.notes) + repr(tray.views)
+    assert SECRET_TOKEN not in shown
+
+
+def test_copy_without_a_sign_in_says_so(
+    controller: Controller, fake: FakeBroker, tray: Recorder
+) -> None:
+    controller.post(Command(Action.COPY_TOKEN, URL))
+    _summary, body = tray.wait_note("MCP OAuth Broker")
+    assert "not signed in" in body and tray.clipboard == []
+
+
+def test_quit_is_handled_at_once_without_the_worker(controller: Controller) -> None:
+    quits: list[str] = []
+    controller.on_quit = lambda: quits.append(threading.current_thread().name)
+    controller.post(Command(Action.QUIT))
+    assert quits == [threading.current_thread().name]
+
+
+def test_a_consent_request_is_notified_listed_and_answered(
+    controller: Controller, tray: Recorder
+) -> None:
+    answers: list[tuple[ConsentRequest, Decision]] = []
+    controller.decide = lambda request, decision: answers.append((request, decision))
+    request = ConsentRequest("cursor", URL)
+
+    controller.request_consent(request)
+    controller.request_consent(request)  # asked twice, listed once
+    asking = tray.wait_view("asking", lambda v: v.consents)
+    controller.post(Command(Action.CONSENT, URL, "cursor", Decision.ALLOW_ONCE))
+    tray.wait_view("answered", lambda v: not v.consents, after=asking)
+
+    assert asking.consents == (request,)
+    assert answers == [(request, Decision.ALLOW_ONCE)]
+    assert [n for n in tray.notes if "asks for access" in n[0]] == [
+        (
+            "cursor asks for access",
+            "cursor wants a token for mcp.example/mcp. Allow or deny it in the tray menu.",
+        )
+    ]
+
+
+def test_a_server_that_newly_needs_sign_in_is_notified_once(
+    controller: Controller, fake: FakeBroker, tray: Recorder
+) -> None:
+    fake.state = "valid"
+    controller.refresh()
+    signed = tray.wait_view("signed in", lambda v: overall(v) is Overall.SIGNED_IN)
+
+    fake.state = "sign_in_required"
+    controller.refresh()
+    expired = tray.wait_view("expired", lambda v: overall(v) is Overall.NEEDS_SIGN_IN, signed)
+    controller.refresh()
+    tray.wait_view("again", lambda v: True, after=expired)
+
+    assert [n for n in tray.notes if n[0] == "Sign-in needed"] == [
+        ("Sign-in needed", "Sign in to mcp.example/mcp again from the tray menu.")
+    ]
+
+
+def test_add_server_explains_the_command_and_demo_and_folder_open(
+    fake: FakeBroker, tray: Recorder
+) -> None:
+    c = Controller(
+        fake,
+        tray,
+        open_url=tray.opened.append,
+        open_folder=lambda p: tray.opened.append(str(p)),
+        demo_url="http://127.0.0.1:8000/",
+    )
+    c.show = tray.show
+    c.start()
+    try:
+        c.post(Command(Action.ADD_SERVER))
+        c.post(Command(Action.OPEN_DEMO))
+        c.post(Command(Action.OPEN_CONFIG))
+        assert "mcp-broker add" in tray.wait_note("Add a server")[1]
+        tray.wait_view("after the three", lambda v: len(tray.opened) == 2)
+    finally:
+        c.stop()
+    assert tray.opened == ["http://127.0.0.1:8000/", str(fake.config_file.parent)]
+
+
+def test_an_api_client_waiting_for_sign_in_asks_the_user(
+    controller: Controller, tray: Recorder
+) -> None:
+    controller.interaction_required(URL, "claude\x1b[2J")
+    _summary, body = tray.wait_note("Sign-in needed")
+    assert body == "claude [2J needs a token for mcp.example/mcp: choose Sign in in the tray menu."
+
+
+def test_views_never_carry_tokens(fake: FakeBroker) -> None:
+    status = replace(fake.status()[0], state="valid")
+    assert SECRET_TOKEN not in repr(View(servers=(status,)))

@@ -1,0 +1,174 @@
+"""The tray menu as data: what each state shows and which entries are enabled (no X needed)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from broker.app import ServerStatus
+from broker.clients import ConsentRequest, Decision
+from broker.menu import (
+    SEPARATOR,
+    Action,
+    Command,
+    Entry,
+    Overall,
+    View,
+    entries,
+    needs_sign_in,
+    overall,
+    safe_text,
+    title,
+)
+
+A = "https://a.example/mcp"
+B = "http://127.0.0.1:8000/mcp"
+NOW = 1_800_000_000.0
+ISSUER = "https://idp.example/pool"
+
+
+def signed_in(url: str, expires_in: float = 3600) -> ServerStatus:
+    return ServerStatus(url, "valid", ISSUER, "client", expires_at=NOW + expires_in)
+
+
+def signed_out(url: str) -> ServerStatus:
+    return ServerStatus(url, "signed_out", reason="never signed in")
+
+
+def view(*servers: ServerStatus, **kwargs: object) -> View:
+    return View(servers=servers, now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def labels(menu: tuple[Entry, ...]) -> list[str]:
+    return [e.label for e in menu]
+
+
+def submenu_of(menu: tuple[Entry, ...], url_part: str) -> dict[str, Entry]:
+    (entry,) = [e for e in menu if url_part in e.label]
+    return {e.label: e for e in entry.submenu}
+
+
+@pytest.mark.parametrize(
+    ("servers", "extra", "expected"),
+    [
+        ((), {}, Overall.NO_SERVERS),
+        ((signed_in(A), signed_in(B)), {}, Overall.SIGNED_IN),
+        ((signed_in(A), signed_out(B)), {}, Overall.NEEDS_SIGN_IN),
+        (
+            (signed_in(A), ServerStatus(B, "sign_in_required", ISSUER, "c")),
+            {},
+            Overall.NEEDS_SIGN_IN,
+        ),
+        ((signed_in(A), ServerStatus(B, "retrying", ISSUER, "c")), {}, Overall.REFRESHING),
+        ((signed_out(A),), {"busy": frozenset({A})}, Overall.REFRESHING),
+        ((signed_out(A), ServerStatus(B, "storage_error", reason="locked")), {}, Overall.ERROR),
+        ((signed_in(A),), {"errors": {A: "sign-in failed"}}, Overall.ERROR),
+    ],
+)
+def test_the_icon_state_is_the_worst_server_state(
+    servers: tuple[ServerStatus, ...], extra: dict[str, object], expected: Overall
+) -> None:
+    assert overall(view(*servers, **extra)) is expected
+
+
+def test_the_title_says_the_state_in_words() -> None:
+    assert title(view(signed_in(A))) == "MCP OAuth Broker: signed in"
+    assert title(view(signed_in(A), signed_in(B))) == "MCP OAuth Broker: signed in to all 2 servers"
+    assert title(view(signed_in(A), signed_out(B))) == "MCP OAuth Broker: sign-in needed (1 of 2)"
+    assert title(view()) == "MCP OAuth Broker: no servers configured"
+    waiting = view(signed_in(A), consents=(ConsentRequest("cursor", A),))
+    assert title(waiting).endswith("1 waiting for consent")
+
+
+def test_each_server_has_its_state_and_its_own_actions() -> None:
+    menu = entries(view(signed_in(A), signed_out(B)))
+
+    assert menu[0].label.startswith("a.example/mcp: signed in, token until ")
+    assert menu[1].label == "127.0.0.1:8000/mcp: sign-in needed"
+    signed = submenu_of(menu, "a.example")
+    assert list(signed) == ["Sign in again", "Sign out", "Copy access token"]
+    assert all(e.enabled for e in signed.values())
+    assert signed["Copy access token"].command == Command(Action.COPY_TOKEN, A)
+    out = submenu_of(menu, "127.0.0.1")
+    assert out["Sign in"].enabled and out["Sign in"].command == Command(Action.SIGN_IN, B)
+    assert not out["Sign out"].enabled and not out["Copy access token"].enabled
+
+
+def test_a_server_being_signed_in_offers_no_second_sign_in() -> None:
+    menu = entries(view(signed_out(A), busy=frozenset({A})))
+
+    assert menu[0].label.endswith("working…")
+    assert not any(e.enabled for e in submenu_of(menu, "a.example").values())
+
+
+def test_the_fixed_entries_follow_the_servers_and_quit_is_last() -> None:
+    menu = entries(view(signed_in(A), demo_url="http://127.0.0.1:8000/"))
+
+    assert labels(menu)[1:] == [
+        "",
+        "Add server…",
+        "Open demo server",
+        "Start at login",
+        "Open config folder",
+        "",
+        "Quit",
+    ]
+    autostart = menu[4]
+    assert autostart.checked is False and not autostart.enabled  # wired by a later issue
+    assert menu[-1].command == Command(Action.QUIT)
+    assert menu[1] == SEPARATOR
+
+
+def test_open_demo_server_only_when_a_demo_is_configured() -> None:
+    assert "Open demo server" not in labels(entries(view(signed_in(A))))
+    assert labels(entries(view()))[0] == "No servers configured"
+
+
+def test_a_consent_request_offers_allow_once_always_and_deny() -> None:
+    menu = entries(view(signed_in(A), consents=(ConsentRequest("cursor", A),)))
+
+    (entry,) = [e for e in menu if e.label.startswith("Allow cursor")]
+    assert entry.label == "Allow cursor to use a.example/mcp?"
+    assert [(e.label, e.command) for e in entry.submenu] == [
+        ("Allow once", Command(Action.CONSENT, A, "cursor", Decision.ALLOW_ONCE)),
+        ("Always allow", Command(Action.CONSENT, A, "cursor", Decision.ALLOW_ALWAYS)),
+        ("Deny", Command(Action.CONSENT, A, "cursor", Decision.DENY)),
+    ]
+
+
+HOSTILE = "bad\x1b]0;pwned\x07 <b>html</b>\u202eevil\nnext line" + "x" * 200
+
+
+def test_text_from_servers_is_escaped_and_cut_in_labels_and_title() -> None:
+    broken = ServerStatus(A, "storage_error", reason=HOSTILE)
+    menu = entries(view(broken, errors={}))
+    text = menu[0].label + title(view(broken))
+
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "\n" not in text
+    assert len(menu[0].label) <= 80 and menu[0].label.endswith("…")
+    assert "error: bad ]0;pwned <b>html</b> evil next line" in menu[0].label
+
+
+def test_safe_text_keeps_plain_text_alone() -> None:
+    assert safe_text("Sign-in needed: a.example (ünïcödé)") == "Sign-in needed: a.example (ünïcödé)"
+
+
+def test_an_expired_token_says_so() -> None:
+    menu = entries(view(signed_in(A, expires_in=-5)))
+    assert menu[0].label == "a.example/mcp: signed in, token expired"
+
+
+def test_only_servers_that_newly_need_sign_in_are_reported() -> None:
+    before = view(signed_in(A), ServerStatus(B, "sign_in_required", ISSUER, "c"))
+    after = view(ServerStatus(A, "sign_in_required", ISSUER, "c"), before.servers[1])
+
+    assert needs_sign_in(before, after) == [A]
+    assert needs_sign_in(after, after) == []
+    assert needs_sign_in(None, before) == [B]
+
+
+def test_expiry_is_shown_in_local_time() -> None:
+    menu = entries(view(signed_in(A, expires_in=600)))
+    assert menu[0].label.endswith(time.strftime("%H:%M", time.localtime(NOW + 600)))

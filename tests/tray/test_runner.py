@@ -1,0 +1,40 @@
+"""The long-running broker shuts down cleanly: Quit stops the API, the refresher and the worker."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from broker.instance import hold_instance
+from broker.menu import Action, Command
+from broker.paths import broker_paths
+from broker.runner import BrokerSession
+from tests.support.desktop import wait_for
+from tests.support.secret_service import SecretServiceHandle
+
+pytestmark = pytest.mark.integration
+
+
+def test_quit_stops_every_part_and_leaves_no_thread(
+    secret_service: SecretServiceHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_BROKER_HOME", str(tmp_path / "home"))
+    before = set(threading.enumerate())
+    with hold_instance(broker_paths()) as instance:
+        session = BrokerSession(instance, None, None)
+        running = threading.Thread(target=session.run, args=(True,), name="test-broker")
+        running.start()
+        api = wait_for("the token API", lambda: session.api)
+        assert httpx2.get(f"{api.url}/v1/openapi.json", timeout=10).status_code < 500  # answers
+
+        session.controller.post(Command(Action.QUIT))
+        running.join(30)
+
+    assert not running.is_alive()
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+    with pytest.raises(httpx2.TransportError):
+        httpx2.get(f"{api.url}/v1/openapi.json", timeout=10)
+    assert not broker_paths().endpoint_file.exists()
