@@ -27,7 +27,7 @@ lint: $(STAMP)  ## ruff and mypy (strict on broker/ and demo_server/)
 	$(VENV)/bin/mypy
 
 bench: sysdeps $(STAMP)  ## Benchmarks (never part of the tests)
-	@if [ -d benchmarks ]; then for b in benchmarks/*.py; do $(PY) $$b || exit 1; done; else echo "no benchmarks yet"; fi
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 sysdeps:  ## Debian packages the tests and the demo use (installed only when running as root)
 	@bash scripts/install-sysdeps.sh

@@ -59,6 +59,14 @@ _REFRESH = _Refresh()
 _STOP = None
 
 
+class StartAtLogin(Protocol):
+    """What the "Start at login" checkbox needs (:mod:`broker.autostart` provides it)."""
+
+    def is_installed(self) -> bool: ...
+
+    def set_installed(self, enabled: bool) -> object: ...
+
+
 class Controller:
     def __init__(
         self,
@@ -68,6 +76,7 @@ class Controller:
         open_url: Callable[[str], object],
         open_folder: Callable[[Path], None],
         demo_url: str | None = None,
+        autostart: StartAtLogin | None = None,
         tick: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -76,6 +85,7 @@ class Controller:
         self._open_url = open_url
         self._open_folder = open_folder
         self._demo_url = demo_url
+        self._autostart = autostart
         self._tick = tick
         self._clock = clock
         self._queue: queue.Queue[Command | _Refresh | None] = queue.Queue()
@@ -181,6 +191,7 @@ class Controller:
                 errors=dict(self._errors),
                 consents=tuple(self._consents),
                 demo_url=self._demo_url,
+                autostart=self._start_at_login(),
             )
         for url in needs_sign_in(self._view, view):
             self.notifier.notify(
@@ -189,6 +200,16 @@ class Controller:
         self._view = view
         self.show(view)
         return view
+
+    def _start_at_login(self) -> bool | None:
+        """The checkbox shows the real state on disk; None (disabled) when it cannot be read."""
+        if self._autostart is None:
+            return None
+        try:
+            return self._autostart.is_installed()
+        except (BrokerError, OSError) as exc:
+            logger.warning("cannot read the start-at-login state: %s", exc)
+            return None
 
     def _safely(self, command: Command) -> None:
         try:
@@ -212,6 +233,9 @@ class Controller:
             )
         elif action is Action.OPEN_DEMO and self._demo_url:
             self._open_url(self._demo_url)
+        elif action is Action.TOGGLE_AUTOSTART and self._autostart is not None:
+            self._autostart.set_installed(not self._autostart.is_installed())
+            self.refresh()
         elif action is Action.OPEN_CONFIG:
             self._open_folder(self._broker.config_file.parent)
         elif action is Action.CONSENT and url and command.client and command.decision:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from broker import autostart
 from broker.app import Broker
 from broker.controller import Controller
 from broker.errors import AlreadyRunning, BrokerError, TrayUnavailable
@@ -72,6 +73,7 @@ class BrokerSession:
             open_url=webbrowser.open,
             open_folder=open_folder,
             demo_url=demo_url,
+            autostart=autostart,
         )
         self.broker.service.add_listener(self.controller.refresh)
         self.api: ApiServer | None = None

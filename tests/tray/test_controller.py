@@ -247,3 +247,25 @@ def test_an_api_client_waiting_for_sign_in_asks_the_user(
 def test_views_never_carry_tokens(fake: FakeBroker) -> None:
     status = replace(fake.status()[0], state="valid")
     assert SECRET_TOKEN not in repr(View(servers=(status,)))
+
+
+def test_start_at_login_checkbox_shows_and_toggles_the_real_autostart_entry(
+    fake: FakeBroker, tray: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broker import autostart
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    entry = tmp_path / "xdg" / "autostart"
+    c = Controller(fake, tray, open_url=tray.opened.append, open_folder=print, autostart=autostart)
+    c.show = tray.show
+    c.start()
+    try:
+        first = tray.wait_view("unchecked", lambda v: v.autostart is False)
+        c.post(Command(Action.TOGGLE_AUTOSTART))
+        on = tray.wait_view("checked", lambda v: v.autostart is True, after=first)
+        assert [p.suffix for p in entry.iterdir()] == [".desktop"]
+        c.post(Command(Action.TOGGLE_AUTOSTART))
+        tray.wait_view("unchecked again", lambda v: v.autostart is False, after=on)
+    finally:
+        c.stop()
+    assert not entry.exists() or list(entry.iterdir()) == []

@@ -115,7 +115,7 @@ def test_the_fixed_entries_follow_the_servers_and_quit_is_last() -> None:
         "Quit",
     ]
     autostart = menu[4]
-    assert autostart.checked is False and not autostart.enabled  # wired by a later issue
+    assert autostart.checked is False and not autostart.enabled  # state unknown: disabled
     assert menu[-1].command == Command(Action.QUIT)
     assert menu[1] == SEPARATOR
 
