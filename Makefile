@@ -12,8 +12,8 @@ CONFORMANCE_DIR := .cache/conformance
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-demo: sysdeps $(STAMP)  ## Run the whole product on this machine (local IdP + demo MCP server + broker)
-	$(VENV)/bin/mcp-demo-server stack
+demo: sysdeps $(STAMP)  ## Run the whole product: local authorization server, demo MCP server, broker (tray or headless)
+	$(VENV)/bin/mcp-broker demo
 
 test: sysdeps $(STAMP) conformance-tools lint  ## Run the whole test suite (what CI runs)
 	CI=$${CI:-} $(PY) -m pytest
