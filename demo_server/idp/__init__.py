@@ -15,31 +15,12 @@ Seeds: the public app client ``demo-broker`` (callbacks ``http://localhost:P/cal
 ``<id>/admin``), and the user ``demo`` (demo@example.com, group ``demo-users``) whose password is
 random per start unless ``--demo-password`` is given; it is printed at start-up.
 
-Config file (``--config``; TOML, or JSON when the name ends in .json)::
-
-    [[users]]
-    username = "alice"
-    password = "correct horse"        # or password_hash = "scrypt:..." (werkzeug.security)
-    email = "alice@example.com"
-    groups = ["admins"]
-
-    [[clients]]
-    client_id = "my-app"
-    client_secret = "s3cret"          # optional: makes a confidential client
-    callback_urls = ["http://127.0.0.1:8080/callback"]
-    logout_urls = ["http://127.0.0.1:8080/"]
-    allowed_scopes = ["openid", "email", "http://127.0.0.1:8000/mcp/tools"]
-    allowed_flows = ["code", "refresh_token"]
-
-    [[resource_servers]]
-    identifier = "http://127.0.0.1:8001/mcp"
-    scopes = ["tools", "admin"]
-
-    [keys]                            # optional PEM private keys, relative to the file
-    access_key_pem = "access.pem"
-    id_key_pem = "id.pem"
+Config file (``--config``; TOML, or JSON when the name ends in .json): see below.
 """
 
+from demo_server.idp import config_file
+
+__doc__ = f"{__doc__}\n{config_file.__doc__}"
 from demo_server.idp.app import create_app
 from demo_server.idp.command import configure_parser, run
 from demo_server.idp.running import RunningIdp, start
