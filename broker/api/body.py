@@ -45,7 +45,7 @@ def parse_token_request(raw: bytes) -> TokenRequest:
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_bad)
+        doc = _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid UTF-8 JSON") from None
     if not isinstance(doc, dict):
@@ -100,6 +100,10 @@ def _min_valid(value: object) -> float | None:
     if not 0 <= value <= MAX_MIN_VALID:
         raise InvalidRequest(f"min_valid_seconds must be between 0 and {MAX_MIN_VALID}")
     return float(value)
+
+
+# One decoder for every request (json.loads with options builds a new one per call).
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_bad)
 
 
 def _printable(text: str) -> str:

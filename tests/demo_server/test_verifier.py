@@ -178,3 +178,24 @@ def test_jwks_without_usable_keys_rejects_everything() -> None:
         }  # type: ignore[method-assign]
         verifier = make_verifier(own)
         assert verify_all(verifier, [own.issuer_obj.token(RESOURCE)]) == [None]
+
+
+def test_validation_cache_never_outlives_exp_and_never_holds_failures(jwks: JwksServer) -> None:
+    now = [int(time.time())]
+    settings = ResourceSettings(issuer=jwks.issuer, jwks_url=jwks.jwks_url)
+    keys = JwksCache(settings.issuer, settings.jwks_url, settings.jwks_refetch_interval)
+    verifier = JwtTokenVerifier(settings, keys, clock=lambda: now[0])
+    good = token(jwks, exp=now[0] + 30)
+    head, body, signature = good.split(".")
+    forged = f"{head}.{body}.{signature[:-4]}AAAA"
+
+    assert verify_all(verifier, [good, good, forged]) == [
+        verify_all(verifier, [good])[0],
+    ] * 2 + [None]
+    assert len(verifier.cache) == 1  # the good token once; the forged one is not remembered
+
+    now[0] += 30  # at exp: the cached entry is no longer used (full validation, within skew)
+    assert verify_all(verifier, [good])[0] is not None
+    now[0] += settings.clock_skew + 1  # past exp and the skew: refused, cache or not
+    assert verify_all(verifier, [good]) == [None]
+    assert len(verifier.cache) == 0
