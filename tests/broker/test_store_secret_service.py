@@ -80,10 +80,20 @@ def test_sign_out_leaves_nothing_in_the_secret_service(
         assert "secret =" not in found.stdout + found.stderr
 
 
+@pytest.fixture
+def isolated_store(
+    isolated_secret_service: SecretServiceHandle, service: str
+) -> Iterator[KeyringTokenStore]:
+    made = KeyringTokenStore(isolated_secret_service.backend, service=service, timeout=30)
+    yield made
+    made.close()
+
+
 def test_locked_keyring_is_reported_retryable_and_loses_nothing(
-    store: KeyringTokenStore, secret_service: SecretServiceHandle, service: str
+    isolated_store: KeyringTokenStore, isolated_secret_service: SecretServiceHandle, service: str
 ) -> None:
     """SECURITY #48 with a really locked collection; the unlock prompt is dismissed headless."""
+    store, secret_service = isolated_store, isolated_secret_service
     old = make_tokens("old", 3000)
     store.put(old)
     secret_service.lock()
@@ -105,12 +115,13 @@ def test_locked_keyring_is_reported_retryable_and_loses_nothing(
 
 
 def test_no_token_value_in_logs(
-    store: KeyringTokenStore,
-    secret_service: SecretServiceHandle,
+    isolated_store: KeyringTokenStore,
+    isolated_secret_service: SecretServiceHandle,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """SECURITY #52 including keyring's and secretstorage's own debug logging."""
+    store, secret_service = isolated_store, isolated_secret_service
     caplog.set_level("DEBUG")
     store.put(make_tokens("x", 2000))
     secret_service.lock()

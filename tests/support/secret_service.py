@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import keyring
@@ -164,6 +164,9 @@ class SecretServiceDaemons:
                 for item in collection.search_items({"service": service})
             }
 
+    def alive(self) -> bool:
+        return bool(self._procs) and all(p.poll() is None for p in self._procs)
+
     def stop(self) -> None:
         for proc in reversed(self._procs):
             if proc.poll() is None:
@@ -200,29 +203,60 @@ class SecretServiceHandle:
         return self.daemons.entries(service)
 
 
-@pytest.fixture(scope="session")
-def secret_service_daemons(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[SecretServiceDaemons]:
+def _require_daemons() -> None:
     for tool, package in (("dbus-daemon", "dbus"), ("gnome-keyring-daemon", "gnome-keyring")):
         require(shutil.which(tool) is not None, tool, f"apt-get install {package}")
-    daemons = SecretServiceDaemons(tmp_path_factory.mktemp("secret-service")).start()
+
+
+@pytest.fixture(scope="session")
+def _secret_service_pool(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[SecretServiceDaemons]]:
+    """The session's daemons, replaced when they died: gnome-keyring-daemon (Debian 12) can
+    abort on a GLib assertion after a dismissed unlock prompt, and one crash must not fail
+    every later test that merely uses the keyring."""
+    _require_daemons()
+    pool = [SecretServiceDaemons(tmp_path_factory.mktemp("secret-service")).start()]
+    try:
+        yield pool
+    finally:
+        pool[0].stop()
+
+
+@pytest.fixture
+def secret_service_daemons(
+    _secret_service_pool: list[SecretServiceDaemons], tmp_path_factory: pytest.TempPathFactory
+) -> SecretServiceDaemons:
+    daemons = _secret_service_pool[0]
+    if not daemons.alive():
+        daemons.stop()
+        daemons = SecretServiceDaemons(tmp_path_factory.mktemp("secret-service")).start()
+        _secret_service_pool[0] = daemons
+    return daemons
+
+
+@pytest.fixture
+def isolated_secret_service_daemons(tmp_path: Path) -> Iterator[SecretServiceDaemons]:
+    """Daemons of this test alone, for tests that lock the collection (see above)."""
+    _require_daemons()
+    root = tmp_path / "secret-service"
+    root.mkdir()
+    daemons = SecretServiceDaemons(root).start()
     try:
         yield daemons
     finally:
         daemons.stop()
 
 
-@pytest.fixture
-def secret_service(
-    secret_service_daemons: SecretServiceDaemons, monkeypatch: pytest.MonkeyPatch
+@contextmanager
+def _as_keyring(
+    daemons: SecretServiceDaemons, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SecretServiceHandle]:
-    """The private Secret Service, unlocked, as keyring's backend and this test's session bus."""
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", secret_service_daemons.address)
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", daemons.address)
     monkeypatch.setenv("NO_AT_BRIDGE", "1")
-    if secret_service_daemons.is_locked():
-        secret_service_daemons.unlock()
-    handle = SecretServiceHandle(secret_service_daemons)
+    if daemons.is_locked():
+        daemons.unlock()
+    handle = SecretServiceHandle(daemons)
     handle.backend.set_password("fixture-probe", "probe", "ok")
     assert handle.backend.get_password("fixture-probe", "probe") == "ok"
     handle.backend.delete_password("fixture-probe", "probe")
@@ -232,3 +266,21 @@ def secret_service(
         yield handle
     finally:
         keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def secret_service(
+    secret_service_daemons: SecretServiceDaemons, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SecretServiceHandle]:
+    """The private Secret Service, unlocked, as keyring's backend and this test's session bus."""
+    with _as_keyring(secret_service_daemons, monkeypatch) as handle:
+        yield handle
+
+
+@pytest.fixture
+def isolated_secret_service(
+    isolated_secret_service_daemons: SecretServiceDaemons, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SecretServiceHandle]:
+    """Like ``secret_service``, on daemons of this test alone (for tests that lock it)."""
+    with _as_keyring(isolated_secret_service_daemons, monkeypatch) as handle:
+        yield handle
