@@ -26,9 +26,6 @@ class RefreshPolicy:
     """... or earlier, so that at least this many seconds are left ..."""
     earliest_fraction: float = 0.5
     """... but never before this fraction of the lifetime (bounds the refresh rate)."""
-    max_demand_fraction: float = 0.25
-    """A caller may demand at most this fraction of the lifetime: less than what is left at the
-    proactive refresh point, so a token stays servable while its successor is fetched."""
     skew: float = 30.0
     """Never hand out a token within this many seconds of its expiry ..."""
     max_skew_fraction: float = 0.25
@@ -48,7 +45,7 @@ class RefreshPolicy:
         every request would refresh.
         """
         wanted = self.default_min_valid if min_valid is None else max(0.0, min_valid)
-        wanted = min(wanted, self.max_demand_fraction * lifetime(tokens))
+        wanted = min(wanted, (1 - self.earliest_fraction) * lifetime(tokens))
         return max(self.skew_for(tokens), wanted)
 
     def refresh_offset(self, tokens: TokenSet) -> float:
