@@ -74,7 +74,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         secrets.token_urlsafe(18),
     )  # fmt: skip
     args = demo_server_cmd(
-        "stack", f"--idp-port={idp_port}", f"--port={mcp_port}", "--demo-password", found.password
+        "stack", f"--idp-port={idp_port}", f"--port={mcp_port}", f"--demo-password={found.password}"
     )
     with ServerProcess(args, f"{found.mcp_url}/", tmp_path / "stack.log"):
         yield found
