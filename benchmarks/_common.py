@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,24 @@ def rss_mb(pid: int) -> float:
 
 if __name__ == "__main__":
     print("benchmarks/_common.py is a helper module, not a benchmark.")
+
+
+@dataclass
+class Result:
+    """One load run's outcome: what the benchmarks compare, side by side."""
+
+    name: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_seconds: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_seconds / max(1, self.requests) * 1e6

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import _common as common
 import httpx2
+from _common import Result
 
 from broker.app import Broker
 from broker.config import ServerConfig
@@ -68,25 +69,6 @@ class Target:
     url: str
     pid: int
     headers: dict[str, str]  # what every request of the session carries
-
-
-@dataclass
-class Result:
-    name: str
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    cpu_seconds: float = 0.0
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds
-
-    @property
-    def cpu_us_per_request(self) -> float:
-        return self.cpu_seconds / max(1, self.requests) * 1e6
 
 
 # -- the servers, a token, the sessions ----------------------------------------------------------

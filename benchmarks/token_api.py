@@ -30,11 +30,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
+from _common import Result
 from flask import Flask, Response, jsonify
 from waitress import wasyncore
 from waitress.server import create_server
@@ -172,25 +172,6 @@ wrk.headers["X-MCP-Broker"] = "1"
 wrk.headers["Authorization"] = {auth}
 wrk.headers["Host"] = {host}
 """
-
-
-@dataclass
-class Result:
-    name: str
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    cpu_seconds: float = 0.0
-
-    @property
-    def cpu_us_per_request(self) -> float:
-        return self.cpu_seconds / max(1, self.requests) * 1e6
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds
 
 
 def start_wrk(
