@@ -20,20 +20,31 @@ from broker.tokens import TokenSet
 
 @dataclass(frozen=True)
 class RefreshPolicy:
-    refresh_fraction: float = 0.75
-    """Refresh proactively once this fraction of the lifetime has passed ..."""
-    min_margin: float = 60.0
-    """... or earlier, so that at least this many seconds are left ..."""
-    earliest_fraction: float = 0.5
-    """... but never before this fraction of the lifetime (bounds the refresh rate)."""
+    """Three margins before expiry, each a fraction of the lifetime (seconds for the skew):
+
+    ``lead`` > ``max_demand`` >= ``skew``. The background refresh starts with ``lead`` left; callers
+    keep getting the current token until ``max_demand`` (or what they asked, if less) is left, so
+    they do not wait for the refresh; while a refresh is in flight they get it down to ``skew``.
+    One refresh per lifetime, then, and no caller queues behind the authorization server unless a
+    refresh takes longer than the lead leaves it.
+    """
+
+    lead_fraction: float = 0.15
+    """Refresh proactively once only this fraction of the lifetime is left."""
+    max_demand_fraction: float = 0.10
+    """A caller may demand at most this fraction of the lifetime (less than the lead)."""
     skew: float = 30.0
     """Never hand out a token within this many seconds of its expiry ..."""
-    max_skew_fraction: float = 0.25
+    max_skew_fraction: float = 0.05
     """... or within this fraction of its lifetime, if that is smaller."""
     default_min_valid: float = 60.0
     """Seconds of validity a caller gets when it does not say."""
     min_interval: float = 1.0
     """Never run the refresh grant for one key more often than this (seconds)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_skew_fraction <= self.max_demand_fraction < self.lead_fraction < 1:
+            raise ValueError("the refresh policy needs skew <= demand < lead < 1 (fractions)")
 
     def skew_for(self, tokens: TokenSet) -> float:
         return min(self.skew, self.max_skew_fraction * lifetime(tokens))
@@ -41,18 +52,16 @@ class RefreshPolicy:
     def threshold(self, tokens: TokenSet, min_valid: float | None) -> float:
         """Seconds that must be left for ``tokens`` to be handed to a caller asking ``min_valid``.
 
-        A caller cannot demand more than the part of the lifetime a fresh token always has, or
-        every request would refresh.
+        A caller cannot demand more than the part of the lifetime a token still has when its
+        proactive refresh is due, or callers would wait for every refresh (or cause one).
         """
         wanted = self.default_min_valid if min_valid is None else max(0.0, min_valid)
-        wanted = min(wanted, (1 - self.earliest_fraction) * lifetime(tokens))
+        wanted = min(wanted, self.max_demand_fraction * lifetime(tokens))
         return max(self.skew_for(tokens), wanted)
 
     def refresh_offset(self, tokens: TokenSet) -> float:
         """Seconds after ``obtained_at`` at which a proactive refresh is due."""
-        life = lifetime(tokens)
-        offset = min(self.refresh_fraction * life, life - self.min_margin)
-        return max(self.earliest_fraction * life, offset)
+        return (1 - self.lead_fraction) * lifetime(tokens)
 
 
 def lifetime(tokens: TokenSet) -> float:

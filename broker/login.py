@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import webbrowser
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -168,7 +169,15 @@ class SignIn:
             tokens.refresh_token,
             key.resource if (options or SignInOptions()).send_resource else None,
         )
-        fresh = handle_token_response(self._send(request), key, tokens.scope, tokens.refresh_token)
+        sent = time.time()
+        fresh = handle_token_response(
+            self._send(request),
+            key,
+            tokens.scope,
+            tokens.refresh_token,
+            sent,
+            exp_claim=found.auth_server.profile.jwt_access_tokens,
+        )
         self._save(fresh)
         return fresh
 
@@ -211,7 +220,14 @@ class SignIn:
             request.redirect_uri,
             request.resource,
         )
-        tokens = handle_token_response(self._send(token_request), key, request.scope)
+        sent = time.time()
+        tokens = handle_token_response(
+            self._send(token_request),
+            key,
+            request.scope,
+            now=sent,
+            exp_claim=request.server.profile.jwt_access_tokens,
+        )
         self._save(tokens)
         logger.info("signed in to %s at %s", found.resource, found.issuer)
         return tokens

@@ -18,6 +18,9 @@ from broker.tokens import TokenKey
 
 logger = logging.getLogger(__name__)
 
+#: Shortest sleep between two looks (a due time a hair in the future is as good as now).
+_TIMER_SLACK = 0.01
+
 
 class Refresher:
     def __init__(
@@ -71,9 +74,15 @@ class Refresher:
             if due is not None and due <= 0:
                 self._refresh(key)
                 due = self._service.refresh_in(key)
+                if due is not None and due <= 0:
+                    # Still due right after a refresh (failing, backing off, or tokens that die
+                    # at birth): look again later, never in a tight loop (#27).
+                    due = self._min_sleep
             if due is not None:
                 next_due = min(next_due, due)
-        return max(self._min_sleep, min(self._max_sleep, next_due))
+        # Otherwise sleep exactly until the next key is due: a short token's refresh is timed
+        # within a fraction of a second of its lifetime.
+        return max(_TIMER_SLACK, min(self._max_sleep, next_due))
 
     def _refresh(self, key: TokenKey) -> None:
         try:

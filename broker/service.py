@@ -143,12 +143,22 @@ class TokenService:
         if fast is not None:
             return fast
         self._raise_if_sign_in_required(entry)
-        with entry.refresh_lock:
+        if not entry.refresh_lock.acquire(blocking=False):
+            # A refresh is running: while the current token is still valid beyond the skew,
+            # callers get it at once instead of queueing behind the authorization server and
+            # the keyring write (a slow refresh must not stall every client).
+            servable = self._servable(entry)
+            if servable is not None:
+                return servable
+            entry.refresh_lock.acquire()
+        try:
             cached = self._cached(entry, min_valid)
             if cached is not None:
                 return cached
             self._raise_if_sign_in_required(entry)
             return self._obtain(entry, min_valid)
+        finally:
+            entry.refresh_lock.release()
 
     def refresh(self, key: TokenKey) -> TokenSet:
         """Refresh now unless a refresh is already running or backing off (proactive refresh)."""
@@ -320,9 +330,9 @@ class TokenService:
 
     def _fallback(self, entry: _Entry) -> TokenSet:
         """While backing off: the token if still valid beyond the skew (#26), else the error."""
-        sighting = entry.sighting
-        if sighting is not None and sighting.servable(self.clock, self.policy):
-            return sighting.tokens
+        servable = self._servable(entry)
+        if servable is not None:
+            return servable
         if entry.last_error is not None:
             raise entry.last_error
         raise ServerUnreachable("the authorization server returns tokens that expire at once")
@@ -349,6 +359,12 @@ class TokenService:
             if entry is None:
                 entry = self._entries[key] = _Entry(key)
             return entry
+
+    def _servable(self, entry: _Entry) -> TokenSet | None:
+        sighting = entry.sighting
+        if sighting is not None and sighting.servable(self.clock, self.policy):
+            return sighting.tokens
+        return None
 
     def _cached(self, entry: _Entry, min_valid: float | None) -> TokenSet | None:
         sighting = entry.sighting

@@ -2,7 +2,9 @@
 
 ``cognito`` (Amazon Cognito user pools, see DESIGN.md §5): supports PKCE S256 without advertising
 ``code_challenge_methods_supported``, matches redirect URIs exactly (so the broker uses the fixed,
-pre-registered callback ports) and has no registration endpoint. Chosen by configuration or by an
+pre-registered callback ports) and has no registration endpoint. Its access tokens are JWTs whose
+``exp`` (whole seconds, counted from a whole-second ``iat``) is the exact expiry, which
+``expires_in`` overstates by up to a second. Chosen by configuration or by an
 issuer host ``cognito-idp.<region>.amazonaws.com`` / ``issuer-cognito-idp.<region>.amazonaws.com``.
 """
 
@@ -27,10 +29,14 @@ class ProviderProfile:
     pkce_s256_implied: bool = False
     #: Callback ports to try in order; empty means an ephemeral port.
     callback_ports: tuple[int, ...] = ()
+    #: Access tokens are JWTs: their ``exp`` claim is read (never verified) for the exact expiry.
+    jwt_access_tokens: bool = False
 
 
 GENERIC = ProviderProfile("generic")
-COGNITO = ProviderProfile("cognito", pkce_s256_implied=True, callback_ports=FIXED_CALLBACK_PORTS)
+COGNITO = ProviderProfile(
+    "cognito", pkce_s256_implied=True, callback_ports=FIXED_CALLBACK_PORTS, jwt_access_tokens=True
+)
 PROFILES = {p.name: p for p in (GENERIC, COGNITO)}
 
 

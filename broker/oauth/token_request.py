@@ -6,10 +6,20 @@ value (SECURITY #27): a missing or unreadable one by :data:`DEFAULT_LIFETIME`, z
 by :data:`MIN_LIFETIME` (a nonsense value must not start a refresh loop), an enormous one by
 :data:`MAX_LIFETIME`. A short positive lifetime is kept as it is: lengthening it would hand out
 tokens after they expire. The result carries an absolute ``expires_at``.
+
+Expiry is counted from the moment the request was *sent* (the server's clock started later), and
+one second of the lifetime is held back: ``expires_in`` is whole seconds and servers that round
+their tokens' expiry down to a whole second issue tokens that die up to a second early. When a
+provider profile says its access tokens are JWTs (``cognito``), their ``exp`` claim is the exact
+expiry and is used instead, provided it agrees with ``expires_in`` to within that second plus
+:data:`CLOCK_AGREEMENT` (so the authorization server's clock and ours agree); the claim is only
+read, never trusted for anything else, and a token that is not a readable JWT keeps the estimate.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -28,6 +38,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_LIFETIME = 3600
 MIN_LIFETIME = 60
 MAX_LIFETIME = 365 * 24 * 3600
+#: ``expires_in`` and ``exp`` are whole seconds: a token may die this much before the estimate.
+GRANULARITY = 1.0
+#: Seconds by which an ``exp`` claim may differ from the estimate (latency, clock difference).
+CLOCK_AGREEMENT = 2.0
+_MAX_JWT_PAYLOAD = 16 * 1024
 _FORM_HEADERS = {"Accept": "application/json"}
 _ERROR_CODE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}")
 
@@ -93,6 +108,30 @@ def lifetime(expires_in: Any) -> int:
     return int(min(max(seconds, 1), MAX_LIFETIME))
 
 
+def expiry(sent: float, life: int, access_token: str, exp_claim: bool) -> float:
+    """The absolute expiry of a token issued ``life`` seconds of lifetime by a request ``sent``."""
+    estimate = sent + life - min(GRANULARITY, life / 4)
+    claimed = jwt_exp(access_token) if exp_claim else None
+    if claimed is not None and abs(claimed - (sent + life)) <= GRANULARITY + CLOCK_AGREEMENT:
+        return claimed
+    return estimate
+
+
+def jwt_exp(token: str) -> float | None:
+    """The ``exp`` claim of a JWS compact token, read without verification; None if unreadable."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > _MAX_JWT_PAYLOAD:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    exp = payload.get("exp") if isinstance(payload, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or exp != exp:
+        return None
+    return float(exp)
+
+
 def _error(response: httpx2.Response, body: Any) -> TokenRequestFailed:
     code = body.get("error") if isinstance(body, dict) else None
     # RFC 6749 §5.2 limits error codes to printable ASCII without '"' and '\\'.
@@ -109,10 +148,14 @@ def handle_token_response(
     requested_scope: str | None,
     previous_refresh_token: str | None = None,
     now: float | None = None,
+    *,
+    exp_claim: bool = False,
 ) -> TokenSet:
     """A :class:`TokenSet` from a successful response; :class:`TokenRequestFailed` otherwise.
 
-    On refresh, a response without a new refresh token keeps ``previous_refresh_token``.
+    ``now`` is when the request was sent (default: now). On refresh, a response without a new
+    refresh token keeps ``previous_refresh_token``. ``exp_claim``: the provider's access tokens
+    are JWTs whose ``exp`` gives the exact expiry (see the module docstring).
     """
     try:
         body = json.loads(response.content)
@@ -132,7 +175,7 @@ def handle_token_response(
     return TokenSet(
         key=key,
         access_token=access_token,
-        expires_at=issued + lifetime(body.get("expires_in")),
+        expires_at=expiry(issued, lifetime(body.get("expires_in")), access_token, exp_claim),
         scope=scope if isinstance(scope, str) else requested_scope,
         refresh_token=refresh if isinstance(refresh, str) and refresh else previous_refresh_token,
         obtained_at=issued,

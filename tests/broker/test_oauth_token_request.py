@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import parse_qs
@@ -85,7 +86,8 @@ def test_success_gives_absolute_expiry_and_scope() -> None:
         now=NOW,
     )
     assert (tokens.access_token, tokens.refresh_token, tokens.scope) == ("at", "rt", "a b")
-    assert tokens.expires_at == NOW + 600 and tokens.key == KEY
+    # A second is held back: ``expires_in`` is whole seconds, the server may have rounded down.
+    assert tokens.expires_at == NOW + 599 and tokens.key == KEY
 
 
 def test_scope_defaults_to_the_requested_one() -> None:
@@ -126,7 +128,8 @@ def test_odd_expires_in_gets_a_safe_lifetime(expires_in: Any, seconds: int) -> N
 def test_missing_expires_in_in_a_response() -> None:
     body = json.dumps({"access_token": "at", "expires_in": "1e999"})
     response = httpx2.Response(200, content=body, request=httpx2.Request("POST", "https://a/t"))
-    assert handle_token_response(response, KEY, None, now=NOW).expires_at == NOW + MAX_LIFETIME
+    expires_at = handle_token_response(response, KEY, None, now=NOW).expires_at
+    assert expires_at == NOW + MAX_LIFETIME - 1
 
 
 def test_invalid_grant_is_its_own_error() -> None:
@@ -163,3 +166,46 @@ def test_error_code_with_control_characters_is_dropped() -> None:
     with pytest.raises(TokenRequestFailed) as caught:
         handle_token_response(reply({"error": "\x1b]0;pwned\x07"}, 400), KEY, None)
     assert caught.value.error == "" and "\x1b" not in str(caught.value)
+
+
+def jwt_with(claims: Any) -> str:
+    def part(value: Any) -> str:
+        raw = json.dumps(value).encode() if not isinstance(value, bytes) else value
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+@pytest.mark.parametrize(
+    ("token", "exp_claim", "expected"),
+    [
+        # Cognito rounds exp down: the token dies 0.7 s before expires_in says; exp is exact.
+        (jwt_with({"exp": NOW + 599.3}), True, NOW + 599.3),
+        (jwt_with({"exp": NOW + 601}), True, NOW + 601),  # rounded up: lives a bit longer
+        # The claim disagrees with expires_in by more than a second and the clock allowance:
+        # the clocks differ (or the claim is nonsense), so the estimate stands.
+        (jwt_with({"exp": NOW + 560}), True, NOW + 599),
+        (jwt_with({"exp": NOW + 5000}), True, NOW + 599),
+        (jwt_with({"exp": "tomorrow"}), True, NOW + 599),
+        (jwt_with({"exp": True}), True, NOW + 599),
+        (jwt_with(["exp"]), True, NOW + 599),
+        (jwt_with(b"\xff not json"), True, NOW + 599),
+        ("opaque-token", True, NOW + 599),
+        ("a.%%%.c", True, NOW + 599),
+        # Without the provider profile's word, an access token is opaque: never read.
+        (jwt_with({"exp": NOW + 599.3}), False, NOW + 599),
+    ],
+)
+def test_a_jwt_exp_claim_gives_the_exact_expiry_only_when_the_profile_says_so(
+    token: str, exp_claim: bool, expected: float
+) -> None:
+    response = reply({"access_token": token, "expires_in": 600})
+    tokens = handle_token_response(response, KEY, None, now=NOW, exp_claim=exp_claim)
+    assert tokens.expires_at == pytest.approx(expected)
+
+
+def test_short_lifetimes_hold_back_a_quarter_at_most() -> None:
+    tokens = handle_token_response(
+        reply({"access_token": "at", "expires_in": 2}), KEY, None, now=NOW
+    )
+    assert tokens.expires_at == NOW + 1.5

@@ -31,14 +31,14 @@ def service_with(
     return TokenService(store, grant, clock=clock, backoff=backoff), store
 
 
-def test_refreshes_at_three_quarters_of_the_lifetime_not_before(clock: FakeClock) -> None:
+def test_refreshes_with_fifteen_percent_of_the_lifetime_left_not_before(clock: FakeClock) -> None:
     grant = FakeGrant(clock, lifetime=3600)
     service, store = service_with(clock, grant, make_tokens(clock, lifetime=3600))
     refresher = Refresher(service)
     first = service.get_token(KEY)  # the service now knows the key: the refresher watches it
 
-    assert refresher.run_once() == 30.0  # due in 2700 s; it sleeps at most max_sleep
-    clock.advance(2699)
+    assert refresher.run_once() == 30.0  # due in 3060 s; it sleeps at most max_sleep
+    clock.advance(3059)
     refresher.run_once()
     assert grant.calls == 0
 
@@ -50,18 +50,24 @@ def test_refreshes_at_three_quarters_of_the_lifetime_not_before(clock: FakeClock
     assert service.get_token(KEY).access_token == fresh.access_token  # callers see it at once
 
 
-def test_a_minimum_margin_applies_to_medium_lifetimes(clock: FakeClock) -> None:
-    grant = FakeGrant(clock, lifetime=200)
-    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=200))
-    refresher = Refresher(service)
+def test_a_short_token_is_refreshed_on_time_not_a_second_late(clock: FakeClock) -> None:
+    """One refresh per lifetime: the thread sleeps exactly until the refresh is due."""
+    grant = FakeGrant(clock, lifetime=5)
+    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=5))
+    refresher = Refresher(service, min_sleep=1.0)
     service.get_token(KEY, min_valid=0)
 
-    clock.advance(139)  # 75 % would be 150 s, but a minute must be left: due at 140 s
-    refresher.run_once()
-    assert grant.calls == 0
-    clock.advance(2)
-    refresher.run_once()
+    clock.advance(4.0)
+    assert refresher.run_once() == pytest.approx(0.25)  # 0.75 s left at 4.25 s: not 1 s
+    clock.advance(0.25)
+    sleep = refresher.run_once()
+    assert sleep == pytest.approx(4.25)  # refreshed; the next one in 4.25 s
     assert grant.calls == 1
+
+    for _ in range(10):
+        clock.advance(sleep)
+        sleep = refresher.run_once()
+    assert grant.calls == 11  # ten more lifetimes, ten more refreshes
 
 
 def test_each_watched_key_is_refreshed_on_its_own_schedule(clock: FakeClock) -> None:
@@ -75,8 +81,8 @@ def test_each_watched_key_is_refreshed_on_its_own_schedule(clock: FakeClock) -> 
     service.status(KEY)
     service.status(OTHER_KEY)
 
-    assert refresher.run_once() == pytest.approx(300)
-    clock.advance(301)
+    assert refresher.run_once() == pytest.approx(340)
+    clock.advance(341)
     refresher.run_once()
 
     assert grant.calls == 1
@@ -86,7 +92,7 @@ def test_each_watched_key_is_refreshed_on_its_own_schedule(clock: FakeClock) -> 
 
 def test_a_failing_server_is_retried_with_backoff_not_in_a_loop(clock: FakeClock) -> None:
     grant = FakeGrant(clock, fail=ServerUnreachable("down"))
-    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=2800))
+    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=3100))
     refresher = Refresher(service, max_sleep=10_000)
     service.get_token(KEY, min_valid=0)
 
@@ -102,7 +108,7 @@ def test_a_failing_server_is_retried_with_backoff_not_in_a_loop(clock: FakeClock
 
 def test_a_dead_grant_stops_proactive_refresh(clock: FakeClock) -> None:
     grant = FakeGrant(clock, fail=InvalidGrant("revoked", error="invalid_grant"))
-    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=2800))
+    service, _ = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=3100))
     refresher = Refresher(service)
     service.get_token(KEY, min_valid=0)
 
@@ -120,7 +126,16 @@ def test_tiny_lifetimes_never_make_the_thread_spin(clock: FakeClock) -> None:
     refresher = Refresher(service, min_sleep=1.0)
     service.get_token(KEY, min_valid=0)
 
-    assert refresher.run_once() >= 1.0
+    sleeps = []
+    for _ in range(50):
+        sleeps.append(refresher.run_once())
+        clock.advance(sleeps[-1])
+
+    assert min(sleeps) >= 0.01
+    # The service grants at most one refresh a second (min_interval); the thread waits a second
+    # whenever a key is still due right after a refresh.
+    assert grant.calls <= 1 + sum(sleeps)
+    assert sum(sleeps) >= 20
 
 
 def test_sleep_and_resume_refreshes_on_the_next_wakeup(clock: FakeClock) -> None:
@@ -169,7 +184,7 @@ def test_the_thread_refreshes_in_the_background_and_stops_cleanly() -> None:
 def test_a_watched_key_is_read_from_the_store_and_refreshed_when_due(clock: FakeClock) -> None:
     """The running broker watches every signed-in server at start, before any caller asks."""
     grant = FakeGrant(clock, lifetime=3600)
-    service, store = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=3000))
+    service, store = service_with(clock, grant, make_tokens(clock, lifetime=3600, age=3100))
     refresher = Refresher(service)
     refresher.watch(KEY)
 

@@ -21,7 +21,7 @@ from broker.errors import (
     TokenRequestFailed,
 )
 from broker.filelock import lock_for
-from broker.freshness import RefreshPolicy
+from broker.freshness import RefreshPolicy, lifetime
 from broker.service import KeyStatus, State, TokenService
 from broker.store.memory import MemoryTokenStore
 from broker.tokens import TokenKey, TokenSet
@@ -441,11 +441,29 @@ def test_margins_scale_with_short_lifetimes(clock: FakeClock) -> None:
     short = make_tokens(clock, lifetime=4)
     long = make_tokens(clock, lifetime=3600)
 
-    assert policy.skew_for(short) == 1.0 and policy.skew_for(long) == 30.0
-    assert policy.threshold(short, 3600) == 2.0  # a fresh token always satisfies a caller
-    assert policy.refresh_offset(short) == 2.0  # half: a minute's margin does not fit
-    assert policy.refresh_offset(long) == 2700.0
-    assert policy.refresh_offset(make_tokens(clock, lifetime=100)) == 50.0  # never before half
+    assert policy.skew_for(short) == pytest.approx(0.2) and policy.skew_for(long) == 30.0
+    assert policy.threshold(short, 3600) == pytest.approx(0.4)  # a caller's demand is capped
+    assert policy.threshold(long, None) == 60.0 and policy.threshold(long, 3600) == 360.0
+    assert policy.refresh_offset(short) == pytest.approx(3.4)  # 15% of the lifetime left
+    assert policy.refresh_offset(long) == pytest.approx(3060.0)
+    # Callers are still served after the proactive refresh is due, so they do not wait for it.
+    for tokens in (short, long):
+        left_at_refresh = lifetime(tokens) - policy.refresh_offset(tokens)
+        assert left_at_refresh > policy.threshold(tokens, 1e9) >= policy.skew_for(tokens)
+
+
+@pytest.mark.parametrize(
+    "fractions",
+    [
+        {"lead_fraction": 0.1, "max_demand_fraction": 0.1},  # callers would wait for refreshes
+        {"max_skew_fraction": 0.2},  # a token would never be handed out after the lead
+        {"lead_fraction": 1.0},
+        {"max_skew_fraction": -0.1},
+    ],
+)
+def test_an_inconsistent_policy_is_refused(fractions: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="skew <= demand < lead"):
+        RefreshPolicy(**fractions)
 
 
 def test_a_caller_asking_for_more_than_a_lifetime_does_not_refresh_every_time(
@@ -691,3 +709,31 @@ def test_a_torn_read_during_another_process_write_is_read_again_under_the_lock(
 
     assert service.get_token(KEY) == tokens
     assert grant.calls == 0
+
+
+def test_callers_get_the_still_valid_token_while_a_refresh_is_in_flight(
+    store: RecordingStore, clock: FakeClock
+) -> None:
+    current = make_tokens(clock, lifetime=10, age=9)  # past the refresh point, 1 s left
+    store.put(current)
+    grant = FakeGrant(clock, lifetime=10, gate=threading.Event())
+    service = make_service(store, grant, clock)
+    refreshing = threading.Thread(target=service.refresh, args=(KEY,))
+    refreshing.start()
+    try:
+        assert grant.entered.wait(10)
+        # Not usable for 60 s (or the 1 s demand cap), but valid beyond the skew: served at
+        # once, not after the refresh.
+        assert service.get_token(KEY, min_valid=60).access_token == current.access_token
+        clock.advance(0.6)  # now within the skew (0.5 s of a 10 s token): no longer servable
+        waiter = threading.Thread(target=service.get_token, args=(KEY,))
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive()  # it waits for the refresh instead of getting an expiring token
+    finally:
+        assert grant.gate is not None
+        grant.gate.set()
+        refreshing.join(10)
+    waiter.join(10)
+    assert grant.calls == 1
+    assert service.get_token(KEY).access_token != current.access_token
