@@ -39,6 +39,7 @@ from broker.errors import (
 from broker.filelock import FileLock, lock_for
 from broker.paths import BrokerPaths, broker_paths
 from broker.service import KeyStatus, State, TokenService
+from broker.stamps import FileStamps
 from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens import TokenKey, TokenSet
 
@@ -119,7 +120,12 @@ class Broker:
         self._send = send
         self._opener = opener
         self._sign_in_timeout = sign_in_timeout
-        self.service = TokenService(self.store, self._refresh_grant, lock_factory=self._lock_for)
+        self.service = TokenService(
+            self.store,
+            self._refresh_grant,
+            lock_factory=self._lock_for,
+            stamps=FileStamps(self.paths.lock_dir),
+        )
 
     @classmethod
     def from_environment(cls, config: str | None = None, **kwargs: object) -> Broker:

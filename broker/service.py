@@ -17,6 +17,9 @@ Invariants:
   callers get the still-valid token or ``ServerUnreachable`` without touching the server (#26).
 - Tokens are stored and cached only under the key they were asked for; a set whose key differs is
   refused (#30).
+- Sign-in and sign-out bump the key's stamp (:mod:`broker.stamps`); a service that sees another
+  process's stamp (checked at most once per ``follow_interval``) drops what it holds for the key and
+  reads the store again, so a sign-out anywhere ends every process's serving of the token.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from broker.errors import (
     StorageError,
 )
 from broker.freshness import RefreshPolicy, Sighting
+from broker.stamps import SignInStamps
 from broker.store.base import TokenStore
 from broker.tokens import TokenKey, TokenSet
 
@@ -93,6 +97,9 @@ class _Entry:
         self.store_checked_at: float | None = None  # monotonic, for signed-out keys
         self.unsaved: TokenSet | None = None  # refreshed but not yet written to the store
         self.granted_at: float | None = None  # monotonic time of the last refresh grant
+        self.stamp: bytes | None = None  # the sign-in stamp last seen (broker.stamps)
+        self.stamp_checked_at: float | None = None  # monotonic
+        self.store_cache_stale = False  # another process changed the key: read past the cache
 
 
 def _interaction_required(state: State, reason: str) -> InteractionRequired:
@@ -116,6 +123,8 @@ class TokenService:
         policy: RefreshPolicy | None = None,
         backoff: Backoff | None = None,
         recheck_interval: float = 2.0,
+        stamps: SignInStamps | None = None,
+        follow_interval: float = 1.0,
     ) -> None:
         self._store = store
         self._refresh_grant = refresh_grant
@@ -124,6 +133,8 @@ class TokenService:
         self.policy = policy or RefreshPolicy()
         self._backoff = backoff or Backoff()
         self._recheck_interval = recheck_interval
+        self._stamps = stamps
+        self._follow_interval = follow_interval
         self._entries: dict[TokenKey, _Entry] = {}
         self._entries_lock = threading.Lock()
         self._listeners: list[Listener] = []
@@ -138,6 +149,7 @@ class TokenService:
         ``StorageError`` when the store cannot be used.
         """
         entry = self._entry(key)
+        self._follow_other_processes(entry)
         self._load_once(entry)
         fast = self._cached(entry, min_valid)
         if fast is not None:
@@ -163,6 +175,7 @@ class TokenService:
     def refresh(self, key: TokenKey) -> TokenSet:
         """Refresh now unless a refresh is already running or backing off (proactive refresh)."""
         entry = self._entry(key)
+        self._follow_other_processes(entry)
         self._load_once(entry)
         self._raise_if_sign_in_required(entry)
         with entry.refresh_lock:
@@ -180,6 +193,7 @@ class TokenService:
         with self._lock_factory(tokens.key), entry.mu:
             self._store.put(tokens)
             self._accept_locked(entry, tokens)
+            self._bump_locked(entry)
         self._notify(entry)
 
     def sign_out(self, key: TokenKey) -> list[TokenSet]:
@@ -195,6 +209,7 @@ class TokenService:
                 entry.sighting = None
             removed.extend(self._delete_locked(entry))
             self._set_state_locked(entry, State.SIGNED_OUT, "signed out")
+            self._bump_locked(entry)
         # Another process may be between its token response and its store write: wait for it
         # (it holds the key's file lock while refreshing) and delete what it wrote.
         try:
@@ -211,12 +226,14 @@ class TokenService:
     def status(self, key: TokenKey) -> KeyStatus:
         """The key's state, reading the store if this process has not seen the key yet."""
         entry = self._entry(key)
+        self._follow_other_processes(entry)
         self._load_once(entry)
         return self._status(entry)
 
     def refresh_in(self, key: TokenKey) -> float | None:
         """Seconds until ``key`` should be refreshed proactively, or None when nothing is due."""
         entry = self._entry(key)
+        self._follow_other_processes(entry)
         self._load_once(entry)
         with entry.mu:
             if entry.state in (State.SIGN_IN_REQUIRED, State.SIGNED_OUT, State.UNKNOWN):
@@ -381,7 +398,12 @@ class TokenService:
 
     def _load_from_store(self, entry: _Entry) -> bool:
         generation = entry.generation
-        stored = self._read_store(entry, fresh=False)
+        if self._stamps is not None and entry.stamp_checked_at is None:
+            # Before the store is read: a sign-in or sign-out after this point is noticed.
+            entry.stamp = self._stamps.read(entry.key)
+            entry.stamp_checked_at = self.clock.monotonic()
+        stored = self._read_store(entry, fresh=entry.store_cache_stale)
+        entry.store_cache_stale = False
         if stored is None:
             # Missing, or unreadable because another process is writing it right now: only a
             # read under the lock that every writer holds can tell.
@@ -396,6 +418,35 @@ class TokenService:
             else:
                 self._accept_locked(entry, stored)
             return True
+
+    def _follow_other_processes(self, entry: _Entry) -> None:
+        """Forget the key's tokens if another process signed in or out since we last looked."""
+        if self._stamps is None or entry.stamp_checked_at is None:
+            return  # not loaded yet: loading records the stamp
+        now = self.clock.monotonic()
+        if now - entry.stamp_checked_at < self._follow_interval:
+            return
+        entry.stamp_checked_at = now
+        stamp = self._stamps.read(entry.key)
+        if stamp == entry.stamp:
+            return
+        with entry.mu:
+            if stamp == entry.stamp:
+                return
+            entry.stamp = stamp
+            entry.generation += 1  # a refresh in flight here belongs to the old sign-in (#29)
+            entry.sighting = None
+            entry.unsaved = None
+            entry.failures = 0
+            entry.last_error = None
+            entry.store_cache_stale = True
+            self._set_state_locked(entry, State.UNKNOWN, None)
+        logger.info("%s was signed in or out by another process", entry.key.resource)
+
+    def _bump_locked(self, entry: _Entry) -> None:
+        if self._stamps is not None:
+            entry.stamp = self._stamps.bump(entry.key)
+            entry.stamp_checked_at = self.clock.monotonic()
 
     def _raise_if_sign_in_required(self, entry: _Entry) -> None:
         """Answer at once for a key that needs the user; re-read the store now and then in

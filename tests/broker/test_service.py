@@ -23,6 +23,7 @@ from broker.errors import (
 from broker.filelock import lock_for
 from broker.freshness import RefreshPolicy, lifetime
 from broker.service import KeyStatus, State, TokenService
+from broker.stamps import FileStamps
 from broker.store.memory import MemoryTokenStore
 from broker.tokens import TokenKey, TokenSet
 from tests.broker.service_fakes import CANARY, KEY, OTHER_KEY, FakeClock, FakeGrant, make_tokens
@@ -737,3 +738,100 @@ def test_callers_get_the_still_valid_token_while_a_refresh_is_in_flight(
     waiter.join(10)
     assert grant.calls == 1
     assert service.get_token(KEY).access_token != current.access_token
+
+
+# --- sign-in stamps: another process signs in or out ---------------------------------------------
+
+
+class CachingView(MemoryTokenStore):
+    """One process's view of a shared store, caching like the keyring store: ``get`` answers
+    from the cache once it has read a key, ``reload`` reads the shared store."""
+
+    def __init__(self, shared: MemoryTokenStore) -> None:
+        super().__init__()
+        self.shared = shared
+
+    def get(self, key: TokenKey) -> TokenSet | None:
+        return super().get(key) or self.reload(key)
+
+    def reload(self, key: TokenKey) -> TokenSet | None:
+        tokens = self.shared.get(key)
+        if tokens is not None:
+            super().put(tokens)
+        return tokens
+
+    def put(self, tokens: TokenSet) -> None:
+        self.shared.put(tokens)
+        super().put(tokens)
+
+    def delete(self, key: TokenKey) -> None:
+        self.shared.delete(key)
+        super().delete(key)
+
+
+def test_a_sign_out_in_another_process_stops_this_one_serving_the_token(
+    store: RecordingStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The tray keeps tokens in memory; ``mcp-broker logout`` runs in another process."""
+    store.put(make_tokens(clock, lifetime=3600))
+    grant = FakeGrant(clock)
+    tray = make_service(CachingView(store), grant, clock, stamps=FileStamps(tmp_path))  # type: ignore[arg-type]
+    cli = make_service(CachingView(store), grant, clock, stamps=FileStamps(tmp_path))  # type: ignore[arg-type]
+    served = tray.get_token(KEY)
+
+    removed = cli.sign_out(KEY)
+    assert [t.access_token for t in removed] == [served.access_token]
+    assert tray.get_token(KEY) == served  # within the follow interval: not looked yet
+
+    clock.advance(1.0)
+    with pytest.raises(InteractionRequired):
+        tray.get_token(KEY)
+    assert tray.status(KEY).state is State.SIGNED_OUT
+    assert grant.calls == 0
+
+
+def test_a_sign_in_in_another_process_replaces_the_token_held_here(
+    store: RecordingStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    store.put(make_tokens(clock, lifetime=3600))
+    grant = FakeGrant(clock)
+    tray = make_service(store, grant, clock, stamps=FileStamps(tmp_path))
+    cli = make_service(store, grant, clock, stamps=FileStamps(tmp_path))
+    old = tray.get_token(KEY)
+
+    new = make_tokens(clock, lifetime=3600)
+    cli.put(new)
+    clock.advance(1.0)
+
+    assert tray.get_token(KEY) == new != old
+    assert grant.calls == 0
+
+
+def test_this_process_own_sign_in_is_not_mistaken_for_another(
+    store: RecordingStore, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = make_service(store, FakeGrant(clock), clock, stamps=FileStamps(tmp_path))
+    tokens = make_tokens(clock)
+    service.put(tokens)
+    caplog.set_level(logging.INFO, logger="broker.service")
+
+    clock.advance(5)
+    assert service.get_token(KEY) == tokens
+    assert "another process" not in caplog.text  # the stamp it sees is its own
+
+
+def test_stamp_files_hold_nothing_about_the_key_or_its_tokens(
+    store: RecordingStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    service = make_service(store, FakeGrant(clock), clock, stamps=FileStamps(tmp_path / "s"))
+    tokens = make_tokens(clock)
+    service.put(tokens)
+    service.sign_out(KEY)
+
+    (stamp,) = (tmp_path / "s").iterdir()
+    content = stamp.read_bytes()
+    assert len(content) == 16
+    for secret in (tokens.access_token, tokens.refresh_token, KEY.resource, KEY.issuer):
+        assert secret is not None and secret.encode() not in content
+        assert secret not in stamp.name
+    assert stamp.stat().st_mode & 0o077 == 0
