@@ -76,6 +76,8 @@ class ServerStatus:
     reason: str | None = None
     expires_at: float | None = None
     scope: str | None = None
+    user: str | None = None
+    """Who is signed in (display only; from the ID token or a Cognito access token)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ class Broker:
             reason=status.reason,
             expires_at=status.expires_at,
             scope=status.scope,
+            user=status.user,
         )
 
     # -- sign-in and sign-out -----------------------------------------------------------------

@@ -278,7 +278,8 @@ def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     for row in rows:
         detail = row.reason or ""
         if row.expires_at is not None and row.state == "valid":
-            detail = f"token until {_local_time(row.expires_at)}"
+            who = f"as {row.user}, " if row.user else ""
+            detail = f"{who}token until {_local_time(row.expires_at)}"
         print(f"{row.url}\t{row.state}\t{_terminal_safe(detail)}", file=out)
     return 0
 

@@ -155,8 +155,7 @@ def describe(status: ServerStatus, view: View) -> str:
         return "working…"
     if state is Overall.NEEDS_SIGN_IN:
         return "sign-in needed"
-    user = getattr(status, "user", None)  # shown once the broker reports it
-    who = f" as {safe_text(str(user), 30)}" if user else ""
+    who = f" as {safe_text(status.user, 30)}" if status.user else ""
     until = _until(status.expires_at, view.now)
     if state is Overall.REFRESHING:
         return f"signed in{who}, refresh retrying{until}"

@@ -80,6 +80,7 @@ class KeyStatus:
     expires_at: float | None = None
     scope: str | None = None
     failures: int = 0
+    user: str | None = None
 
 
 class _Entry:
@@ -314,6 +315,8 @@ class TokenService:
             raise AuthorizationError("the refreshed tokens belong to another resource")
         if fresh.refresh_token is None:  # no rotation: the old refresh token stays good
             fresh = dataclasses.replace(fresh, refresh_token=stored.refresh_token)
+        if fresh.user is None:  # a refresh response without an ID token: still the same user
+            fresh = dataclasses.replace(fresh, user=stored.user)
         return fresh
 
     def _commit(self, entry: _Entry, generation: int, tokens: TokenSet, *, write: bool) -> TokenSet:
@@ -506,6 +509,7 @@ class TokenService:
                 expires_at=tokens.expires_at if tokens else None,
                 scope=tokens.scope if tokens else None,
                 failures=entry.failures,
+                user=tokens.user if tokens else None,
             )
 
     def _notify(self, entry: _Entry) -> None:

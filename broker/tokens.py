@@ -29,6 +29,8 @@ class TokenSet:
     scope: str | None = None
     refresh_token: str | None = field(default=None, repr=False)
     obtained_at: float = field(default_factory=time.time)
+    user: str | None = None
+    """Who signed in, for display only (see ``broker.oauth.token_request.display_user``)."""
 
     def seconds_left(self, now: float | None = None) -> float:
         return self.expires_at - (time.time() if now is None else now)

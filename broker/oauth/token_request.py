@@ -43,6 +43,9 @@ GRANULARITY = 1.0
 #: Seconds by which an ``exp`` claim may differ from the estimate (latency, clock difference).
 CLOCK_AGREEMENT = 2.0
 _MAX_JWT_PAYLOAD = 16 * 1024
+#: Claims that name the user, most readable first (OIDC Core §5.1, Cognito's own names).
+_USER_CLAIMS = ("preferred_username", "cognito:username", "username", "email", "name")
+MAX_USER_LENGTH = 64
 _FORM_HEADERS = {"Accept": "application/json"}
 _ERROR_CODE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}")
 
@@ -119,17 +122,41 @@ def expiry(sent: float, life: int, access_token: str, exp_claim: bool) -> float:
 
 def jwt_exp(token: str) -> float | None:
     """The ``exp`` claim of a JWS compact token, read without verification; None if unreadable."""
-    parts = token.split(".")
-    if len(parts) != 3 or len(parts[1]) > _MAX_JWT_PAYLOAD:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    exp = payload.get("exp") if isinstance(payload, dict) else None
+    exp = jwt_claims(token).get("exp")
     if isinstance(exp, bool) or not isinstance(exp, int | float) or exp != exp:
         return None
     return float(exp)
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWS compact token, read without verification; {} if unreadable."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > _MAX_JWT_PAYLOAD:
+        return {}
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def display_user(id_token: str | None, access_token: str, jwt_access_tokens: bool) -> str | None:
+    """Who signed in, to show in the tray and ``status``: from the ID token the token endpoint
+    returned (OpenID Connect Core §3.1.3.7 lets a client that got it over TLS from the token
+    endpoint use it without checking the signature), else, when the provider profile says access
+    tokens are JWTs (Cognito's carry ``username``), from the access token. Display only: never
+    used to decide anything. Printable characters only, at most :data:`MAX_USER_LENGTH`."""
+    sources = [jwt_claims(id_token)] if id_token else []
+    if jwt_access_tokens:
+        sources.append(jwt_claims(access_token))
+    for claims in sources:
+        for name in _USER_CLAIMS:
+            value = claims.get(name)
+            if isinstance(value, str):
+                shown = "".join(c for c in value if c.isprintable()).strip()[:MAX_USER_LENGTH]
+                if shown:
+                    return shown
+    return None
 
 
 def _error(response: httpx2.Response, body: Any) -> TokenRequestFailed:
@@ -172,6 +199,7 @@ def handle_token_response(
     refresh = body.get("refresh_token")
     scope = body.get("scope")
     issued = time.time() if now is None else now
+    id_token = body.get("id_token")
     return TokenSet(
         key=key,
         access_token=access_token,
@@ -179,4 +207,5 @@ def handle_token_response(
         scope=scope if isinstance(scope, str) else requested_scope,
         refresh_token=refresh if isinstance(refresh, str) and refresh else previous_refresh_token,
         obtained_at=issued,
+        user=display_user(id_token if isinstance(id_token, str) else None, access_token, exp_claim),
     )

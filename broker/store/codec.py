@@ -51,6 +51,7 @@ def encode_tokens(tokens: TokenSet) -> str:
             "scope": tokens.scope,
             "refresh_token": tokens.refresh_token,
             "obtained_at": tokens.obtained_at,
+            "user": tokens.user,
         }
     )
 
@@ -74,6 +75,7 @@ def decode_tokens(text: str, key: TokenKey) -> TokenSet:
         scope=_optional(doc, "scope"),
         refresh_token=_optional(doc, "refresh_token"),
         obtained_at=_number(doc, "obtained_at"),
+        user=_optional(doc, "user"),  # absent in entries written before it existed
     )
 
 

@@ -209,3 +209,36 @@ def test_short_lifetimes_hold_back_a_quarter_at_most() -> None:
         reply({"access_token": "at", "expires_in": 2}), KEY, None, now=NOW
     )
     assert tokens.expires_at == NOW + 1.5
+
+
+@pytest.mark.parametrize(
+    ("id_claims", "access_claims", "jwt_access_tokens", "shown"),
+    [
+        ({"preferred_username": "ada", "email": "ada@example.com"}, {}, False, "ada"),
+        ({"email": "ada@example.com", "sub": "1234"}, {}, False, "ada@example.com"),
+        ({"sub": "1234"}, {"username": "ada"}, True, "ada"),  # Cognito: the access token's
+        (None, {"username": "ada"}, True, "ada"),
+        (None, {"username": "ada"}, False, None),  # an opaque token is never read
+        (None, {"sub": "only-an-id"}, True, None),  # an id is not a name
+        ({"name": 42, "email": ["x"]}, {}, False, None),
+    ],
+)
+def test_the_signed_in_user_is_read_for_display(
+    id_claims: dict[str, Any] | None,
+    access_claims: dict[str, Any],
+    jwt_access_tokens: bool,
+    shown: str | None,
+) -> None:
+    body: dict[str, Any] = {"access_token": jwt_with(access_claims), "expires_in": 600}
+    if id_claims is not None:
+        body["id_token"] = jwt_with(id_claims)
+    tokens = handle_token_response(reply(body), KEY, None, now=NOW, exp_claim=jwt_access_tokens)
+    assert tokens.user == shown
+
+
+def test_a_hostile_user_name_is_made_printable_and_short() -> None:
+    name = "Ada\x1b]0;pwned\x07 L\u200bovelace" + "x" * 100
+    body = {"access_token": "at", "id_token": jwt_with({"name": name})}
+    user = handle_token_response(reply(body), KEY, None, now=NOW).user
+    assert user is not None and user.startswith("Ada]0;pwned Lovelace")
+    assert len(user) == 64 and user.isprintable()

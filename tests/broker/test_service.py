@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -835,3 +836,14 @@ def test_stamp_files_hold_nothing_about_the_key_or_its_tokens(
         assert secret is not None and secret.encode() not in content
         assert secret not in stamp.name
     assert stamp.stat().st_mode & 0o077 == 0
+
+
+def test_a_refresh_without_an_id_token_keeps_the_user_shown(
+    store: RecordingStore, clock: FakeClock
+) -> None:
+    store.put(dataclasses.replace(make_tokens(clock, lifetime=3600, age=4000), user="ada"))
+    service = make_service(store, FakeGrant(clock), clock)
+
+    fresh = service.get_token(KEY)
+
+    assert fresh.user == "ada" and service.status(KEY).user == "ada"

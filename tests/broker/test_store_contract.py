@@ -6,6 +6,8 @@ limit per entry; the keyring store over the real Secret Service (integration).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 from broker.store import KeyringTokenStore, MemoryTokenStore
+from broker.store.codec import decode_tokens, dumps, encode_tokens
 from broker.tokens import TokenKey, TokenSet
 from tests.support.keyrings import LimitedKeyring
 
@@ -95,7 +98,7 @@ def test_large_tokens_round_trip_intact(store: Any, size: int) -> None:
 
 
 def test_unicode_and_odd_values_round_trip(store: Any) -> None:
-    odd = tokens(access='ü"\\\n/\u2028' * 300, scope="ünïcode scope", token_type="DPoP")
+    odd = tokens(access='ü"\\\n/\u2028' * 300, scope="ünïcode scope", token_type="DPoP", user="Ådå")
     store.put(odd)
     assert store.reload(KEY) == odd
 
@@ -142,3 +145,10 @@ def test_nothing_shows_token_values(
     store.delete(KEY)
     shown = caplog.text + "".join(capsys.readouterr()) + repr(store) + repr(stored) + str(stored)
     assert CANARY not in shown
+
+
+def test_an_entry_written_before_the_user_field_existed_still_reads() -> None:
+    written = tokens(user="ada")
+    doc = json.loads(encode_tokens(written))
+    del doc["user"]
+    assert decode_tokens(dumps(doc), KEY) == dataclasses.replace(written, user=None)

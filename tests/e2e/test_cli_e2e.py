@@ -46,6 +46,7 @@ def test_login_in_a_browser_then_call_whoami_names_the_demo_user(
         assert claims(token)["iss"] == stack.issuer
         (server,) = status["servers"]
         assert server["state"] == "valid" and server["url"] == stack.mcp_url
+        assert server["user"] == "demo"  # from the Cognito access token's username claim
         assert token not in json.dumps(status) and token not in result
         chatty = broker_cli.run("-vv", "call", stack.mcp_url, "whoami")
         assert chatty.returncode == 0 and "DEBUG" in chatty.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -172,3 +173,10 @@ def test_only_servers_that_newly_need_sign_in_are_reported() -> None:
 def test_expiry_is_shown_in_local_time() -> None:
     menu = entries(view(signed_in(A, expires_in=600)))
     assert menu[0].label.endswith(time.strftime("%H:%M", time.localtime(NOW + 600)))
+
+
+def test_the_signed_in_user_is_named() -> None:
+    status = replace(signed_in(A), user="demo\x1b]0;x")
+    menu = entries(view(status))
+    assert menu[0].label.startswith("a.example/mcp: signed in as demo")
+    assert "\x1b" not in menu[0].label

@@ -111,7 +111,7 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
         desktop.screenshot(artifacts_dir / "tray-signed-in.png")
 
         status = json.loads(cli(env, "status", "--json"))
-        assert [s["state"] for s in status["servers"]] == ["valid"]
+        assert [(s["state"], s["user"]) for s in status["servers"]] == [("valid", "demo")]
         token = cli(env, "token", demo_stack).strip()
 
         open_menu(desktop, after)  # rebuilt: "Copy access token" is enabled now
