@@ -224,7 +224,7 @@ class Broker:
         return tokens
 
     def logout(self, url: str) -> SignOutResult:
-        from broker.revocation import build_revocation_request, handle_revocation_response
+        from broker.oauth.revocation import build_revocation_request, handle_revocation_response
 
         server = self.server(url)
         try:

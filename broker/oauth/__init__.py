@@ -15,4 +15,5 @@ One module per concern, each citing its spec:
 - ``authorize``         the authorization request URL (RFC 6749 §4.1.1)
 - ``callback_params``   the authorization response (RFC 6749 §4.1.2, RFC 9207)
 - ``token_request``     token and refresh requests and responses (RFC 6749 §4.1.3, §5, §6)
+- ``revocation``        refresh token revocation on sign-out (RFC 7009)
 """

@@ -1,8 +1,7 @@
 """Token revocation (RFC 7009), used on sign-out to revoke the refresh token (SECURITY #51).
 
-A request builder and a response handler, no I/O (it belongs with ``broker/oauth/`` and can move
-there). Cognito's ``/oauth2/revoke`` takes refresh tokens only and answers 200 with an empty body,
-also for tokens it does not know (RFC 7009 §2.2).
+A request builder and a response handler, no I/O. Cognito's ``/oauth2/revoke`` takes refresh
+tokens only and answers 200 with an empty body, also for tokens it does not know (RFC 7009 §2.2).
 """
 
 from __future__ import annotations
