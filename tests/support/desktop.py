@@ -34,6 +34,7 @@ from typing import TypeVar
 import pytest
 from PIL import Image
 
+from tests.support.dbus import start_session_bus
 from tests.support.realparts import require
 from tests.support.secret_service import SecretServiceDaemons
 
@@ -48,19 +49,6 @@ TOOLS = {
     "dbus-send": "dbus",
     "dunstctl": "dunst",
 }
-_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir={socket_dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
 _DUNSTRC = """[global]
     font = Monospace 9
     timeout = 0
@@ -178,17 +166,7 @@ class Desktop:
         raise RuntimeError("Xvfb did not start on any display tried")
 
     def _start_bus(self) -> None:
-        self._socket_dir = tempfile.mkdtemp(prefix="deskbus-")
-        config = self.root / "bus.conf"
-        config.write_text(_BUS_CONFIG.format(socket_dir=self._socket_dir))
-        bus = self._spawn(
-            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE,
-        )
-        assert bus.stdout is not None
-        self.bus_address = bus.stdout.readline().decode().strip()
-        if not self.bus_address:
-            raise RuntimeError("dbus-daemon did not print its address")
+        self.bus_address, self._socket_dir = start_session_bus(self.root, self._spawn, "deskbus-")
 
     def _prepare_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -29,6 +28,7 @@ from jeepney import DBusAddress, new_method_call
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
 from keyring.backends import SecretService
 
+from tests.support.dbus import start_session_bus
 from tests.support.realparts import require
 
 PASSWORD = "test-login-password"
@@ -42,19 +42,6 @@ _INTERNAL = DBusAddress(
     bus_name="org.freedesktop.secrets",
     interface="org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface",
 )
-_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir={socket_dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
 
 
 class SecretServiceDaemons:
@@ -66,20 +53,11 @@ class SecretServiceDaemons:
         self._procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> SecretServiceDaemons:
-        # A short dir of our own: unix socket paths are limited to ~100 characters.
-        socket_dir = Path(tempfile.mkdtemp(prefix="ssbus-"))
-        self._socket_dir = socket_dir
-        config = self.root / "bus.conf"
-        config.write_text(_BUS_CONFIG.format(socket_dir=socket_dir))
-        bus = self._spawn(
-            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE,
-        )
-        assert bus.stdout is not None
-        self.address = bus.stdout.readline().decode().strip()
-        if not self.address:
+        try:
+            self.address, self._socket_dir = start_session_bus(self.root, self._spawn, "ssbus-")
+        except RuntimeError:
             self.stop()
-            raise RuntimeError("dbus-daemon did not print its address")
+            raise
         keyring_daemon = self._spawn(
             ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
             stdin=subprocess.PIPE,
