@@ -11,12 +11,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from broker.api import errors
 from broker.api.guards import MAX_BODY_BYTES, allowed_hosts, bearer_secret, check_request
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 InteractionHook = Callable[[str, str], None]
 """Called with (resource, client name) when a client was told ``interaction_required``: the
 tray asks the user to sign in. Must return at once; called at most once a minute per server."""
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Parts = tuple[str, list[tuple[str, str]], bytes]
+"""A response as WSGI takes it: status line, header list, body."""
 
 EXTENSION = "mcp_broker_api"
 NOTIFY_INTERVAL = 60.0
@@ -83,20 +88,45 @@ def api_context() -> ApiContext:
     return cast(ApiContext, current_app.extensions[EXTENSION])
 
 
-def json_response(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> Response:
-    """Every response of the API is built here: JSON, never cached, never with CORS headers."""
-    response = Response(_ENCODER.encode(body).encode(), status, content_type="application/json")
-    # Set one by one: cheaper than werkzeug's Headers(list) path, which costs a cached-token
-    # request a measurable share of its time.
-    out = response.headers
-    for name, value in _SECURE_HEADERS:
-        out[name] = value
+def json_parts(
+    status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> Parts:
+    """Status line, header list and body of every response of the API: JSON, never cached,
+    never with CORS headers. The Flask views wrap them in a :class:`Response`
+    (:func:`json_response`); the guards and the token fast path hand them to WSGI directly."""
+    data = _ENCODER.encode(body).encode()
+    out = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    out.extend(_SECURE_HEADERS)
     if headers:
-        for name, value in headers.items():
-            out.add(name, value)  # appended, as before: never replaces a secure header
-    return response
+        out.extend(headers.items())  # appended: never replaces a secure header
+    # What werkzeug sends for Response(status=status): the phrase in capitals.
+    return f"{status} {HTTP_STATUS_CODES[status].upper()}", out, data
+
+
+def json_response(
+    status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> Response:
+    """A Flask view's response: :func:`json_parts` in a :class:`Response`."""
+    return _response(json_parts(status, body, headers))
+
+
+def send(start_response: Callable[..., Any], parts: Parts) -> list[bytes]:
+    """Hand ``parts`` to WSGI directly, as a :class:`Response` of them would."""
+    status_line, header_list, data = parts
+    start_response(status_line, header_list)
+    return [data]
+
+
+def error_parts(exc: errors.HttpError) -> Parts:
+    body = {"error": exc.error, "error_description": exc.description}
+    return json_parts(exc.status, body, exc.headers)
+
+
+def unexpected_parts(method: str, path: str, exc: BaseException) -> Parts:
+    """Log an unexpected error and answer 500. The path, never the full URL: the query string
+    could carry a secret (#3)."""
+    logger.error("unexpected error on %s %s", method, path, exc_info=exc)
+    return error_parts(errors.ServerError("internal error; see the broker's log"))
 
 
 def create_app(
@@ -107,9 +137,15 @@ def create_app(
     calls: BoundedCalls,
     call_timeout: float = 5.0,
     on_interaction_required: InteractionHook = log_interaction_required,
+    fast_token_path: bool = True,
 ) -> Flask:
-    """The API for a server listening on 127.0.0.1:``port`` (the Host allowlist needs it)."""
+    """The API for a server listening on 127.0.0.1:``port`` (the Host allowlist needs it).
+
+    ``fast_token_path`` False leaves ``POST /v1/token`` to its Flask view (for tests that
+    compare the two; see :mod:`broker.api.token`).
+    """
     from broker.api.routes import v1
+    from broker.api.token import token_fast_path
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, PROPAGATE_EXCEPTIONS=False)
@@ -117,7 +153,10 @@ def create_app(
         provider, clients, port, calls, call_timeout, on_interaction_required, allowed_hosts(port)
     )
     app.extensions[EXTENSION] = context
-    app.wsgi_app = guarded(app.wsgi_app, context.hosts)  # type: ignore[method-assign,assignment]
+    wsgi_app: WsgiApp = app.wsgi_app
+    if fast_token_path:
+        wsgi_app = token_fast_path(wsgi_app, context)
+    app.wsgi_app = guarded(wsgi_app, context.hosts)  # type: ignore[method-assign,assignment]
     app.register_blueprint(v1)
     app.register_error_handler(errors.HttpError, _http_error)
     app.register_error_handler(HTTPException, _werkzeug_error)
@@ -125,28 +164,30 @@ def create_app(
     return app
 
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
 def guarded(wsgi_app: WsgiApp, hosts: frozenset[str]) -> WsgiApp:
     """``wsgi_app`` behind the request guards: every request is checked before Flask routes it
     or builds a request context (a ``before_request`` hook did the same checks at a higher cost
-    per request); a refused request gets the same JSON error response the error handler gives."""
+    per request); a refused request gets the JSON error response the error handlers give."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
             check_request(environ, hosts)
         except errors.HttpError as exc:
-            refusal: Iterable[bytes] = _http_error(exc)(environ, start_response)
-            return refusal
+            return send(start_response, error_parts(exc))
         return wsgi_app(environ, start_response)
 
     return app
 
 
+def _response(parts: Parts) -> Response:
+    # werkzeug sends these unchanged: it keeps the header list's order and only re-sets the
+    # Content-Length it finds (tests/api/test_token_fast_path.py compares the two ways).
+    status_line, header_list, data = parts
+    return Response(data, status_line, header_list)
+
+
 def _http_error(exc: errors.HttpError) -> Response:
-    body = {"error": exc.error, "error_description": exc.description}
-    return json_response(exc.status, body, exc.headers)
+    return _response(error_parts(exc))
 
 
 def _werkzeug_error(exc: HTTPException) -> Response:
@@ -161,6 +202,4 @@ def _werkzeug_error(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    # request.path, never the full URL: the query string could carry a secret (#3).
-    logger.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
-    return _http_error(errors.ServerError("internal error; see the broker's log"))
+    return _response(unexpected_parts(request.method, request.path, exc))
