@@ -71,6 +71,7 @@ _SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "url": {"type": "string"},
                         "state": {"type": "string"},
+                        "user": {"type": ["string", "null"], "description": "who signed in"},
                         "expires_at": {"type": ["number", "null"]},
                         "expires_in": {"type": ["integer", "null"]},
                     },

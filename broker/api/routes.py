@@ -27,6 +27,7 @@ _STATUS_FIELDS = (
     "reason",
     "expires_at",
     "scope",
+    "user",
 )
 
 

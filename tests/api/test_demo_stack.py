@@ -88,5 +88,5 @@ def test_an_sdk_client_calls_whoami_with_a_token_from_the_api(
     assert response.json()["access_token"] == signed_in.access_token == helper.access_token
     assert "refresh_token" not in response.text
     assert "demo" in who
-    assert [s["state"] for s in status["servers"]] == ["valid"]
+    assert [(s["state"], s["user"]) for s in status["servers"]] == [("valid", "demo")]
     assert signed_in.access_token not in json.dumps(status)
