@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from broker.auth_servers import AuthServerCache
 from broker.config import (
     Config,
     ServerConfig,
@@ -28,6 +29,7 @@ from broker.config import (
     update_config,
 )
 from broker.errors import (
+    BrokerError,
     ConfigError,
     DiscoveryError,
     InteractionRequired,
@@ -122,6 +124,7 @@ class Broker:
         self._send = send
         self._opener = opener
         self._sign_in_timeout = sign_in_timeout
+        self._auth_servers = AuthServerCache(self.paths.state_dir)
         self.service = TokenService(
             self.store,
             self._refresh_grant,
@@ -208,6 +211,7 @@ class Broker:
         server = self.server(url)
         challenge = self._probe(server.url)
         found = discover(server.url, self._sender, challenge, server.profile_name)
+        self._auth_servers.put(found.auth_server)
         if server.issuer is not None and found.issuer != server.issuer:
             raise ConfigError(
                 f"{server.url} now names the authorization server {found.issuer}, not "
@@ -263,9 +267,14 @@ class Broker:
         try:
             return sign_in.refresh(found, tokens, self._options(server))
         except TokenRequestFailed as exc:
+            self._auth_servers.forget(found.issuer, found.auth_server.profile.name)
             if is_needing_user(exc):
                 raise
             raise ServerUnreachable(f"refresh failed for now: {exc}") from exc
+        except BrokerError:
+            # The endpoint may have moved: look the metadata up again at the next attempt.
+            self._auth_servers.forget(found.issuer, found.auth_server.profile.name)
+            raise
 
     def _server_for_key(self, key: TokenKey) -> ServerConfig:
         for server in self.servers():
@@ -278,14 +287,17 @@ class Broker:
         raise InteractionRequired(f"{key.resource} is no longer configured for {key.issuer}")
 
     def _discovered(self, server: ServerConfig, key: TokenKey) -> Discovered:
-        """The pinned issuer's metadata (no PRM round trip: the issuer is known)."""
+        """The pinned issuer's metadata (no PRM round trip: the issuer is known), cached."""
         from broker.oauth.discovery import Discovered, drive, find_auth_server
         from broker.oauth.providers import profile_for
 
         profile = profile_for(key.issuer, server.profile_name)
-        auth_server = drive(find_auth_server(key.issuer, profile), self._sender)
+        auth_server = self._auth_servers.get(key.issuer, profile.name)
         if auth_server is None:
-            raise DiscoveryError(f"no authorization server metadata found for {key.issuer}")
+            auth_server = drive(find_auth_server(key.issuer, profile), self._sender)
+            if auth_server is None:
+                raise DiscoveryError(f"no authorization server metadata found for {key.issuer}")
+            self._auth_servers.put(auth_server)
         return Discovered(server.url, key.resource, auth_server)
 
     # -- helpers ------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-from mcp.shared.auth import OAuthMetadata
 from pydantic import ValidationError
 
 from broker.errors import DiscoveryError, IssuerMismatch, PkceNotSupported
@@ -116,6 +115,10 @@ def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderPro
     token_endpoint = check_endpoint(body.get("token_endpoint"), "token_endpoint")
     registration_endpoint = _optional_endpoint(body, "registration_endpoint")
     revocation_endpoint = _optional_endpoint(body, "revocation_endpoint")
+    # Imported here: the mcp SDK takes a second and 36 MB to import, and a broker that only
+    # refreshes (with cached metadata, broker/auth_servers.py) never needs it.
+    from mcp.shared.auth import OAuthMetadata
+
     try:
         OAuthMetadata.model_validate(body)
     except ValidationError as exc:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from mcp.shared.auth import ProtectedResourceMetadata
 from pydantic import ValidationError
 
 from broker.errors import ResourceMismatch, UnsafeEndpoint
 from broker.oauth.endpoints import check_endpoint
 from broker.oauth.resource import canonical_resource, origin_of, resource_covers
+
+if TYPE_CHECKING:
+    from mcp.shared.auth import ProtectedResourceMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ def handle_prm_response(response: httpx2.Response, server_url: str) -> ResourceI
     body = _json_object(response)
     if body is None:
         return None
+    from mcp.shared.auth import ProtectedResourceMetadata  # heavy: only when discovering
+
     try:
         metadata = ProtectedResourceMetadata.model_validate(body)
     except ValidationError:

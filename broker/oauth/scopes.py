@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mcp.client.auth.utils import union_scopes
-
 OFFLINE_ACCESS = "offline_access"
 
 __all__ = ["OFFLINE_ACCESS", "choose_scope", "step_up_scope", "union_scopes", "with_offline_access"]
+
+
+def union_scopes(first: str | None, second: str | None) -> str | None:
+    """The mcp SDK's union of two scope strings (imported when needed: the SDK is heavy)."""
+    from mcp.client.auth.utils import union_scopes as sdk_union
+
+    return sdk_union(first, second)
 
 
 def choose_scope(

@@ -308,3 +308,70 @@ def test_a_server_without_sign_in_says_how_to_sign_in(broker: Broker) -> None:
 
     with pytest.raises(InteractionRequired, match=re.escape("mcp-broker login https://other")):
         broker.token("https://other.example/mcp")
+
+
+def metadata_requests(server: RecordedServer) -> int:
+    """Discoveries: each ends at the one URL that answers (after the 404s of the others)."""
+    return sum(
+        r.url.path == "/us-east-1_Test/.well-known/openid-configuration" for r in server.requests
+    )
+
+
+def another_process(broker: Broker, server: RecordedServer, store: MemoryTokenStore) -> Broker:
+    """A second broker on the same home (another process, or the next run)."""
+    sender = LimitedSender(httpx2.Client(transport=httpx2.MockTransport(server)))
+    return Broker(broker.paths, broker.config_file, store=store, send=sender)
+
+
+def test_the_metadata_found_once_serves_later_refreshes_and_runs(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore, tmp_path: Path
+) -> None:
+    stored(store, age=4000)
+    broker.token(URL)
+    assert metadata_requests(server) == 1
+
+    stored(store, age=4000)
+    again = another_process(broker, server, store)
+    try:
+        again.token(URL)  # another process (or a restart): the metadata is on disk
+    finally:
+        again.close()
+
+    assert metadata_requests(server) == 1 and len(server.forms("/oauth2/token")) == 2
+
+
+def test_a_failed_refresh_looks_the_metadata_up_again(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=4000)
+    server.token_answer = lambda: httpx2.Response(503)
+    with pytest.raises(ServerUnreachable):
+        broker.token(URL)
+
+    server.token_answer = RecordedServer().token_answer
+    stored(store, age=4000)
+    fresh = another_process(broker, server, store)
+    try:
+        fresh.token(URL)
+    finally:
+        fresh.close()
+
+    assert metadata_requests(server) == 2  # the endpoint may have moved: fetched again
+
+
+def test_refreshing_never_imports_the_mcp_sdk(tmp_path: Path) -> None:
+    """The SDK takes a second and 36 MB to import: a broker that only refreshes (with metadata it
+    validated before) must not pay for it."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import broker.app, broker.api, broker.refresher, broker.login, broker.oauth.discovery
+import broker.oauth.token_request, broker.oauth.revocation, broker.auth_servers
+print(sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp.")))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
