@@ -88,6 +88,22 @@ class _Handler:
         return ""
 
     @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        return cls.create(cloudformation_json["Properties"], region_name)
+
+    @classmethod
+    def create(cls, props: dict[str, Any], region: str) -> Any:
+        """Send the resource's API request to moto; the handler for its resource type."""
+        raise NotImplementedError
+
+    @classmethod
     def update_from_cloudformation_json(cls, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("stack updates are not emulated")
 
@@ -104,18 +120,10 @@ class UserPool(_Handler, CloudFormationModel):
         return "AWS::Cognito::UserPool"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> UserPool:
-        props = cloudformation_json["Properties"]
+    def create(cls, props: dict[str, Any], region: str) -> UserPool:
         request = api_request("CreateUserPool", props, {"UserPoolName": "PoolName"})
-        pool = _client(region_name).create_user_pool(**request)["UserPool"]
-        provider = f"cognito-idp.{region_name}.amazonaws.com/{pool['Id']}"
+        pool = _client(region).create_user_pool(**request)["UserPool"]
+        provider = f"cognito-idp.{region}.amazonaws.com/{pool['Id']}"
         attributes = {
             "Arn": pool["Arn"],
             "ProviderName": provider,
@@ -133,18 +141,11 @@ class UserPoolDomain(_Handler, CloudFormationModel):
         return "AWS::Cognito::UserPoolDomain"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> UserPoolDomain:
-        request = api_request("CreateUserPoolDomain", cloudformation_json["Properties"], {})
+    def create(cls, props: dict[str, Any], region: str) -> UserPoolDomain:
+        request = api_request("CreateUserPoolDomain", props, {})
         # moto's domain API predates managed login: it takes no ManagedLoginVersion.
         request.pop("ManagedLoginVersion", None)
-        created = _client(region_name).create_user_pool_domain(**request)
+        created = _client(region).create_user_pool_domain(**request)
         return cls(
             request["Domain"], {"CloudFrontDistribution": created.get("CloudFrontDomain", "")}
         )
@@ -156,16 +157,9 @@ class UserPoolResourceServer(_Handler, CloudFormationModel):
         return "AWS::Cognito::UserPoolResourceServer"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> UserPoolResourceServer:
-        request = api_request("CreateResourceServer", cloudformation_json["Properties"], {})
-        server = _client(region_name).create_resource_server(**request)["ResourceServer"]
+    def create(cls, props: dict[str, Any], region: str) -> UserPoolResourceServer:
+        request = api_request("CreateResourceServer", props, {})
+        server = _client(region).create_resource_server(**request)["ResourceServer"]
         return cls(server["Identifier"])
 
 
@@ -177,16 +171,9 @@ class UserPoolClient(_Handler, CloudFormationModel):
         return "AWS::Cognito::UserPoolClient"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> UserPoolClient:
-        request = api_request("CreateUserPoolClient", cloudformation_json["Properties"], {})
-        client = _client(region_name).create_user_pool_client(**request)["UserPoolClient"]
+    def create(cls, props: dict[str, Any], region: str) -> UserPoolClient:
+        request = api_request("CreateUserPoolClient", props, {})
+        client = _client(region).create_user_pool_client(**request)["UserPoolClient"]
         attributes = {
             "ClientId": client["ClientId"],
             "ClientSecret": client.get("ClientSecret", ""),
@@ -203,15 +190,8 @@ class ManagedLoginBranding(_Handler, CloudFormationModel):
         return "AWS::Cognito::ManagedLoginBranding"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> ManagedLoginBranding:
-        request = api_request("CreateManagedLoginBranding", cloudformation_json["Properties"], {})
+    def create(cls, props: dict[str, Any], region: str) -> ManagedLoginBranding:
+        request = api_request("CreateManagedLoginBranding", props, {})
         BRANDINGS.append(request)
         branding_id = str(uuid.uuid4())
         return cls(branding_id, {"ManagedLoginBrandingId": branding_id})
