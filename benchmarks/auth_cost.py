@@ -7,12 +7,14 @@ its JWKS, iss, token_use, client_id, scope, exp on every request) and one starte
 ``notifications/initialized``, through the token for the protected one, which the broker library
 got by signing in), then ``wrk`` (Debian package ``wrk``) sends raw JSON-RPC ``tools/call`` of
 ``echo`` on that session over ``--connections`` persistent connections, each request with its
-own id. Both servers are loaded at the same time, so both see the same machine at every moment
-(it is shared and its load moves); the ratios are what mean something. Reported: requests per
-second (target: authenticated >= 0.9 x no-auth), median p50/p99 latency of the rounds, and each
+own id. One server is loaded at a time, in short rounds in ABBA order (auth, no-auth, no-auth,
+auth, ...), so a drift in the shared machine's load falls on both alike; loading both at once
+made the figure depend on how the scheduler split two cores between two busy servers (0.84 to
+1.17 over four runs). Reported: requests per second over all rounds (target: authenticated >=
+0.9 x no-auth), the spread of the per-pair ratios, median p50/p99 latency of the rounds, and each
 server process's CPU time per request (independent of the machine's load).
 
-    .venv/bin/python benchmarks/auth_cost.py [--rounds 3] [--duration 8] [--connections 16]
+    .venv/bin/python benchmarks/auth_cost.py [--rounds 4] [--duration 5] [--connections 16]
 """
 
 from __future__ import annotations
@@ -194,13 +196,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def round_together(targets: list[Target], args: argparse.Namespace, workdir: Path) -> list[Result]:
-    cpu = {t.name: cpu_seconds(t.pid) for t in targets}
-    running = [(t, start_wrk(t, args, workdir)) for t in targets]
-    results = [parse_wrk(t.name, proc.communicate()[0]) for t, proc in running]
-    for target, result in zip(targets, results, strict=True):
-        result.cpu_seconds = cpu_seconds(target.pid) - cpu[target.name]
-    return results
+def load(target: Target, args: argparse.Namespace, workdir: Path) -> Result:
+    """One ``wrk`` run against ``target`` alone, with the server's CPU time over it."""
+    cpu = cpu_seconds(target.pid)
+    result = parse_wrk(target.name, start_wrk(target, args, workdir).communicate()[0])
+    result.cpu_seconds = cpu_seconds(target.pid) - cpu
+    return result
+
+
+def one_round(
+    targets: list[Target], args: argparse.Namespace, workdir: Path, flip: bool
+) -> list[Result]:
+    """Both targets, one after the other (reversed when ``flip``); results in ``targets`` order."""
+    order = list(reversed(targets)) if flip else targets
+    done = {t.name: load(t, args, workdir) for t in order}
+    return [done[t.name] for t in targets]
 
 
 def combine(results: list[Result]) -> Result:
@@ -217,8 +227,8 @@ def combine(results: list[Result]) -> Result:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=8, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=4, help="pairs of runs, in ABBA order")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per run")
     parser.add_argument("--connections", type=int, default=16, help="per server")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -240,8 +250,8 @@ def main() -> int:
             open_session("no-auth", open_url, open_.proc.pid, None),
         ]
         args_warm = argparse.Namespace(**{**vars(args), "duration": 2})
-        round_together(targets, args_warm, workdir)  # warm-up (JWKS fetched, caches filled)
-        runs = [round_together(targets, args, workdir) for _ in range(args.rounds)]
+        one_round(targets, args_warm, workdir, False)  # warm-up (JWKS fetched, caches filled)
+        runs = [one_round(targets, args, workdir, i % 2 == 1) for i in range(args.rounds)]
     report(runs, args)
     return 0
 
@@ -249,7 +259,7 @@ def main() -> int:
 def report(runs: list[list[Result]], args: argparse.Namespace) -> None:
     print(
         f"auth cost benchmark: tools/call echo, {args.connections} connections per server, "
-        f"one MCP session each, {os.cpu_count()} CPUs, both servers loaded at the same time"
+        f"one MCP session each, {os.cpu_count()} CPUs, one server loaded at a time (ABBA)"
     )
     for i, results in enumerate(runs, 1):
         for r in results:
@@ -266,13 +276,14 @@ def report(runs: list[list[Result]], args: argparse.Namespace) -> None:
             f"errors {r.errors}"
         )
     ratio = auth.rps / bare.rps
+    pairs = sorted(run[0].rps / run[1].rps for run in runs)
     cpu_ratio = auth.cpu_us_per_request / max(1e-9, bare.cpu_us_per_request)
     clean = auth.errors == 0 and bare.errors == 0
     print(
         f"auth cost: tools/call throughput with token validation {ratio:.2f} x no-auth "
         f"({auth.rps:.0f} vs {bare.rps:.0f} calls/s; target >= {TARGET}: "
-        f"{common.verdict(ratio >= TARGET and clean)}), server CPU per call {cpu_ratio:.2f} x, "
-        f"p99 {auth.p99_ms:.1f} vs {bare.p99_ms:.1f} ms"
+        f"{common.verdict(ratio >= TARGET and clean)}; rounds {pairs[0]:.2f}-{pairs[-1]:.2f}), "
+        f"server CPU per call {cpu_ratio:.2f} x, p99 {auth.p99_ms:.1f} vs {bare.p99_ms:.1f} ms"
     )
 
 

@@ -1,8 +1,11 @@
 """Benchmark: ``POST /v1/token`` for a cached token vs. a bare Flask-on-waitress endpoint.
 
 The bare endpoint is the smallest Flask view that returns a JSON body of the same shape and size
-(``jsonify`` of the same fields), served by waitress with the same thread count; what the API
-adds (guards, secret check, body parsing, canonical resource, audit) is the difference.
+(``jsonify`` of the same fields), served by waitress with the same thread count, as the issue
+specifies. The API answers ``POST /v1/token`` on a WSGI fast path in front of its Flask app
+(``broker/api/token.py``: the same guards, secret check, strict body parsing, consent check and
+audit record, without Flask's routing, request context and response object), so the difference
+is the API's own work minus what Flask costs the bare view per request; the ratio can exceed 1.
 
 The machine is shared and its load moves by the second, so both servers run **at the same
 time**, each in its own process (each has its own GIL, as a broker would), each loaded by its
