@@ -216,6 +216,9 @@ class TokenService:
         try:
             with self._lock_factory(key), entry.mu:
                 removed.extend(self._delete_locked(entry))
+                # Again: another process may have read what that refresh wrote, and the stamp
+                # written above, before this delete.
+                self._bump_locked(entry)
         except LockTimeout:
             logger.warning("sign-out of %s: another process is still refreshing", key.resource)
         self._notify(entry)
@@ -266,7 +269,7 @@ class TokenService:
         except LockTimeout as exc:
             # Another process is stuck mid-refresh: keep serving what is still valid, and let
             # the callers queued behind this one answer at once instead of waiting in turn.
-            return self._failed(entry, exc, None)
+            return self._failed(entry, generation, exc, None)
 
     def _obtain_locked(self, entry: _Entry, generation: int, min_valid: float | None) -> TokenSet:
         if entry.unsaved is not None:
@@ -298,16 +301,17 @@ class TokenService:
             # invalid_grant, invalid_client, ...: retrying cannot help, the user must sign in.
             raise self._sign_in_required(entry, generation, str(exc)) from exc
         except ServerUnreachable as exc:
-            return self._failed(entry, exc, getattr(exc, "retry_after", None))
+            return self._failed(entry, generation, exc, getattr(exc, "retry_after", None))
         except BrokerError as exc:
-            return self._failed(entry, exc, None)
+            return self._failed(entry, generation, exc, None)
         except Exception as exc:
             logger.warning("refresh for %s failed: %s", entry.key.resource, type(exc).__name__)
-            return self._failed(entry, ServerUnreachable("refresh failed unexpectedly"), None)
+            error = ServerUnreachable("refresh failed unexpectedly")
+            return self._failed(entry, generation, error, None)
         if not Sighting.now(fresh, self.clock).servable(self.clock, self.policy):
             # An expires_in of 0 or less: back off instead of refreshing again at once (#27).
             error = ServerUnreachable("the authorization server returned an already expired token")
-            return self._failed(entry, error, None)
+            return self._failed(entry, generation, error, None)
         return self._commit(entry, generation, fresh, write=True)
 
     def _merge(self, key: TokenKey, stored: TokenSet, fresh: TokenSet) -> TokenSet:
@@ -335,18 +339,37 @@ class TokenService:
         self._notify(entry)
         return tokens
 
-    def _failed(self, entry: _Entry, error: BrokerError, retry_after: float | None) -> TokenSet:
+    def _failed(
+        self, entry: _Entry, generation: int, error: BrokerError, retry_after: float | None
+    ) -> TokenSet:
+        self._follow_other_processes(entry)  # a sign-in elsewhere may be why it failed
         with entry.mu:
-            entry.failures += 1
-            delay = self._backoff.delay(entry.failures, retry_after)
-            entry.retry_at = self.clock.monotonic() + delay
-            entry.last_error = error
-            self._set_state_locked(entry, State.RETRYING, str(error))
+            moved = entry.generation != generation
+            if not moved:
+                entry.failures += 1
+                delay = self._backoff.delay(entry.failures, retry_after)
+                entry.retry_at = self.clock.monotonic() + delay
+                entry.last_error = error
+                self._set_state_locked(entry, State.RETRYING, str(error))
+        if moved:
+            # Signed in or out (here or in another process) while this refresh ran: its failure
+            # says nothing about the tokens now in force (#29).
+            logger.info("a refresh for %s failed after a sign-in or sign-out", entry.key.resource)
+            return self._current(entry)
         logger.warning(
             "refresh for %s failed (%s); retrying in %.1fs", entry.key.resource, error, delay
         )
         self._notify(entry)
         return self._fallback(entry)
+
+    def _current(self, entry: _Entry) -> TokenSet:
+        """What is in force after a sign-in or sign-out (the refresh lock is held)."""
+        if entry.state is State.UNKNOWN and self._load_from_store(entry):
+            self._notify(entry)
+        servable = self._servable(entry)
+        if servable is not None:
+            return servable
+        raise _interaction_required(entry.state, entry.reason or "sign-in required")
 
     def _fallback(self, entry: _Entry) -> TokenSet:
         """While backing off: the token if still valid beyond the skew (#26), else the error."""

@@ -540,20 +540,24 @@ def test_sign_out_during_an_in_flight_refresh_discards_its_result(
         return lock_for(f"refresh:{key}", tmp_path, timeout=30)
 
     service = make_service(store, grant, clock, lock_factory=file_lock)
-    outcome: list[object] = []
-    caller = threading.Thread(target=lambda: outcome.append(_catch(service.get_token, KEY)))
+    outcome: dict[str, object] = {}
+    caller = threading.Thread(
+        target=lambda: outcome.setdefault("caller", _catch(service.get_token, KEY))
+    )
     caller.start()
     assert grant.entered.wait(30)
 
-    signer_out = threading.Thread(target=lambda: outcome.append(service.sign_out(KEY)))
+    signer_out = threading.Thread(
+        target=lambda: outcome.setdefault("sign_out", service.sign_out(KEY))
+    )
     signer_out.start()
     _wait_for(lambda: service.status(KEY).state is State.SIGNED_OUT)
     grant.gate.set()  # type: ignore[union-attr]
     caller.join(30)
     signer_out.join(30)
 
-    assert isinstance(outcome[0], InteractionRequired)
-    removed = outcome[1]
+    assert isinstance(outcome["caller"], InteractionRequired)
+    removed = outcome["sign_out"]
     assert isinstance(removed, list) and len(removed) == 1
     assert store.get(KEY) is None
     assert store.puts[-1].access_token == removed[0].access_token  # only the original put
@@ -726,7 +730,11 @@ def test_callers_get_the_still_valid_token_while_a_refresh_is_in_flight(
         assert grant.entered.wait(10)
         # Not usable for 60 s (or the 1 s demand cap), but valid beyond the skew: served at
         # once, not after the refresh.
-        assert service.get_token(KEY, min_valid=60).access_token == current.access_token
+        served: list[object] = []
+        asker = threading.Thread(target=lambda: served.append(service.get_token(KEY, 60)))
+        asker.start()
+        asker.join(5)
+        assert [getattr(t, "access_token", t) for t in served] == [current.access_token]
         clock.advance(0.6)  # now within the skew (0.5 s of a 10 s token): no longer servable
         waiter = threading.Thread(target=service.get_token, args=(KEY,))
         waiter.start()
@@ -847,3 +855,28 @@ def test_a_refresh_without_an_id_token_keeps_the_user_shown(
     fresh = service.get_token(KEY)
 
     assert fresh.user == "ada" and service.status(KEY).user == "ada"
+
+
+def test_a_refresh_failing_after_a_sign_in_elsewhere_gives_way_to_the_new_tokens(
+    store: RecordingStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    store.put(make_tokens(clock, lifetime=3600, age=4000))  # expired: the tray must refresh
+    grant = FakeGrant(clock, gate=threading.Event(), fail=ServerUnreachable("down"))
+    tray = make_service(CachingView(store), grant, clock, stamps=FileStamps(tmp_path))  # type: ignore[arg-type]
+    cli = make_service(CachingView(store), FakeGrant(clock), clock, stamps=FileStamps(tmp_path))  # type: ignore[arg-type]
+    tray.status(KEY)
+    results: list[object] = []
+    refreshing = threading.Thread(target=lambda: results.append(_catch(tray.get_token, KEY)))
+    refreshing.start()
+    assert grant.entered.wait(10)
+
+    new = make_tokens(clock, lifetime=3600)
+    cli.put(new)  # the user signs in again from a terminal while the tray's refresh hangs
+    clock.advance(1.0)
+    assert grant.gate is not None
+    grant.gate.set()  # ... and then that refresh fails
+    refreshing.join(10)
+
+    assert results == [new]  # not ServerUnreachable for a backoff period
+    assert tray.get_token(KEY) == new
+    assert tray.status(KEY).state is State.VALID and grant.calls == 1
