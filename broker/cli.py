@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-valid",
         type=float,
         metavar="SECONDS",
-        help="the token must stay valid at least this long (default 60, capped by its lifetime)",
+        help="the token must stay valid at least this long (default 60; capped at a tenth of "
+        "the token's lifetime, and at a 5%% margin while the authorization server is slow)",
     )
     call = _add_url_command(
         sub,

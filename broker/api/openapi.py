@@ -46,7 +46,15 @@ _SCHEMAS: dict[str, Any] = {
                 "and host, no default port, no fragment, no trailing slash.",
             },
             "scope": {"type": "string", "maxLength": MAX_SCOPE_CHARS},
-            "min_valid_seconds": {"type": "number", "minimum": 0, "maximum": MAX_MIN_VALID},
+            "min_valid_seconds": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": MAX_MIN_VALID,
+                "description": "Seconds the token must stay valid (default 60). Capped at a "
+                "tenth of the token's lifetime, which every token has until its background "
+                "refresh is due; while the authorization server is slow or down, a token valid "
+                "beyond the safety margin (5% of its lifetime, at most 30 s) is served instead.",
+            },
         },
     },
     "TokenResponse": {

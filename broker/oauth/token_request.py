@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 import time
 from typing import Any
@@ -41,7 +42,7 @@ MAX_LIFETIME = 365 * 24 * 3600
 #: ``expires_in`` and ``exp`` are whole seconds: a token may die this much before the estimate.
 GRANULARITY = 1.0
 #: Seconds by which an ``exp`` claim may differ from the estimate (latency, clock difference).
-CLOCK_AGREEMENT = 2.0
+CLOCK_AGREEMENT = 1.0
 _MAX_JWT_PAYLOAD = 16 * 1024
 #: Claims that name the user, most readable first (OIDC Core §5.1, Cognito's own names).
 _USER_CLAIMS = ("preferred_username", "cognito:username", "username", "email", "name")
@@ -123,9 +124,13 @@ def expiry(sent: float, life: int, access_token: str, exp_claim: bool) -> float:
 def jwt_exp(token: str) -> float | None:
     """The ``exp`` claim of a JWS compact token, read without verification; None if unreadable."""
     exp = jwt_claims(token).get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float) or exp != exp:
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
         return None
-    return float(exp)
+    try:
+        value = float(exp)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return value if math.isfinite(value) else None
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -135,20 +140,32 @@ def jwt_claims(token: str) -> dict[str, Any]:
         return {}
     try:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: absurdly deep JSON
         return {}
     return payload if isinstance(payload, dict) else {}
 
 
-def display_user(id_token: str | None, access_token: str, jwt_access_tokens: bool) -> str | None:
-    """Who signed in, to show in the tray and ``status``: from the ID token the token endpoint
-    returned (OpenID Connect Core §3.1.3.7 lets a client that got it over TLS from the token
-    endpoint use it without checking the signature), else, when the provider profile says access
-    tokens are JWTs (Cognito's carry ``username``), from the access token. Display only: never
-    used to decide anything. Printable characters only, at most :data:`MAX_USER_LENGTH`."""
-    sources = [jwt_claims(id_token)] if id_token else []
+def display_user(
+    id_token: str | None, access_token: str, jwt_access_tokens: bool, key: TokenKey
+) -> str | None:
+    """Who signed in, to show in the tray and ``status``; display only, never used to decide
+    anything. From the ID token the token endpoint returned, or, when the provider profile says
+    access tokens are JWTs (Cognito's carry ``username``), from the access token. Neither is
+    validated (the broker is not their audience for anything else); a claim set is only read
+    when it names the issuer signed in to and this client (ID token ``aud``, Cognito access
+    token ``client_id``), so another issuer's or client's token names nobody. Printable
+    characters only, at most :data:`MAX_USER_LENGTH`."""
+    sources = []
+    if id_token:
+        claims = jwt_claims(id_token)
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if claims.get("iss") == key.issuer and key.client_id in audiences:
+            sources.append(claims)
     if jwt_access_tokens:
-        sources.append(jwt_claims(access_token))
+        claims = jwt_claims(access_token)
+        if claims.get("iss") == key.issuer and claims.get("client_id") == key.client_id:
+            sources.append(claims)
     for claims in sources:
         for name in _USER_CLAIMS:
             value = claims.get(name)
@@ -207,5 +224,7 @@ def handle_token_response(
         scope=scope if isinstance(scope, str) else requested_scope,
         refresh_token=refresh if isinstance(refresh, str) and refresh else previous_refresh_token,
         obtained_at=issued,
-        user=display_user(id_token if isinstance(id_token, str) else None, access_token, exp_claim),
+        user=display_user(
+            id_token if isinstance(id_token, str) else None, access_token, exp_claim, key
+        ),
     )

@@ -211,16 +211,26 @@ def test_short_lifetimes_hold_back_a_quarter_at_most() -> None:
     assert tokens.expires_at == NOW + 1.5
 
 
+ID = {"iss": ISSUER, "aud": "pub"}  # an ID token of the issuer signed in to, for this client
+ACCESS = {"iss": ISSUER, "client_id": "pub"}  # a Cognito access token, likewise
+
+
 @pytest.mark.parametrize(
     ("id_claims", "access_claims", "jwt_access_tokens", "shown"),
     [
-        ({"preferred_username": "ada", "email": "ada@example.com"}, {}, False, "ada"),
-        ({"email": "ada@example.com", "sub": "1234"}, {}, False, "ada@example.com"),
-        ({"sub": "1234"}, {"username": "ada"}, True, "ada"),  # Cognito: the access token's
-        (None, {"username": "ada"}, True, "ada"),
-        (None, {"username": "ada"}, False, None),  # an opaque token is never read
-        (None, {"sub": "only-an-id"}, True, None),  # an id is not a name
-        ({"name": 42, "email": ["x"]}, {}, False, None),
+        ({**ID, "preferred_username": "ada", "email": "ada@example.com"}, {}, False, "ada"),
+        ({**ID, "email": "ada@example.com", "sub": "1234"}, {}, False, "ada@example.com"),
+        ({**ID, "aud": ["other", "pub"], "name": "Ada"}, {}, False, "Ada"),
+        ({**ID, "sub": "1234"}, {**ACCESS, "username": "ada"}, True, "ada"),  # Cognito's
+        (None, {**ACCESS, "username": "ada"}, True, "ada"),
+        (None, {**ACCESS, "username": "ada"}, False, None),  # an opaque token is never read
+        (None, {**ACCESS, "sub": "only-an-id"}, True, None),  # an id is not a name
+        ({**ID, "name": 42, "email": ["x"]}, {}, False, None),
+        # Another issuer's or another client's token names nobody here.
+        ({**ID, "iss": "https://evil.example", "name": "Mallory"}, {}, False, None),
+        ({**ID, "aud": "someone-else", "name": "Mallory"}, {}, False, None),
+        ({"name": "Mallory"}, {}, False, None),
+        (None, {**ACCESS, "client_id": "other", "username": "mallory"}, True, None),
     ],
 )
 def test_the_signed_in_user_is_read_for_display(
@@ -236,9 +246,26 @@ def test_the_signed_in_user_is_read_for_display(
     assert tokens.user == shown
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"exp": 1' + b"0" * 400 + b', "username": "x"}',  # float() overflows
+        b'{"exp": 1e999}',  # infinity
+        b"[" * 100_000 + b"]" * 100_000,  # nested beyond the recursion limit
+    ],
+)
+def test_a_hostile_jwt_payload_is_ignored_not_a_crash(payload: bytes) -> None:
+    token = jwt_with(payload)
+    if len(token.split(".")[1]) > 16 * 1024:  # too long to be read at all: also fine
+        token = "a." + base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).decode() + ".c"
+    body = {"access_token": token, "id_token": token, "expires_in": 600}
+    tokens = handle_token_response(reply(body), KEY, None, now=NOW, exp_claim=True)
+    assert tokens.expires_at == NOW + 599 and tokens.user is None
+
+
 def test_a_hostile_user_name_is_made_printable_and_short() -> None:
     name = "Ada\x1b]0;pwned\x07 L\u200bovelace" + "x" * 100
-    body = {"access_token": "at", "id_token": jwt_with({"name": name})}
+    body = {"access_token": "at", "id_token": jwt_with({**ID, "name": name})}
     user = handle_token_response(reply(body), KEY, None, now=NOW).user
     assert user is not None and user.startswith("Ada]0;pwned Lovelace")
     assert len(user) == 64 and user.isprintable()
