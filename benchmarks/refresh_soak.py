@@ -15,11 +15,12 @@ Reported:
   broker's policy (``broker/freshness.py``) refreshes once 15% of a lifetime is left and keeps
   serving the current token meanwhile, so there is one refresh per token turn. Two details make
   that exact for 5 s tokens: the ``cognito`` profile reads the access token's ``exp`` claim (the
-  exact expiry; ``expires_in`` is whole seconds), and the local authorization server rounds
-  ``exp`` up to a whole second, so a token lives at least its ``expires_in`` (Cognito rounds
-  down, which would make every 5 s token a 4.x s token and the turns a second shorter).
+  exact expiry; ``expires_in`` is whole seconds), and the local authorization server runs with
+  ``--round-expiry-up``, so a token lives at least its ``expires_in`` (by default it rounds down
+  as Cognito does, which makes every 5 s token a 4.x s token: one refresh every 4 s).
 
     .venv/bin/python benchmarks/refresh_soak.py [--seconds 120] [--clients 30] [--pause 0.1]
+        [--cognito-rounding]
 
 To see what the broker did: ``BENCH_BROKER_FLAGS=-vv BENCH_BROKER_LOG=/tmp/broker.log``.
 """
@@ -156,6 +157,12 @@ def main() -> int:
     parser.add_argument(
         "--min-valid", type=float, help="min_valid_seconds each request sends (default: none)"
     )
+    parser.add_argument(
+        "--cognito-rounding",
+        action="store_true",
+        help="let the local authorization server round exp down as Cognito does (5 s tokens "
+        "then live 4.x s; the refresh count follows)",
+    )
     parser.add_argument("--clients-of", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,7 +172,9 @@ def main() -> int:
         workdir = Path(tmp)
         with (
             common.private_keyring(workdir) as env,
-            common.demo_stack(access_token_ttl=TTL, rotation=False) as stack,
+            common.demo_stack(
+                access_token_ttl=TTL, rotation=False, round_expiry_up=not args.cognito_rounding
+            ) as stack,
         ):
             home = workdir / "home"
             paths = common.sign_in(home, stack.mcp_url)
@@ -189,6 +198,8 @@ def report(
     lifetimes = elapsed / TTL
     # The token in hand when the soak began was issued before it: it is not a refresh's.
     refreshed_served = max(0, len(tally.tokens) - 1)
+    rounding = "down, as Cognito" if args.cognito_rounding else "up (--round-expiry-up)"
+    print(f"  the local authorization server rounds exp {rounding}")
     print(
         f"  {args.clients} clients x {elapsed:.0f} s, pause {args.pause} s: {tally.served} tokens "
         f"served ({tally.served / elapsed:.0f}/s), errors {tally.errors or 0}, broker exit {code}"

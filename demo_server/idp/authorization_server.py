@@ -32,7 +32,14 @@ class IdpAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.resources = frozenset(rs.identifier for rs in settings.resource_servers)
         self.store = Store(settings.clock)
         ttls = (settings.access_token_ttl, settings.id_token_ttl, settings.refresh_token_ttl)
-        self.tokens = TokenIssuer(settings.issuer, settings.keys, self.store, ttls, settings.clock)
+        self.tokens = TokenIssuer(
+            settings.issuer,
+            settings.keys,
+            self.store,
+            ttls,
+            settings.clock,
+            round_expiry_up=settings.round_expiry_up,
+        )
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
         self.register_endpoint(CognitoRevocationEndpoint)

@@ -37,6 +37,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--id-token-ttl", type=positive, default=3600, metavar="SECONDS")
     add("--refresh-token-ttl", type=positive, default=30 * 24 * 3600, metavar="SECONDS")
     add(
+        "--round-expiry-up",
+        action="store_true",
+        help="round exp up to a whole second, so a token lives at least expires_in (Cognito "
+        "rounds down: its tokens die up to a second early); for very short token lifetimes",
+    )
+    add(
         "--refresh-token-rotation", action="store_true", help="issue a new refresh token on refresh"
     )
     add(
@@ -97,6 +103,7 @@ def settings_from_args(args: argparse.Namespace) -> IdpSettings:
         refresh_token_rotation=args.refresh_token_rotation,
         rotation_grace_seconds=args.rotation_grace_seconds,
         advertise_pkce=args.advertise_pkce,
+        round_expiry_up=args.round_expiry_up,
         auto_login=args.auto_login,
         demo_password=args.demo_password,
         resource_servers=servers,

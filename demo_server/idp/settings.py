@@ -83,6 +83,9 @@ class IdpSettings:
     refresh_token_rotation: bool = False
     rotation_grace_seconds: int = 0
     advertise_pkce: bool = False
+    round_expiry_up: bool = False
+    """``exp`` rounded up to a whole second (a token lives at least ``expires_in``); Cognito
+    rounds down."""
     auto_login: str | None = None
     demo_password: str | None = None
     resource_servers: tuple[ResourceServerConfig, ...] = (

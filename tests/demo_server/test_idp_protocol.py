@@ -290,6 +290,23 @@ def test_access_token_has_cognito_claims_and_no_aud(idp: Idp) -> None:
     assert claims["auth_time"] == int(idp.clock.now)
 
 
+@pytest.mark.parametrize(("round_up", "exp_after_issue"), [(False, 3599.6), (True, 3600.6)])
+def test_exp_is_whole_seconds_rounded_down_like_cognito_unless_asked(
+    make_idp: Callable[..., Idp], round_up: bool, exp_after_issue: float
+) -> None:
+    idp = make_idp(round_expiry_up=round_up)
+    idp.clock.now = 1_800_000_000.4  # issued 0.4 s into a second
+    issued = idp.clock.now
+    body = idp.tokens()
+
+    _, access = decode(body["access_token"], idp.jwks())
+    _, id_claims = decode(body["id_token"], idp.jwks())
+    assert access["iat"] == 1_800_000_000 == id_claims["iat"]
+    assert access["exp"] - issued == pytest.approx(exp_after_issue)
+    assert id_claims["exp"] - issued == pytest.approx(exp_after_issue)
+    assert body["expires_in"] == 3600
+
+
 def test_id_token_is_for_the_client_and_signed_with_its_own_key(idp: Idp) -> None:
     body = idp.tokens(nonce="n-0S6_WzA2Mj")
     access_header, access = decode(body["access_token"], idp.jwks())

@@ -76,7 +76,9 @@ class DemoStack:
 
 
 @contextmanager
-def demo_stack(access_token_ttl: int, rotation: bool) -> Iterator[DemoStack]:
+def demo_stack(
+    access_token_ttl: int, rotation: bool, round_expiry_up: bool = False
+) -> Iterator[DemoStack]:
     """The local authorization server (auto-login as ``demo``) and the demo MCP server."""
     resource_port = free_port()
     resource_id = f"http://127.0.0.1:{resource_port}/mcp"
@@ -85,6 +87,7 @@ def demo_stack(access_token_ttl: int, rotation: bool) -> Iterator[DemoStack]:
         port=int(sock.getsockname()[1]),
         access_token_ttl=access_token_ttl,
         refresh_token_rotation=rotation,
+        round_expiry_up=round_expiry_up,
         auto_login="demo",
         resource_servers=(ResourceServerConfig(resource_id),),
     ).resolved()
