@@ -239,22 +239,34 @@ class Broker:
         refresh_tokens = {t.refresh_token for t in removed if t.refresh_token}
         if not refresh_tokens:
             return SignOutResult(len(removed), 0, False)
-        try:
-            found = self._discovered(server, key)
-        except (DiscoveryError, ServerUnreachable) as exc:
-            return SignOutResult(len(removed), 0, False, f"could not revoke: {exc}")
-        if found.auth_server.revocation_endpoint is None:
-            return SignOutResult(len(removed), 0, False)
-        client = self._client(server, key.issuer, key.client_id)
-        revoked, problem = 0, None
-        for refresh_token in sorted(refresh_tokens):
+        pending, problem = sorted(refresh_tokens), None
+        for attempt in range(2):
+            # With the cached metadata first; if that fails (or has no revocation endpoint), the
+            # metadata may be stale: once more with a fresh discovery.
             try:
-                request = build_revocation_request(found.auth_server, client, refresh_token)
-                handle_revocation_response(self._sender(request))
-                revoked += 1
-            except (ServerUnreachable, TokenRequestFailed) as exc:
-                problem = f"could not revoke the refresh token: {exc}"
-        return SignOutResult(len(removed), revoked, True, problem)
+                found = self._discovered(server, key)
+            except (DiscoveryError, ServerUnreachable) as exc:
+                revoked = len(refresh_tokens) - len(pending)
+                return SignOutResult(len(removed), revoked, False, f"could not revoke: {exc}")
+            self._auth_servers.forget(found.issuer, found.auth_server.profile.name)
+            if found.auth_server.revocation_endpoint is None:
+                if attempt == 0:
+                    continue
+                return SignOutResult(len(removed), 0, False)
+            client = self._client(server, key.issuer, key.client_id)
+            failed = []
+            for refresh_token in pending:
+                try:
+                    request = build_revocation_request(found.auth_server, client, refresh_token)
+                    handle_revocation_response(self._sender(request))
+                except (ServerUnreachable, TokenRequestFailed) as exc:
+                    problem = f"could not revoke the refresh token: {exc}"
+                    failed.append(refresh_token)
+            if not failed:
+                self._auth_servers.put(found.auth_server)
+                return SignOutResult(len(removed), len(refresh_tokens), True, None)
+            pending = failed
+        return SignOutResult(len(removed), len(refresh_tokens) - len(pending), True, problem)
 
     # -- the refresh grant (called by the token service under its locks) ----------------------
 

@@ -32,6 +32,8 @@ from broker.instance import Instance, hold_instance
 from broker.notify import CallbackNotifier, LogNotifier, desktop_notifier
 from broker.paths import broker_paths
 from broker.refresher import Refresher
+from broker.service import KeyStatus, State
+from broker.tokens import TokenKey
 
 if TYPE_CHECKING:
     from broker.api import ApiServer
@@ -107,7 +109,13 @@ class BrokerSession:
                 self.refresher.watch(self.broker.key_for(server))
         self.api = start_api(self.broker, self.controller)
         self.controller.signed_out = self.api.forget_tokens
+        self.broker.service.add_listener(self._drop_api_tokens)
         self.instance.publish(api_url=self.api.url)
+
+    def _drop_api_tokens(self, key: TokenKey, status: KeyStatus) -> None:
+        """A sign-out (here, or seen from another process) ends the API's reuse of the token."""
+        if status.state in (State.SIGNED_OUT, State.SIGN_IN_REQUIRED) and self.api is not None:
+            self.api.forget_tokens(key.resource)
 
     def _where(self) -> str:
         where = f"token API at {self.api.url}" if self.api else "no token API"

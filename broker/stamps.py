@@ -16,6 +16,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -24,11 +25,26 @@ from broker.tokens import TokenKey
 
 logger = logging.getLogger(__name__)
 
+_REPLACE_ATTEMPTS = 5
+
 
 class SignInStamps(Protocol):
     def bump(self, key: TokenKey) -> bytes | None:
         """Write a new stamp for ``key`` and return it (None if it could not be written)."""
         ...
+
+    @staticmethod
+    def _replace(path: Path, stamp: bytes) -> None:
+        # On Windows a file another process has open for its once-a-second read cannot be
+        # replaced for that instant (PermissionError): try again a few times.
+        for attempt in range(_REPLACE_ATTEMPTS):
+            try:
+                write_private_file(path, stamp)
+                return
+            except PermissionError:
+                if attempt == _REPLACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02)
 
     def read(self, key: TokenKey) -> bytes | None:
         """The current stamp for ``key``; None when there is none (or it cannot be read)."""
@@ -47,12 +63,25 @@ class FileStamps:
         try:
             with self._lock:
                 ensure_private_dir(self._dir)
-                write_private_file(self._path(key), stamp)
+                self._replace(self._path(key), stamp)
         except OSError as exc:
             # Other processes then see the change later (when their token runs out), as before.
             logger.warning("could not tell other broker processes about a sign-in change: %s", exc)
             return None
         return stamp
+
+    @staticmethod
+    def _replace(path: Path, stamp: bytes) -> None:
+        # On Windows a file another process has open for its once-a-second read cannot be
+        # replaced for that instant (PermissionError): try again a few times.
+        for attempt in range(_REPLACE_ATTEMPTS):
+            try:
+                write_private_file(path, stamp)
+                return
+            except PermissionError:
+                if attempt == _REPLACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02)
 
     def read(self, key: TokenKey) -> bytes | None:
         try:

@@ -359,19 +359,80 @@ def test_a_failed_refresh_looks_the_metadata_up_again(
     assert metadata_requests(server) == 2  # the endpoint may have moved: fetched again
 
 
+REFRESH_IN_A_FRESH_PROCESS = """
+import sys, time
+import httpx2
+from broker.app import Broker
+from broker.auth_servers import AuthServerCache
+from broker.config import ServerConfig
+from broker.discovery import LimitedSender
+from broker.oauth.as_metadata import AuthServer
+from broker.oauth.providers import COGNITO
+from broker.paths import broker_paths
+from broker.store.memory import MemoryTokenStore
+from broker.tokens import TokenKey, TokenSet
+
+issuer, url, home = sys.argv[1:4]
+answer = {"access_token": "new", "token_type": "Bearer", "expires_in": 3600}
+sender = LimitedSender(httpx2.Client(transport=httpx2.MockTransport(
+    lambda request: httpx2.Response(200, json=answer)
+)))
+paths = broker_paths({"MCP_BROKER_HOME": home})
+server = AuthServer(issuer, "https://auth.example/a", "https://auth.example/oauth2/token", COGNITO)
+AuthServerCache(paths.ensure_private_dirs().state_dir).put(server)  # found at sign-in, earlier
+store = MemoryTokenStore()
+now = time.time()
+store.put(TokenSet(TokenKey(issuer, "client-1", url), "old", now - 10, refresh_token="r",
+                   obtained_at=now - 3610))
+broker = Broker(paths, paths.config_file, store=store, send=sender)
+broker.add(ServerConfig(url, client_id="client-1", provider="cognito", issuer=issuer))
+assert broker.token(url).access_token == "new"
+print(sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp.")))
+"""
+
+
 def test_refreshing_never_imports_the_mcp_sdk(tmp_path: Path) -> None:
     """The SDK takes a second and 36 MB to import: a broker that only refreshes (with metadata it
-    validated before) must not pay for it."""
+    validated before) must not pay for it. A real refresh, in a process of its own."""
     import subprocess
     import sys
 
-    code = """
-import sys
-import broker.app, broker.api, broker.refresher, broker.login, broker.oauth.discovery
-import broker.oauth.token_request, broker.oauth.revocation, broker.auth_servers
-print(sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp.")))
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
+    argv = [sys.executable, "-c", REFRESH_IN_A_FRESH_PROCESS, ISSUER, URL, str(tmp_path / "h")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_logout_with_stale_cached_metadata_finds_the_moved_revocation_endpoint(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=4000)
+    broker.token(URL)  # a refresh: the metadata is now cached
+    moved = "https://auth.example/oauth2/revoke-v2"
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/us-east-1_Test/.well-known/openid-configuration":
+            server.requests.append(request)
+            return httpx2.Response(200, json={**metadata(), "revocation_endpoint": moved})
+        if request.url.path == "/oauth2/revoke-v2":
+            server.requests.append(request)
+            return httpx2.Response(200)
+        return server(request)  # the old /oauth2/revoke now answers 404 ... via RecordedServer
+
+    server_paths = {"/oauth2/revoke": httpx2.Response(404)}
+    sender = LimitedSender(
+        httpx2.Client(
+            transport=httpx2.MockTransport(
+                lambda r: server_paths.get(r.url.path) or answer(r)  # type: ignore[return-value]
+            )
+        )
+    )
+    again = Broker(broker.paths, broker.config_file, store=store, send=sender)
+    try:
+        result = again.logout(URL)
+    finally:
+        again.close()
+
+    assert (result.removed, result.revoked, result.problem) == (1, 1, None)
+    assert [r.url.path for r in server.requests][-1] == "/oauth2/revoke-v2"
+    assert metadata_requests(server) == 2  # the cached copy, then one fresh discovery
