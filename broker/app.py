@@ -204,9 +204,12 @@ class Broker:
 
     # -- sign-in and sign-out -----------------------------------------------------------------
 
-    def login(self, url: str) -> TokenSet:
+    def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
+        """Sign in to ``url`` in the browser; ``extra_scope`` is added to the scope the server
+        asks for (step-up, MCP authorization "Scope Challenge Handling")."""
         from broker.discovery import discover
         from broker.login import ClientRegistry, SignIn
+        from broker.oauth.scopes import union_scopes
 
         server = self.server(url)
         challenge = self._probe(server.url)
@@ -219,7 +222,7 @@ class Broker:
                 "again, then sign in."
             )
         clients = ClientRegistry(self._preregistered(server, found.issuer))
-        scope = self._scope_for(server, found, challenge)
+        scope = union_scopes(self._scope_for(server, found, challenge), extra_scope)
         sign_in = SignIn(self._sender, clients, opener=self._opener, store=None)
         tokens = sign_in.sign_in(found, scope, self._options(server))
         tokens = self._rekeyed(server, tokens)

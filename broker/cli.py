@@ -74,7 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=_run, needs_broker=False, headless=False)
     _add_add(sub)
-    _add_url_command(sub, "login", _login, "sign in to a server in the browser")
+    login = _add_url_command(
+        sub,
+        "login",
+        _login,
+        "sign in to a server in the browser",
+        "Sign in to a configured server in the browser. --scope adds scopes to what the server "
+        "asks for (a tool that needs more, e.g. after an insufficient_scope answer).",
+    )
+    login.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        metavar="SCOPE",
+        help="also ask for this scope, repeatable (added to the server's own)",
+    )
     _add_url_command(
         sub,
         "logout",
@@ -237,7 +251,8 @@ def _existing(broker: Any, url: str) -> ServerConfig | None:
 
 def _login(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     print("Opening the browser to sign in…", file=sys.stderr)
-    tokens = broker.login(args.url)
+    extra = " ".join(args.scopes) if args.scopes else None
+    tokens = broker.login(args.url, extra_scope=extra)
     until = _local_time(tokens.expires_at)
     print(
         f"Signed in to {tokens.key.resource} at {tokens.key.issuer} (token until {until}).",

@@ -46,7 +46,7 @@ class BrokerLike(Protocol):
     config_file: Path
 
     def status(self) -> list[ServerStatus]: ...
-    def login(self, url: str) -> TokenSet: ...
+    def login(self, url: str, extra_scope: str | None = None) -> TokenSet: ...
     def logout(self, url: str) -> SignOutResult: ...
     def token(self, url: str, min_valid: float | None = None) -> TokenSet: ...
 
@@ -91,6 +91,7 @@ class Controller:
         self._queue: queue.Queue[Command | _Refresh | None] = queue.Queue()
         self._lock = threading.Lock()  # guards the fields below
         self._busy: set[str] = set()
+        self._wanted_scopes: dict[str, str] = {}  # server → scope a client needs (step-up)
         self._errors: dict[str, str] = {}
         self._consents: list[ConsentRequest] = []
         self._view = View(demo_url=demo_url)
@@ -132,9 +133,20 @@ class Controller:
         )
         self.refresh()
 
-    def interaction_required(self, resource: str, client: str) -> None:
+    def interaction_required(self, resource: str, client: str, scope: str | None = None) -> None:
         """An API client was told to wait for a sign-in (the API calls this at most once a
-        minute per server): ask the user to sign in."""
+        minute per server and scope): ask the user to sign in. With ``scope``, the client needs
+        a token with more scopes than the current sign-in has: the next Sign in from the menu
+        asks for them too (step-up)."""
+        if scope:
+            with self._lock:
+                self._wanted_scopes[resource] = scope
+            self.notifier.notify(
+                "Sign-in needed",
+                f"{safe_text(client, 40)} needs the scope {safe_text(scope, 80)} on "
+                f"{server_name(resource)}: choose Sign in again in the tray menu.",
+            )
+            return
         self.notifier.notify(
             "Sign-in needed",
             f"{safe_text(client, 40)} needs a token for {server_name(resource)}: "
@@ -268,8 +280,16 @@ class Controller:
         threading.Thread(target=run, name="tray-sign-in", daemon=True).start()
 
     def _sign_in(self, url: str) -> None:
+        with self._lock:
+            wanted = self._wanted_scopes.get(url)
         logger.info("signing in to %s from the tray", url)
-        self._broker.login(url)
+        if wanted:
+            self._broker.login(url, extra_scope=wanted)
+        else:
+            self._broker.login(url)
+        with self._lock:
+            if self._wanted_scopes.get(url) == wanted:
+                self._wanted_scopes.pop(url, None)
         self.notifier.notify("Signed in", f"Signed in to {server_name(url)}.")
 
     def _sign_out(self, url: str) -> None:

@@ -23,12 +23,14 @@ from broker.api import errors
 from broker.api.guards import MAX_BODY_BYTES, allowed_hosts, bearer_secret, check_request
 from broker.api.provider import BoundedCalls, RecentTokens, TokenProvider
 from broker.clients import ApiClients, Client
+from broker.hints import login_command
 
 logger = logging.getLogger(__name__)
 
-InteractionHook = Callable[[str, str], None]
-"""Called with (resource, client name) when a client was told ``interaction_required``: the
-tray asks the user to sign in. Must return at once; called at most once a minute per server."""
+InteractionHook = Callable[[str, str, str | None], None]
+"""Called with (resource, client name, scope) when a client was told ``interaction_required``
+(scope None) or ``insufficient_scope`` (the scope a new sign-in needs): the tray asks the user
+to sign in. Must return at once; called at most once a minute per server and scope."""
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Parts = tuple[str, list[tuple[str, str]], bytes]
@@ -40,9 +42,12 @@ _SECURE_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "no
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # what json.dumps builds on every call
 
 
-def log_interaction_required(resource: str, client: str) -> None:
+def log_interaction_required(resource: str, client: str, scope: str | None = None) -> None:
     logger.warning(
-        "API client %r needs a sign-in to %s: mcp-broker login %s", client, resource, resource
+        "API client %r needs a sign-in to %s: %s",
+        client,
+        resource,
+        login_command(resource, scope.split() if scope else []),
     )
 
 
@@ -72,14 +77,15 @@ class ApiContext:
             raise errors.InvalidClient("unknown client secret", presented=True)
         return client
 
-    def interaction_required(self, resource: str, client: str) -> None:
+    def interaction_required(self, resource: str, client: str, scope: str | None = None) -> None:
         now = time.monotonic()
+        what = f"{resource} {scope or ''}"
         with self._lock:
-            if now - self._notified.get(resource, -NOTIFY_INTERVAL) < NOTIFY_INTERVAL:
+            if now - self._notified.get(what, -NOTIFY_INTERVAL) < NOTIFY_INTERVAL:
                 return
-            self._notified[resource] = now
+            self._notified[what] = now
         try:
-            self.on_interaction_required(resource, client)
+            self.on_interaction_required(resource, client, scope)
         except Exception:
             logger.exception("the interaction-required hook failed")
 

@@ -26,6 +26,7 @@ from broker.api.app import ApiContext, WsgiApp, error_parts, json_parts, send, u
 from broker.api.body import TokenRequest, parse_token_request
 from broker.api.provider import Busy
 from broker.clients import Client, Verdict
+from broker.hints import login_command
 from broker.tokens import TokenSet
 
 T = TypeVar("T")
@@ -103,11 +104,16 @@ def _fetch(ctx: ApiContext, client: Client, wanted: TokenRequest) -> TokenSet:
     tokens = ctx.recent.get(wanted.resource, wanted.min_valid)
     if tokens is None:
         tokens = _ask_provider(ctx, client, wanted)
-    if wanted.scope and tokens.scope is not None and not wanted.scope <= set(tokens.scope.split()):
+    held = tokens.scope.split() if tokens.scope is not None else None
+    missing = sorted(wanted.scope - set(held)) if wanted.scope and held is not None else []
+    if missing:
         ctx.clients.audit.record(client.name, wanted.resource, "insufficient_scope")
+        # Step-up: the tray asks the user to sign in again for what the token has and more.
+        wider = " ".join(dict.fromkeys([*(held or []), *missing]))
+        ctx.interaction_required(wanted.resource, client.name, wider)
         raise errors.InsufficientScope(
-            "the stored token lacks some of these scopes; sign in again: "
-            f"mcp-broker login {wanted.resource}"
+            f"the current sign-in lacks the scope {' '.join(missing)}; the broker's tray asks "
+            f"the user to sign in again for it (or run: {login_command(wanted.resource, missing)})"
         )
     return tokens
 

@@ -55,7 +55,7 @@ class ApiTokens:
                 raise
             raise InsufficientScope(
                 f"{self.resource} needs the scope {' '.join(sorted(missing))}, which the current "
-                f"sign-in lacks; {sign_in_hint(self.resource)} to grant it"
+                f"sign-in lacks; {sign_in_hint(self.resource, sorted(missing))} to grant it"
             ) from None
 
     def close(self) -> None:

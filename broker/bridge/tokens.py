@@ -15,7 +15,10 @@ Errors are :mod:`broker.errors` classes; ``InteractionRequired`` means the user 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
+
+from broker.hints import login_command
 
 #: Seconds a token must stay valid to be attached (the broker caps it for short-lived tokens).
 MIN_VALID_SECONDS = 30.0
@@ -35,8 +38,8 @@ class TokenSource(Protocol):
     def close(self) -> None: ...
 
 
-def sign_in_hint(url: str) -> str:
-    return f"sign in from the mcp-broker tray menu or run `mcp-broker login {url}`"
+def sign_in_hint(url: str, scopes: Iterable[str] = ()) -> str:
+    return f"sign in from the mcp-broker tray menu or run `{login_command(url, scopes)}`"
 
 
 def missing_scopes(granted: str | None, wanted: str | None) -> set[str]:

@@ -27,7 +27,7 @@ class Api:
     paths: BrokerPaths
     http: httpx2.Client
     consent_asked: list[ConsentRequest]
-    sign_in_asked: list[tuple[str, str]]
+    sign_in_asked: list[tuple[str, ...]]
 
     @property
     def port(self) -> int:
@@ -64,13 +64,15 @@ def api_settings() -> ApiSettings:
 def api(paths: BrokerPaths, api_settings: ApiSettings) -> Iterator[Api]:
     provider = FakeProvider()
     consent: list[ConsentRequest] = []
-    sign_in: list[tuple[str, str]] = []
+    sign_in: list[tuple[str, ...]] = []
     server = start_api(
         provider,
         paths,
         settings=api_settings,
         consent_prompt=consent.append,
-        on_interaction_required=lambda resource, client: sign_in.append((resource, client)),
+        on_interaction_required=lambda resource, client, scope: sign_in.append(
+            (resource, client) if scope is None else (resource, client, scope)
+        ),
     )
     http = httpx2.Client(base_url=server.url, trust_env=False, timeout=15.0)
     try:

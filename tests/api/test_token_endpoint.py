@@ -118,6 +118,24 @@ def test_requested_scopes_must_be_in_the_token(api: Api) -> None:
     assert response.json()["error"] == "insufficient_scope"
 
 
+def test_a_missing_scope_asks_the_tray_for_a_step_up_sign_in(api: Api) -> None:
+    held = api.provider.token(SERVER_A).scope
+    response = api.token({"resource": SERVER_A, "scope": "mcp/admin $(touch${IFS}pwned)"})
+
+    assert response.status_code == 403
+    description = response.json()["error_description"]
+    # The command to paste is quoted for the shell: a scope token may hold $, ( and `.
+    assert f"mcp-broker login {SERVER_A} --scope '$(touch${{IFS}}pwned)' --scope mcp/admin" in (
+        description
+    )
+    # The tray is asked once for what the token has and what is missing (the next sign-in).
+    assert api.sign_in_asked == [
+        (SERVER_A, "default", f"{held} $(touch${{IFS}}pwned) mcp/admin"),
+    ]
+    api.token({"resource": SERVER_A, "scope": "mcp/admin $(touch${IFS}pwned)"})
+    assert len(api.sign_in_asked) == 1  # at most once a minute per server and scope
+
+
 # -- #20: one canonicalisation rule --------------------------------------------------------------
 
 

@@ -46,7 +46,7 @@ class Side:
     clients: ApiClients
     calls: BoundedCalls
     consent: list[ConsentRequest] = field(default_factory=list)
-    sign_in: list[tuple[str, str]] = field(default_factory=list)
+    sign_in: list[tuple[str, str, str | None]] = field(default_factory=list)
     flask_saw: list[str] = field(default_factory=list)
 
     def call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -88,7 +88,9 @@ def build_side(state_dir: Path, lock_dir: Path, fast: bool) -> Side:
         port=PORT,
         calls=calls,
         call_timeout=5.0,
-        on_interaction_required=lambda resource, client: side.sign_in.append((resource, client)),
+        on_interaction_required=lambda resource, client, scope: side.sign_in.append(
+            (resource, client, scope)
+        ),
         fast_token_path=fast,
     )
     # The provider is asked once per server in the matrix, whatever the machine's speed.
@@ -226,7 +228,14 @@ def test_every_case_gets_the_same_answer_and_side_effects_both_ways(
     assert statuses == {200, 400, 401, 403, 404, 405, 409, 413, 415, 500, 503}
     assert fast.provider.calls == slow.provider.calls and fast.provider.calls
     assert fast.consent == slow.consent == [ConsentRequest("agent", SERVER_A)]
-    assert fast.sign_in == slow.sign_in == [(SIGN_IN, "default")]
+    assert (
+        fast.sign_in
+        == slow.sign_in
+        == [
+            (SERVER_A, "default", "openid mcp/read mcp/admin"),  # the step-up a scope needs
+            (SIGN_IN, "default", None),
+        ]
+    )
     assert fast.audit() == slow.audit() and fast.audit()
     errors = [r.getMessage() for r in caplog.records]
     assert errors == ["unexpected error on POST /v1/token"] * 2

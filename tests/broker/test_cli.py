@@ -33,6 +33,7 @@ class FakeBroker:
     fail: Exception | None = None
     closed: bool = False
     token_calls: list[tuple[str, float | None]] = field(default_factory=list)
+    extra_scopes: list[str | None] = field(default_factory=list)
 
     def server(self, url: str) -> ServerConfig:
         if url not in self.servers:
@@ -49,7 +50,8 @@ class FakeBroker:
             raise self.fail
         return TokenSet(KEY, TOKEN, expires_at=4_000_000_000.0, refresh_token="CANARY-refresh")
 
-    def login(self, url: str) -> TokenSet:
+    def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
+        self.extra_scopes.append(extra_scope)
         return self.token(url)
 
     def logout(self, url: str) -> SignOutResult:
@@ -237,3 +239,11 @@ def test_render_result_shows_text_and_structured_content() -> None:
 
     assert mcpcall.render_result(text) == "a\nb"
     assert json.loads(mcpcall.render_result(structured)) == {"username": "demo"}
+
+
+def test_login_scope_adds_scopes_for_a_step_up() -> None:
+    code, _, fake = run(["login", URL, "--scope", "mcp/admin", "--scope", "mcp/write"])
+    plain, _, _ = run(["login", URL], fake)
+
+    assert (code, plain) == (0, 0)
+    assert fake.extra_scopes == ["mcp/admin mcp/write", None]

@@ -29,12 +29,14 @@ class FakeBroker:
         self.login_threads: list[str] = []
         self.release_login = threading.Event()
         self.login_error: Exception | None = None
+        self.extra_scopes: list[str | None] = []
 
     def status(self) -> list[ServerStatus]:
         return [ServerStatus(URL, self.state, ISSUER, "client", expires_at=2e9)]
 
-    def login(self, url: str) -> TokenSet:
+    def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
         self.login_threads.append(threading.current_thread().name)
+        self.extra_scopes.append(extra_scope)
         assert self.release_login.wait(WAIT)
         if self.login_error is not None:
             raise self.login_error
@@ -242,6 +244,26 @@ def test_an_api_client_waiting_for_sign_in_asks_the_user(
     controller.interaction_required(URL, "claude\x1b[2J")
     _summary, body = tray.wait_note("Sign-in needed")
     assert body == "claude [2J needs a token for mcp.example/mcp: choose Sign in in the tray menu."
+
+
+def test_a_client_needing_more_scope_gets_it_from_the_next_sign_in(
+    controller: Controller, fake: FakeBroker, tray: Recorder
+) -> None:
+    fake.release_login.set()
+    controller.interaction_required(URL, "cursor", "mcp/tools mcp/admin")
+    _summary, body = tray.wait_note("Sign-in needed")
+    assert body == (
+        "cursor needs the scope mcp/tools mcp/admin on mcp.example/mcp: "
+        "choose Sign in again in the tray menu."
+    )
+
+    controller.post(Command(Action.SIGN_IN, URL))
+    tray.wait_note("Signed in")
+    tray.notes.clear()
+    controller.post(Command(Action.SIGN_IN, URL))  # granted: the next one is a plain sign-in
+    tray.wait_note("Signed in")
+
+    assert fake.extra_scopes == ["mcp/tools mcp/admin", None]
 
 
 def test_views_never_carry_tokens(fake: FakeBroker) -> None:
