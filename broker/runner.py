@@ -32,7 +32,7 @@ from broker.instance import Instance, hold_instance
 from broker.notify import CallbackNotifier, LogNotifier, desktop_notifier
 from broker.paths import broker_paths
 from broker.refresher import Refresher
-from broker.service import KeyStatus, State
+from broker.service import KeyStatus
 from broker.tokens import TokenKey
 
 if TYPE_CHECKING:
@@ -113,8 +113,9 @@ class BrokerSession:
         self.instance.publish(api_url=self.api.url)
 
     def _drop_api_tokens(self, key: TokenKey, status: KeyStatus) -> None:
-        """A sign-out (here, or seen from another process) ends the API's reuse of the token."""
-        if status.state in (State.SIGNED_OUT, State.SIGN_IN_REQUIRED) and self.api is not None:
+        """Any change of a key's tokens (a refresh, a sign-in or sign-out, here or seen from
+        another process) ends the API's one-second reuse of the token it had."""
+        if self.api is not None:
             self.api.forget_tokens(key.resource)
 
     def _where(self) -> str:
