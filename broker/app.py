@@ -206,7 +206,9 @@ class Broker:
 
     def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
         """Sign in to ``url`` in the browser; ``extra_scope`` is added to the scope the server
-        asks for (step-up, MCP authorization "Scope Challenge Handling")."""
+        asks for and to the current token's (step-up, MCP authorization "Scope Challenge
+        Handling": the union of the old and the new scopes, so one step-up never drops
+        another)."""
         from broker.discovery import discover
         from broker.login import ClientRegistry, SignIn
         from broker.oauth.scopes import union_scopes
@@ -222,7 +224,9 @@ class Broker:
                 "again, then sign in."
             )
         clients = ClientRegistry(self._preregistered(server, found.issuer))
-        scope = union_scopes(self._scope_for(server, found, challenge), extra_scope)
+        scope = self._scope_for(server, found, challenge)
+        if extra_scope:
+            scope = union_scopes(union_scopes(self._held_scope(server), scope), extra_scope)
         sign_in = SignIn(self._sender, clients, opener=self._opener, store=None)
         tokens = sign_in.sign_in(found, scope, self._options(server))
         tokens = self._rekeyed(server, tokens)
@@ -345,6 +349,15 @@ class Broker:
         if server.issuer is not None and server.issuer != issuer:
             return []  # credentials are bound to the issuer that issued them
         return [self._client(server, issuer, server.client_id)]
+
+    def _held_scope(self, server: ServerConfig) -> str | None:
+        """The scope of the current sign-in to ``server``, if any."""
+        if server.issuer is None or server.client_id is None:
+            return None
+        try:
+            return self.service.status(self.key_for(server)).scope
+        except BrokerError:
+            return None
 
     def _scope_for(
         self, server: ServerConfig, found: Discovered, challenge: BearerChallenge | None

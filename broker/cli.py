@@ -10,6 +10,7 @@ import argparse
 import datetime
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,9 @@ from broker.errors import BrokerError, InteractionRequired
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 
 logger = logging.getLogger(__name__)
+
+#: RFC 6749 §3.3 scope-token.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 EPILOG = """\
 exit codes: 0 ok, 1 failure, 2 usage, 3 bad configuration, 4 sign-in required,
@@ -251,6 +255,9 @@ def _existing(broker: Any, url: str) -> ServerConfig | None:
 
 def _login(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     print("Opening the browser to sign in…", file=sys.stderr)
+    for scope in args.scopes or ():
+        if not _SCOPE_TOKEN.fullmatch(scope):
+            raise _UsageError(f"--scope {scope!r} is not one scope (RFC 6749 3.3: no spaces)")
     extra = " ".join(args.scopes) if args.scopes else None
     tokens = broker.login(args.url, extra_scope=extra)
     until = _local_time(tokens.expires_at)

@@ -58,6 +58,9 @@ class _Refresh:
 _REFRESH = _Refresh()
 _STOP = None
 
+STEP_UP_TTL = 600.0
+"""Seconds the menu offers a sign-in for scopes an API client asked for."""
+
 
 class StartAtLogin(Protocol):
     """What the "Start at login" checkbox needs (:mod:`broker.autostart` provides it)."""
@@ -79,8 +82,10 @@ class Controller:
         autostart: StartAtLogin | None = None,
         tick: float = 30.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._broker = broker
+        self._mono = monotonic
         self.notifier = notifier
         self._open_url = open_url
         self._open_folder = open_folder
@@ -91,7 +96,8 @@ class Controller:
         self._queue: queue.Queue[Command | _Refresh | None] = queue.Queue()
         self._lock = threading.Lock()  # guards the fields below
         self._busy: set[str] = set()
-        self._wanted_scopes: dict[str, str] = {}  # server → scope a client needs (step-up)
+        # server → (scopes API clients asked for, those clients, when first asked: monotonic)
+        self._step_ups: dict[str, tuple[str, tuple[str, ...], float]] = {}
         self._errors: dict[str, str] = {}
         self._consents: list[ConsentRequest] = []
         self._view = View(demo_url=demo_url)
@@ -135,17 +141,22 @@ class Controller:
 
     def interaction_required(self, resource: str, client: str, scope: str | None = None) -> None:
         """An API client was told to wait for a sign-in (the API calls this at most once a
-        minute per server and scope): ask the user to sign in. With ``scope``, the client needs
-        a token with more scopes than the current sign-in has: the next Sign in from the menu
-        asks for them too (step-up)."""
+        minute per server and client): ask the user to sign in. With ``scope`` (the scopes the
+        client lacks), the server's menu offers its own entry, naming the scopes and the
+        clients that asked, for a sign-in that adds them: a plain Sign in never does, and the
+        offer lapses after :data:`STEP_UP_TTL` or a sign-out."""
         if scope:
             with self._lock:
-                self._wanted_scopes[resource] = scope
+                old_scope, clients, since = self._step_ups.get(resource, ("", (), self._mono()))
+                scopes = " ".join(dict.fromkeys([*old_scope.split(), *scope.split()]))
+                clients = tuple(dict.fromkeys([*clients, safe_text(client, 40)]))
+                self._step_ups[resource] = (scopes, clients, since)
             self.notifier.notify(
-                "Sign-in needed",
+                "More access asked",
                 f"{safe_text(client, 40)} needs the scope {safe_text(scope, 80)} on "
-                f"{server_name(resource)}: choose Sign in again in the tray menu.",
+                f"{server_name(resource)}: choose “Sign in again for …” in the tray menu.",
             )
+            self.refresh()
             return
         self.notifier.notify(
             "Sign-in needed",
@@ -204,6 +215,7 @@ class Controller:
                 consents=tuple(self._consents),
                 demo_url=self._demo_url,
                 autostart=self._start_at_login(),
+                step_ups=self._current_step_ups(),
             )
         for url in needs_sign_in(self._view, view):
             self.notifier.notify(
@@ -235,6 +247,8 @@ class Controller:
         action, url = command.action, command.url
         if action is Action.SIGN_IN and url:
             self._in_background(url, self._sign_in)
+        elif action is Action.STEP_UP and url:
+            self._in_background(url, self._step_up)
         elif action is Action.SIGN_OUT and url:
             self._in_background(url, self._sign_out)
         elif action is Action.COPY_TOKEN and url:
@@ -280,19 +294,34 @@ class Controller:
         threading.Thread(target=run, name="tray-sign-in", daemon=True).start()
 
     def _sign_in(self, url: str) -> None:
-        with self._lock:
-            wanted = self._wanted_scopes.get(url)
         logger.info("signing in to %s from the tray", url)
-        if wanted:
-            self._broker.login(url, extra_scope=wanted)
-        else:
-            self._broker.login(url)
-        with self._lock:
-            if self._wanted_scopes.get(url) == wanted:
-                self._wanted_scopes.pop(url, None)
+        self._broker.login(url)
         self.notifier.notify("Signed in", f"Signed in to {server_name(url)}.")
 
+    def _step_up(self, url: str) -> None:
+        with self._lock:
+            asked = self._current_step_ups().get(url)
+        if asked is None:
+            return
+        scope, _clients = asked
+        logger.info("signing in to %s from the tray for the scope %s", url, scope)
+        self._broker.login(url, extra_scope=scope)
+        with self._lock:
+            if self._step_ups.get(url, ("",))[0] == scope:
+                del self._step_ups[url]
+        self.notifier.notify("Signed in", f"Signed in to {server_name(url)} with {scope}.")
+
+    def _current_step_ups(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """The step-ups still on offer (lock held); lapsed ones are dropped."""
+        now = self._mono()
+        for url, (_, _, since) in list(self._step_ups.items()):
+            if now - since > STEP_UP_TTL:
+                del self._step_ups[url]
+        return {url: (scope, clients) for url, (scope, clients, _) in self._step_ups.items()}
+
     def _sign_out(self, url: str) -> None:
+        with self._lock:
+            self._step_ups.pop(url, None)
         result = self._broker.logout(url)
         self.signed_out(url)
         note = f" ({safe_text(result.problem, 120)})" if result.problem else ""

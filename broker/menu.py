@@ -45,6 +45,7 @@ class Action(enum.Enum):
     OPEN_CONFIG = "open_config"
     TOGGLE_AUTOSTART = "toggle_autostart"
     CONSENT = "consent"
+    STEP_UP = "step_up"
     QUIT = "quit"
 
 
@@ -90,6 +91,8 @@ class View:
     demo_url: str | None = None
     autostart: bool | None = None
     """None: starting at login is not wired yet, so the checkbox is shown disabled."""
+    step_ups: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    """Per server URL: scopes API clients asked for that the sign-in lacks, and those clients."""
 
 
 def safe_text(text: str, limit: int = LABEL_LIMIT) -> str:
@@ -175,7 +178,14 @@ def server_entry(status: ServerStatus, view: View) -> Entry:
     state = server_state(status, view)
     busy = status.url in view.busy
     signed_in = status.state in _SIGNED_IN | _REFRESHING
+    step_up = view.step_ups.get(status.url)
+    asked: tuple[Entry, ...] = ()
+    if step_up is not None and signed_in:
+        scope, clients = step_up
+        label = f"Sign in again for {scope} (asked by {', '.join(clients)})"
+        asked = (Entry(safe_text(label), Command(Action.STEP_UP, status.url), enabled=not busy),)
     actions = (
+        *asked,
         Entry("Sign in again" if signed_in else "Sign in", Command(Action.SIGN_IN, status.url),
               enabled=not busy),
         Entry("Sign out", Command(Action.SIGN_OUT, status.url),

@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 InteractionHook = Callable[[str, str, str | None], None]
 """Called with (resource, client name, scope) when a client was told ``interaction_required``
-(scope None) or ``insufficient_scope`` (the scope a new sign-in needs): the tray asks the user
-to sign in. Must return at once; called at most once a minute per server and scope."""
+(scope None) or ``insufficient_scope`` (scope: what it lacks): the tray asks the user. Must
+return at once; called at most once a minute per server and client, whatever the scope."""
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Parts = tuple[str, list[tuple[str, str]], bytes]
@@ -63,7 +63,7 @@ class ApiContext:
     on_interaction_required: InteractionHook
     hosts: frozenset[str] = frozenset()
     recent: RecentTokens = field(default_factory=RecentTokens)
-    _notified: dict[str, float] = field(default_factory=dict)
+    _notified: dict[tuple[str, str], float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def authenticate(self, environ: dict[str, Any]) -> Client:
@@ -79,10 +79,13 @@ class ApiContext:
 
     def interaction_required(self, resource: str, client: str, scope: str | None = None) -> None:
         now = time.monotonic()
-        what = f"{resource} {scope or ''}"
+        what = (resource, client)  # not the scope: a client varying it must not flood the user
         with self._lock:
             if now - self._notified.get(what, -NOTIFY_INTERVAL) < NOTIFY_INTERVAL:
                 return
+            for key, when in list(self._notified.items()):  # bounded: only the last minute's
+                if now - when >= NOTIFY_INTERVAL:
+                    del self._notified[key]
             self._notified[what] = now
         try:
             self.on_interaction_required(resource, client, scope)

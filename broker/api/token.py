@@ -108,14 +108,23 @@ def _fetch(ctx: ApiContext, client: Client, wanted: TokenRequest) -> TokenSet:
     missing = sorted(wanted.scope - set(held)) if wanted.scope and held is not None else []
     if missing:
         ctx.clients.audit.record(client.name, wanted.resource, "insufficient_scope")
-        # Step-up: the tray asks the user to sign in again for what the token has and more.
-        wider = " ".join(dict.fromkeys([*(held or []), *missing]))
-        ctx.interaction_required(wanted.resource, client.name, wider)
+        if all(is_scope_of(scope, wanted.resource) for scope in missing):
+            # Step-up: the tray offers a sign-in that adds these. Only scopes named under this
+            # server's own identifier (Cognito's resource-server scopes are "<identifier>/x"):
+            # a client must not get the user to grant scopes meant for another server.
+            ctx.interaction_required(wanted.resource, client.name, " ".join(missing))
+            how = "the broker's tray offers a sign-in that adds it"
+        else:
+            how = "the broker does not offer this scope in its tray"
         raise errors.InsufficientScope(
-            f"the current sign-in lacks the scope {' '.join(missing)}; the broker's tray asks "
-            f"the user to sign in again for it (or run: {login_command(wanted.resource, missing)})"
+            f"the current sign-in lacks the scope {' '.join(missing)}; {how} (or run: "
+            f"{login_command(wanted.resource, missing)})"
         )
     return tokens
+
+
+def is_scope_of(scope: str, resource: str) -> bool:
+    return scope.startswith(resource.rstrip("/") + "/")
 
 
 def _ask_provider(ctx: ApiContext, client: Client, wanted: TokenRequest) -> TokenSet:

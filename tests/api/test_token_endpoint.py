@@ -118,22 +118,35 @@ def test_requested_scopes_must_be_in_the_token(api: Api) -> None:
     assert response.json()["error"] == "insufficient_scope"
 
 
-def test_a_missing_scope_asks_the_tray_for_a_step_up_sign_in(api: Api) -> None:
-    held = api.provider.token(SERVER_A).scope
-    response = api.token({"resource": SERVER_A, "scope": "mcp/admin $(touch${IFS}pwned)"})
+def test_a_missing_scope_of_this_server_is_offered_in_the_tray(api: Api) -> None:
+    admin = f"{SERVER_A}/admin"
+    response = api.token({"resource": SERVER_A, "scope": f"mcp/read {admin}"})
 
     assert response.status_code == 403
     description = response.json()["error_description"]
-    # The command to paste is quoted for the shell: a scope token may hold $, ( and `.
-    assert f"mcp-broker login {SERVER_A} --scope '$(touch${{IFS}}pwned)' --scope mcp/admin" in (
-        description
-    )
-    # The tray is asked once for what the token has and what is missing (the next sign-in).
-    assert api.sign_in_asked == [
-        (SERVER_A, "default", f"{held} $(touch${{IFS}}pwned) mcp/admin"),
-    ]
-    api.token({"resource": SERVER_A, "scope": "mcp/admin $(touch${IFS}pwned)"})
-    assert len(api.sign_in_asked) == 1  # at most once a minute per server and scope
+    assert f"mcp-broker login {SERVER_A} --scope {admin}" in description
+    assert "tray offers" in description
+    assert api.sign_in_asked == [(SERVER_A, "default", admin)]  # what is missing, no more
+
+
+def test_a_scope_of_another_server_is_never_offered_and_never_pasted(api: Api) -> None:
+    """A client must not get the user to grant scopes meant elsewhere, nor hand them a
+    command that a shell would run something in (RFC 6749 scope tokens allow $, ( and &)."""
+    for scope in ("https://b.example/mcp/admin", "$(touch${IFS}pwned)", "a&calc"):
+        response = api.token({"resource": SERVER_A, "scope": scope})
+        assert response.status_code == 403
+        description = response.json()["error_description"]
+        assert "does not offer" in description
+        command = description.split("run:")[1]
+        assert "$(" not in command and "&" not in command
+        assert ("--scope SCOPE" in command) is (scope != "https://b.example/mcp/admin")
+    assert api.sign_in_asked == []
+
+
+def test_the_tray_is_asked_once_a_minute_per_client_whatever_the_scope(api: Api) -> None:
+    for n in range(5):  # a client varying the scope must not flood the user
+        api.token({"resource": SERVER_A, "scope": f"{SERVER_A}/s{n}"})
+    assert api.sign_in_asked == [(SERVER_A, "default", f"{SERVER_A}/s0")]
 
 
 # -- #20: one canonicalisation rule --------------------------------------------------------------

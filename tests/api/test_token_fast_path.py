@@ -142,6 +142,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("ok server b", {"body": body(resource=SERVER_B)}),
     ("ok charset", {"content_type": "application/json; charset=utf-8"}),
     ("insufficient scope", {"body": body(resource=SERVER_A, scope="mcp/read mcp/admin")}),
+    ("step-up", {"body": body(resource=SERVER_A, scope=f"mcp/read {SERVER_A}/admin")}),
     ("no authorization", {"secret": None}),
     ("wrong secret same length", {"secret": SECRET[:-1] + "x"}),
     ("wrong secret empty", {"secret": ""}),
@@ -232,7 +233,7 @@ def test_every_case_gets_the_same_answer_and_side_effects_both_ways(
         fast.sign_in
         == slow.sign_in
         == [
-            (SERVER_A, "default", "openid mcp/read mcp/admin"),  # the step-up a scope needs
+            (SERVER_A, "default", f"{SERVER_A}/admin"),  # the step-up the tray offers
             (SIGN_IN, "default", None),
         ]
     )

@@ -150,6 +150,7 @@ def test_with_a_broker_running_the_bridge_takes_tokens_from_its_api(
         finally:
             broker.kill()
         bridge_log = (tmp_path / "bridge.log").read_text()
+        audit = broker_cli.ok("clients", "log")
 
     assert len(expiries) == 3 and still == "demo"
     assert "using the running broker's token API" in bridge_log
@@ -158,7 +159,7 @@ def test_with_a_broker_running_the_bridge_takes_tokens_from_its_api(
     assert admin_scope in refused.message
     assert f"mcp-broker login {stack.mcp_url} --scope {admin_scope}" in refused.message
     assert report["status"] == "ok"
-    assert "needs the scope" in broker.log()  # headless: the tray's question is a log line
+    assert "insufficient_scope" in audit  # the refusal is on record, with the client's name
 
 
 async def retried_admin_report(client: Client, patience: float = 20.0) -> dict[str, Any]:

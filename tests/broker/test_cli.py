@@ -247,3 +247,11 @@ def test_login_scope_adds_scopes_for_a_step_up() -> None:
 
     assert (code, plain) == (0, 0)
     assert fake.extra_scopes == ["mcp/admin mcp/write", None]
+
+
+@pytest.mark.parametrize("bad", ["", "a b", 'say"hi', "back\\slash"])
+def test_login_scope_must_be_one_scope_token(bad: str) -> None:
+    fake = FakeBroker()
+    with pytest.raises(SystemExit) as usage:
+        run(["login", URL, "--scope", bad], fake)
+    assert usage.value.code == 2 and fake.extra_scopes == []

@@ -11,7 +11,7 @@ import pytest
 
 from broker.app import ServerStatus, SignOutResult
 from broker.clients import ConsentRequest, Decision
-from broker.controller import Controller
+from broker.controller import STEP_UP_TTL, Controller
 from broker.errors import AuthorizationDenied, InteractionRequired
 from broker.menu import Action, Command, Overall, View, overall
 from broker.tokens import TokenKey, TokenSet
@@ -246,24 +246,44 @@ def test_an_api_client_waiting_for_sign_in_asks_the_user(
     assert body == "claude [2J needs a token for mcp.example/mcp: choose Sign in in the tray menu."
 
 
-def test_a_client_needing_more_scope_gets_it_from_the_next_sign_in(
-    controller: Controller, fake: FakeBroker, tray: Recorder
+def test_a_scope_a_client_lacks_is_offered_as_its_own_sign_in(
+    fake: FakeBroker, tray: Recorder
 ) -> None:
-    fake.release_login.set()
-    controller.interaction_required(URL, "cursor", "mcp/tools mcp/admin")
-    _summary, body = tray.wait_note("Sign-in needed")
-    assert body == (
-        "cursor needs the scope mcp/tools mcp/admin on mcp.example/mcp: "
-        "choose Sign in again in the tray menu."
-    )
+    mono = [0.0]
+    c = Controller(fake, tray, open_url=print, open_folder=print, monotonic=lambda: mono[0])
+    c.show = tray.show
+    c.start()
+    try:
+        fake.state = "valid"
+        fake.release_login.set()
+        admin = "https://mcp.example/mcp/admin"
+        c.interaction_required(URL, "cursor", admin)
+        c.interaction_required(URL, "claude\x1b[2J", "https://mcp.example/mcp/write")
+        _summary, body = tray.wait_note("More access asked")
+        assert body.startswith(f"cursor needs the scope {admin} on mcp.example/mcp")
+        offered = tray.wait_view("the offer", lambda v: URL in v.step_ups)
+        both = f"{admin} https://mcp.example/mcp/write"
+        assert offered.step_ups[URL] == (both, ("cursor", "claude [2J"))  # merged, escaped
 
-    controller.post(Command(Action.SIGN_IN, URL))
-    tray.wait_note("Signed in")
-    tray.notes.clear()
-    controller.post(Command(Action.SIGN_IN, URL))  # granted: the next one is a plain sign-in
-    tray.wait_note("Signed in")
+        c.post(Command(Action.SIGN_IN, URL))  # a plain sign-in never adds what was asked
+        tray.wait_view("signed in plainly", lambda v: len(fake.extra_scopes) == 1)
+        c.post(Command(Action.STEP_UP, URL))
+        done = tray.wait_view("stepped up", lambda v: len(fake.extra_scopes) == 2 and not v.busy)
+        assert fake.extra_scopes == [None, both]
+        assert URL not in done.step_ups
 
-    assert fake.extra_scopes == ["mcp/tools mcp/admin", None]
+        c.interaction_required(URL, "cursor", admin)
+        tray.wait_view("offered again", lambda v: URL in v.step_ups)
+        mono[0] += STEP_UP_TTL + 1  # lapses
+        c.refresh()
+        tray.wait_view("lapsed", lambda v: URL not in v.step_ups and mono[0] > STEP_UP_TTL)
+
+        c.interaction_required(URL, "cursor", admin)
+        tray.wait_view("offered once more", lambda v: URL in v.step_ups)
+        c.post(Command(Action.SIGN_OUT, URL))  # and a sign-out withdraws it
+        tray.wait_view("signed out", lambda v: URL not in v.step_ups and not v.busy)
+    finally:
+        c.stop()
 
 
 def test_views_never_carry_tokens(fake: FakeBroker) -> None:

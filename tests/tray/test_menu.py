@@ -180,3 +180,18 @@ def test_the_signed_in_user_is_named() -> None:
     menu = entries(view(status))
     assert menu[0].label.startswith("a.example/mcp: signed in as demo")
     assert "\x1b" not in menu[0].label
+
+
+def test_a_scope_asked_for_by_clients_gets_its_own_entry_while_signed_in() -> None:
+    asked = {A: ("https://a.example/mcp/admin", ("cursor", "claude"))}
+    menu = entries(view(signed_in(A), signed_out(B), step_ups=asked))
+
+    signed = submenu_of(menu, "a.example")
+    label = "Sign in again for https://a.example/mcp/admin (asked by cursor, claude)"
+    assert list(signed)[:2] == [label, "Sign in again"]
+    assert signed[label].command == Command(Action.STEP_UP, A)
+    busy = submenu_of(entries(view(signed_in(A), step_ups=asked, busy=frozenset({A}))), "a.")
+    assert not busy[label].enabled
+    # Not signed in: a plain sign-in first (the offer is for adding to a sign-in).
+    out = entries(view(signed_out(A), step_ups=asked))
+    assert list(submenu_of(out, "a.example")) == ["Sign in", "Sign out", "Copy access token"]

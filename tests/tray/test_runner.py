@@ -38,3 +38,32 @@ def test_quit_stops_every_part_and_leaves_no_thread(
     with pytest.raises(httpx2.TransportError):
         httpx2.get(f"{api.url}/v1/openapi.json", timeout=10)
     assert not broker_paths().endpoint_file.exists()
+
+
+def test_any_token_change_ends_the_apis_reuse_of_the_old_token(
+    secret_service: SecretServiceHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh, or a sign-in seen from another process, must not leave the API handing out
+    the previous token for its reuse second."""
+    from broker.service import KeyStatus, State
+    from broker.tokens import TokenKey, TokenSet
+
+    monkeypatch.setenv("MCP_BROKER_HOME", str(tmp_path / "home"))
+    url = "https://a.example/mcp"
+    key = TokenKey("https://as.example", "client", url)
+    with hold_instance(broker_paths()) as instance:
+        session = BrokerSession(instance, None, None)
+        running = threading.Thread(target=session.run, args=(True,), name="test-broker")
+        running.start()
+        try:
+            api = wait_for("the token API", lambda: session.api)
+            api._recent.put(url, TokenSet(key, "CANARY-old", expires_at=4e9))
+            assert api._recent.get(url, 0) is not None
+
+            for listener in list(session.broker.service._listeners):
+                listener(key, KeyStatus(key, State.VALID))  # what the service reports on change
+
+            assert api._recent.get(url, 0) is None
+        finally:
+            session.controller.post(Command(Action.QUIT))
+            running.join(30)
