@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import webbrowser
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -124,6 +125,7 @@ class Broker:
         self._send = send
         self._opener = opener
         self._sign_in_timeout = sign_in_timeout
+        self._sender_lock = threading.Lock()
         self._auth_servers = AuthServerCache(self.paths.state_dir)
         self.service = TokenService(
             self.store,
@@ -146,11 +148,21 @@ class Broker:
 
     @property
     def _sender(self) -> Sender:
-        if self._send is None:
-            from broker.discovery import LimitedSender
+        with self._sender_lock:
+            if self._send is None:
+                from broker.discovery import LimitedSender
 
-            self._send = LimitedSender()
-        return self._send
+                self._send = LimitedSender()
+            return self._send
+
+    def prepare_refresh(self) -> None:
+        """Load what a refresh needs (its modules, the HTTP client and its TLS context) ahead
+        of time. A long-running broker calls it once it serves: done on the first refresh
+        instead, under load, it kept callers waiting for seconds."""
+        import broker.login
+        import broker.oauth.discovery  # noqa: F401
+
+        self._sender  # noqa: B018 - created for its side effect
 
     # -- configuration ------------------------------------------------------------------------
 

@@ -83,6 +83,10 @@ class BrokerSession:
 
     def run(self, headless: bool | None) -> int:
         try:
+            # A stop during start-up (a signal, or Quit) is not lost: it ends the run as soon as
+            # the tray or the headless wait would begin.
+            self.controller.on_quit = self.stopped.set
+            self._on_signals(self.stopped.set)
             self._start_background()
             tray = None
             if not headless:
@@ -94,6 +98,7 @@ class BrokerSession:
                     logger.warning("Running headless: %s. %s", exc, self._where())
             else:
                 logger.info("Running headless. %s", self._where())
+            self._warm_up()  # the API already answers meanwhile
             if tray is None:
                 self._wait_headless()
             else:
@@ -112,6 +117,12 @@ class BrokerSession:
         self.broker.service.add_listener(self._drop_api_tokens)
         self.instance.publish(api_url=self.api.url)
 
+    def _warm_up(self) -> None:
+        try:
+            self.broker.prepare_refresh()
+        except Exception:  # only an optimisation: the first refresh does it otherwise
+            logger.debug("warming up the refresh path failed", exc_info=True)
+
     def _drop_api_tokens(self, key: TokenKey, status: KeyStatus) -> None:
         """Any change of a key's tokens (a refresh, a sign-in or sign-out, here or seen from
         another process) ends the API's one-second reuse of the token it had."""
@@ -129,6 +140,8 @@ class BrokerSession:
         self.controller.copy = tray.copy
         self.controller.on_quit = tray.stop
         self._on_signals(tray.stop)
+        if self.stopped.is_set():  # stopped before the tray's own handler was in place
+            return
         tray.call_in_main_loop(lambda: self._on_signals(tray.stop))
 
         def ready() -> None:
