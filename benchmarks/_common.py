@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,3 +187,26 @@ class Result:
     @property
     def cpu_us_per_request(self) -> float:
         return self.cpu_seconds / max(1, self.requests) * 1e6
+
+
+def parse_wrk(name: str, out: str) -> Result:
+    """A ``wrk --latency`` run's totals, p50/p99 and errors (non-2xx and socket errors)."""
+    total = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
+    if total is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    unit = {"ms": 0.001, "s": 1.0, "m": 60.0}[total.group(3)]
+    pcts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    if sockets:
+        errors += sum(int(g) for g in sockets.groups())
+    seconds = float(total.group(2)) * unit
+    return Result(name, int(total.group(1)), seconds, to_ms(pcts["50"]), to_ms(pcts["99"]), errors)
+
+
+def to_ms(text: str) -> float:
+    found = re.match(r"([\d.]+)(\w+)", text)
+    assert found is not None
+    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]

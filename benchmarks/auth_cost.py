@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import _common as common
 import httpx2
-from _common import Result
+from _common import Result, parse_wrk
 
 from broker.app import Broker
 from broker.config import ServerConfig
@@ -167,28 +166,6 @@ def start_wrk(target: Target, args: argparse.Namespace, workdir: Path) -> subpro
     return subprocess.Popen(
         [*argv, "-s", str(script), target.url], stdout=subprocess.PIPE, text=True
     )
-
-
-def parse_wrk(name: str, out: str) -> Result:
-    total = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
-    if total is None:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    unit = {"ms": 0.001, "s": 1.0, "m": 60.0}[total.group(3)]
-    pcts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
-    if sockets:
-        errors += sum(int(g) for g in sockets.groups())
-    seconds = float(total.group(2)) * unit
-    return Result(name, int(total.group(1)), seconds, to_ms(pcts["50"]), to_ms(pcts["99"]), errors)
-
-
-def to_ms(text: str) -> float:
-    found = re.match(r"([\d.]+)(\w+)", text)
-    assert found is not None
-    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
 
 
 def cpu_seconds(pid: int) -> float:

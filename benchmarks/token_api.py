@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from _common import Result
+from _common import Result, parse_wrk
 from flask import Flask, Response, jsonify
 from waitress import wasyncore
 from waitress.server import create_server
@@ -200,34 +199,6 @@ def start_wrk(
         f"{url}/v1/token",
     ]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-
-
-def parse_wrk(name: str, out: str) -> Result:
-    total = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
-    if total is None:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    unit = {"ms": 0.001, "s": 1.0, "m": 60.0}[total.group(3)]
-    pcts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
-    if sockets:
-        errors += sum(int(g) for g in sockets.groups())
-    return Result(
-        name,
-        int(total.group(1)),
-        float(total.group(2)) * unit,
-        to_ms(pcts["50"]),
-        to_ms(pcts["99"]),
-        errors,
-    )
-
-
-def to_ms(text: str) -> float:
-    found = re.match(r"([\d.]+)(\w+)", text)
-    assert found is not None
-    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
 
 
 def round_together(

@@ -3,9 +3,10 @@
 A refresh only needs the token endpoint of the issuer its tokens came from. Discovering it again
 for every refresh cost up to three metadata requests and, in a process that had not signed in,
 the mcp SDK's models (a second to import, more under load, and 36 MB kept for the rest of the
-run). So the metadata found at sign-in (or at the first refresh) is kept here, in memory and in
+run). So the metadata found at sign-in (or at the first refresh) is kept here, in
 ``auth-servers.json`` in the state dir (0600), for :data:`MAX_AGE`; the broker drops an entry when
-a refresh with it fails, so a moved endpoint is found again at the next attempt.
+a refresh with it fails, so a moved endpoint is found again at the next attempt. The small file
+is read on each use (once per refresh), so every broker process sees the others' entries.
 
 An entry is checked again when read: the issuer and the provider profile must be the ones asked
 for and every endpoint passes the checks of discovery (SECURITY #38). A damaged file is ignored

@@ -33,19 +33,6 @@ class SignInStamps(Protocol):
         """Write a new stamp for ``key`` and return it (None if it could not be written)."""
         ...
 
-    @staticmethod
-    def _replace(path: Path, stamp: bytes) -> None:
-        # On Windows a file another process has open for its once-a-second read cannot be
-        # replaced for that instant (PermissionError): try again a few times.
-        for attempt in range(_REPLACE_ATTEMPTS):
-            try:
-                write_private_file(path, stamp)
-                return
-            except PermissionError:
-                if attempt == _REPLACE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.02)
-
     def read(self, key: TokenKey) -> bytes | None:
         """The current stamp for ``key``; None when there is none (or it cannot be read)."""
         ...

@@ -108,3 +108,14 @@ def build_request(
         lines.append(f"Content-Length: {len(body)}")
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+#: The fields of a ``POST /v1/token`` answer (DESIGN.md §3): no refresh or ID token, ever.
+TOKEN_RESPONSE_FIELDS = {
+    "access_token",
+    "token_type",
+    "expires_in",
+    "expires_at",
+    "scope",
+    "resource",
+}

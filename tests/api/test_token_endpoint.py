@@ -11,7 +11,13 @@ import pytest
 
 from broker.errors import InteractionRequired, ServerUnreachable, StorageLocked
 from tests.api.conftest import Api
-from tests.api.fakes import CANARY_ACCESS, CANARY_REFRESH, SERVER_A, SERVER_B
+from tests.api.fakes import (
+    CANARY_ACCESS,
+    CANARY_REFRESH,
+    SERVER_A,
+    SERVER_B,
+    TOKEN_RESPONSE_FIELDS,
+)
 
 
 def test_a_token_response_has_the_contract_fields_and_nothing_else(api: Api) -> None:
@@ -21,14 +27,7 @@ def test_a_token_response_has_the_contract_fields_and_nothing_else(api: Api) -> 
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Content-Type"] == "application/json"
     body = response.json()
-    assert set(body) == {
-        "access_token",
-        "token_type",
-        "expires_in",
-        "expires_at",
-        "scope",
-        "resource",
-    }
+    assert set(body) == TOKEN_RESPONSE_FIELDS
     assert body["access_token"] == f"{CANARY_ACCESS}-{SERVER_A}"
     assert body["token_type"] == "Bearer"
     assert body["resource"] == SERVER_A and body["scope"] == "openid mcp/read"

@@ -26,7 +26,13 @@ from broker.api.app import EXTENSION, create_app
 from broker.api.provider import BoundedCalls
 from broker.clients import ApiClients, ClientsFile, ConsentRequest, read_audit_log
 from broker.errors import InteractionRequired, ServerUnreachable, StorageLocked
-from tests.api.fakes import SERVER_A, SERVER_B, FakeProvider, token_set
+from tests.api.fakes import (
+    SERVER_A,
+    SERVER_B,
+    TOKEN_RESPONSE_FIELDS,
+    FakeProvider,
+    token_set,
+)
 
 PORT = 5555
 SECRET = "mcpb_" + "s" * 43
@@ -255,11 +261,4 @@ def test_the_success_answer_is_the_contract(sides: tuple[Side, Side, dict[str, s
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
     ]
-    assert set(json.loads(data)) == {
-        "access_token",
-        "token_type",
-        "expires_in",
-        "expires_at",
-        "scope",
-        "resource",
-    }
+    assert set(json.loads(data)) == TOKEN_RESPONSE_FIELDS
