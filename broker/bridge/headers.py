@@ -13,6 +13,7 @@ tools' annotations from the answers that pass back. The header rules and codecs 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,9 @@ from mcp_types import (
     JSONRPCResponse,
     RequestId,
 )
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+logger = logging.getLogger(__name__)
 
 
 class RoutingHeaders:
@@ -41,20 +45,21 @@ class RoutingHeaders:
 
     def __init__(self) -> None:
         self.negotiated_version: str | None = None
-        self._asked: dict[RequestId, str] = {}  # client request id -> method, until answered
+        # client request id -> (method, its envelope's version), until answered
+        self._asked: dict[RequestId, tuple[str, str | None]] = {}
         self._param_headers: dict[str, dict[tuple[str, ...], str]] = {}  # tool -> header map
 
     def for_client_message(self, message: JSONRPCMessage) -> dict[str, str]:
         """Headers for a message from the stdio client to the HTTP server."""
         headers: dict[str, str] = {}
-        if isinstance(message, JSONRPCRequest):
-            self._asked[message.id] = message.method
         if not isinstance(message, JSONRPCRequest | JSONRPCNotification):
             if self.negotiated_version:
                 headers[MCP_PROTOCOL_VERSION_HEADER] = self.negotiated_version
             return headers
         params = message.params or {}
         version = _envelope_version(params)
+        if isinstance(message, JSONRPCRequest):
+            self._asked[message.id] = (message.method, version)
         if version is not None:
             headers.update(self._routing(message.method, params))
             headers[MCP_PROTOCOL_VERSION_HEADER] = version
@@ -62,20 +67,25 @@ class RoutingHeaders:
             headers[MCP_PROTOCOL_VERSION_HEADER] = self.negotiated_version
         return headers
 
-    def observe_server_message(self, message: JSONRPCMessage) -> None:
-        """Learn from an answer on its way back: the negotiated version, tools' annotations."""
-        if isinstance(message, JSONRPCRequest | JSONRPCNotification):
-            return
-        if message.id is None:
-            return
-        method = self._asked.pop(message.id, None)
+    def observe_server_message(self, message: JSONRPCMessage) -> JSONRPCMessage:
+        """Learn from an answer on its way back (the negotiated version, tools' annotations);
+        return the message to relay: unchanged, except a 2026-07-28 tool listing, from which
+        tools with invalid ``x-mcp-header`` annotations are dropped (SEP-2243: a client MUST
+        exclude them; the bridge is the HTTP client that would have to send those headers)."""
+        if isinstance(message, JSONRPCRequest | JSONRPCNotification) or message.id is None:
+            return message
+        method, version = self._asked.pop(message.id, (None, None))
         if not isinstance(message, JSONRPCResponse):
-            return
+            return message
         result = message.result
         if method == "initialize" and isinstance(result.get("protocolVersion"), str):
             self.negotiated_version = result["protocolVersion"]
-        elif method == "tools/list":
-            self._learn_tools(result.get("tools"))
+        elif method == "tools/list" and isinstance(result.get("tools"), list):
+            modern = (version or self.negotiated_version) in MODERN_PROTOCOL_VERSIONS
+            kept = self._learn_tools(result["tools"], drop_invalid=modern)
+            if len(kept) != len(result["tools"]):
+                return message.model_copy(update={"result": {**result, "tools": kept}})
+        return message
 
     def _routing(self, method: str, params: Mapping[str, Any]) -> dict[str, str]:
         headers = {MCP_METHOD_HEADER: method}
@@ -89,17 +99,29 @@ class RoutingHeaders:
                 headers.update(mcp_param_headers(self._param_headers[name], arguments))
         return headers
 
-    def _learn_tools(self, tools: object) -> None:
-        if not isinstance(tools, list):
-            return
+    def _learn_tools(self, tools: list[Any], *, drop_invalid: bool) -> list[Any]:
+        """Remember each tool's ``x-mcp-header`` map; the tools to offer the client."""
+        kept: list[Any] = []
         for tool in tools:
             if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
+                kept.append(tool)
                 continue
             schema = tool.get("inputSchema")
-            if find_invalid_x_mcp_header(schema) is None:
+            reason = find_invalid_x_mcp_header(schema)
+            if reason is None:
                 self._param_headers[tool["name"]] = x_mcp_header_map(schema)
+                kept.append(tool)
+                continue
+            self._param_headers.pop(tool["name"], None)
+            if drop_invalid:
+                logger.warning("not offering the tool %r: %s", _printable(tool["name"]), reason)
             else:
-                self._param_headers.pop(tool["name"], None)
+                kept.append(tool)
+        return kept
+
+
+def _printable(text: str) -> str:
+    return "".join(ch for ch in text if ch.isprintable())
 
 
 def _envelope_version(params: Mapping[str, Any]) -> str | None:

@@ -93,9 +93,9 @@ async def relay(
             if isinstance(item, Exception):
                 logger.warning("the server sent something that is not JSON-RPC: %s", item)
                 continue
-            routing.observe_server_message(item.message)
-            await client_write.send(SessionMessage(item.message))
-            outstanding.answered(item.message)
+            message = routing.observe_server_message(item.message)
+            await client_write.send(SessionMessage(message))
+            outstanding.answered(message)
         logger.info("the server side closed; ending the session")
         scope.cancel()
 

@@ -8,7 +8,8 @@ sent (MCP transports: "the server MAY return a JSON-RPC error in the body"). So 
 a local response carrying a JSON-RPC error that tells the user how to sign in, and the session
 lives on; once the user has signed in, the next request simply works.
 
-Per request: a token from the broker (cache first) → send → on 401 one renewed token and one
+Per request: a token from the broker (cache first; none yet: send without one, and a 401 then
+means "sign in") → send → on 401 one renewed token and one
 retry → on 403 ``insufficient_scope`` one step-up and one retry (RFC 6750 §3.1; MCP
 authorization, "Scope Challenge Handling"). Token lookups block (keyring, refresh, sign-in),
 so they run in worker threads.
@@ -69,7 +70,10 @@ class BrokerTokenTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
     async def _signed(self, request: httpx2.Request) -> httpx2.Response:
-        token = await _blocking(self._tokens.token)
+        try:
+            token = await _blocking(self._tokens.token)
+        except InteractionRequired as needed:
+            return await self._unsigned(request, needed)
         response = await self._send(request, token)
         if response.status_code == 401:
             await response.aclose()
@@ -91,6 +95,19 @@ class BrokerTokenTransport(httpx2.AsyncBaseTransport):
                     f"{self._tokens.resource} still refuses the request after signing in "
                     f"again with the scope {challenge.scope or '(unnamed)'}"
                 )
+        return response
+
+    async def _unsigned(
+        self, request: httpx2.Request, needed: InteractionRequired
+    ) -> httpx2.Response:
+        """Without a sign-in, the request goes out as any MCP client's first one does: a server
+        that needs no authorization answers it; one that does answers 401, and the user is told
+        how to sign in (MCP authorization: a client learns of the need from the 401)."""
+        request.headers.pop("Authorization", None)
+        response = await self._inner.handle_async_request(request)
+        if response.status_code == 401:
+            await response.aclose()
+            raise needed
         return response
 
     async def _send(self, request: httpx2.Request, token: str) -> httpx2.Response:

@@ -93,3 +93,31 @@ def test_tool_arguments_annotated_with_x_mcp_header_are_mirrored_once_the_tool_w
 
     assert "Mcp-Param-Region" not in before
     assert after["Mcp-Param-Region"] == "eu"
+
+
+INVALID = {"type": "object", "properties": {"data": {"type": "object", "x-mcp-header": "Data"}}}
+VALID = {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}
+
+
+def test_a_modern_tool_listing_drops_tools_with_invalid_x_mcp_header_and_keeps_the_rest() -> None:
+    routing = RoutingHeaders()
+    routing.for_client_message(modern(1, "tools/list"))
+    listing = {
+        "tools": [{"name": "bad", "inputSchema": INVALID}, {"name": "good", "inputSchema": VALID}],
+        "nextCursor": "c2",
+    }
+
+    relayed = routing.observe_server_message(answer(1, listing))
+
+    assert isinstance(relayed, JSONRPCResponse)
+    assert relayed.result == {"tools": [{"name": "good", "inputSchema": VALID}], "nextCursor": "c2"}
+
+
+def test_before_2026_07_28_x_mcp_header_means_nothing_and_every_tool_is_relayed() -> None:
+    routing = RoutingHeaders()
+    routing.for_client_message(request(1, "initialize", {"protocolVersion": "2025-11-25"}))
+    routing.observe_server_message(answer(1, {"protocolVersion": "2025-11-25"}))
+    routing.for_client_message(request(2, "tools/list"))
+    listing = answer(2, {"tools": [{"name": "bad", "inputSchema": INVALID}]})
+
+    assert routing.observe_server_message(listing) is listing

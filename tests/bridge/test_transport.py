@@ -129,20 +129,32 @@ def test_a_403_for_another_reason_passes_through_untouched() -> None:
     assert [c[0] for c in tokens.calls] == ["token"]
 
 
-def test_when_the_user_must_sign_in_the_answer_says_how_and_the_server_is_not_asked() -> None:
+def test_when_the_user_must_sign_in_the_answer_says_how_after_the_servers_401() -> None:
     tokens = FakeTokens()
     tokens.fail = InteractionRequired(
         f"not signed in to {URL}; sign in with: mcp-broker login {URL}"
     )
-    server = Server()
+    server = Server(challenge(401, 'resource_metadata="https://mcp.example/.well-known/x"'))
 
     error = rpc_error(post(tokens, server))
 
-    assert server.seen == []
+    assert server.seen == [("", BODY)]  # asked once, with no credentials of any kind
+    assert [c[0] for c in tokens.calls] == ["token"]
     assert error["code"] == SIGN_IN_REQUIRED
     assert error["message"].count("mcp-broker login") == 1
     assert "tray" in error["message"]
     assert error["data"] == {"resource": URL, "reason": "interaction_required"}
+
+
+def test_a_server_that_needs_no_sign_in_is_served_without_a_token() -> None:
+    tokens = FakeTokens()
+    tokens.fail = InteractionRequired(f"not signed in to {URL}")
+    server = Server(ok())
+
+    response = post(tokens, server)
+
+    assert response.status_code == 200 and response.json()["result"] == {}
+    assert server.seen == [("", BODY)]
 
 
 def test_other_broker_trouble_is_an_error_answer_too() -> None:
