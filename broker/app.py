@@ -17,7 +17,7 @@ import webbrowser
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broker.auth_servers import AuthServerCache
 from broker.config import (
@@ -232,8 +232,8 @@ class Broker:
         if server.issuer is not None and found.issuer != server.issuer:
             raise ConfigError(
                 f"{server.url} now names the authorization server {found.issuer}, not "
-                f"{server.issuer} as before. If you trust it, run `mcp-broker add {server.url}` "
-                "again, then sign in."
+                f"{server.issuer} as before. If you trust it, run "
+                f"`mcp-broker add {server.url} --reset-issuer`, then sign in."
             )
         clients = ClientRegistry(self._preregistered(server, found.issuer))
         scope = self._scope_for(server, found, challenge)
@@ -398,26 +398,35 @@ class Broker:
         if registered is not None and registered.client_secret:
             self.store.put_client_secret(key.issuer, key.client_id, registered.client_secret)
 
+        pinned: dict[str, Any] = {"issuer": key.issuer, "client_id": key.client_id}
+        if registered is not None and registered.client_id == key.client_id:
+            pinned["client_registered"] = True
+        elif key.client_id != server.client_id:
+            pinned["client_registered"] = None  # e.g. a metadata document URL: no registration
+
         def pin(config: Config) -> Config:
             current = config.get_server(server.url) or server
-            return config.with_server(replace(current, issuer=key.issuer, client_id=key.client_id))
+            return config.with_server(replace(current, **pinned))
 
         update_config(self.config_file, self.paths.lock_dir, pin)
 
     def _probe(self, url: str) -> BearerChallenge | None:
         """The server's 401 challenge (its ``scope`` and ``resource_metadata``), if it sends one.
 
-        Only the status and headers are read: a server without auth might open a stream.
+        A POST, as an MCP client's first request is (a server need not serve GET at all), of a
+        ``ping``, which changes nothing on any server. Only the status and headers are read: a
+        server without auth might open a stream.
         """
         import httpx2
 
         from broker.oauth.www_authenticate import parse_bearer_challenge
 
         headers = {"Accept": "application/json, text/event-stream"}
+        ping = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
         try:
             with (
                 httpx2.Client(timeout=10.0, follow_redirects=False) as client,
-                client.stream("GET", url, headers=headers) as response,
+                client.stream("POST", url, headers=headers, json=ping) as response,
             ):
                 if response.status_code != 401:
                     return None

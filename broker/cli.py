@@ -219,10 +219,15 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     issuer = None if args.reset_issuer or existing is None else existing.issuer
     if existing is not None and args.client_id not in (None, existing.client_id):
         issuer = None  # a new client may belong to another authorization server
+    # A client the broker registered is bound to its issuer: forgotten with it (SEP-2352).
+    kept = existing
+    if existing is not None and existing.client_registered and issuer != existing.issuer:
+        kept = None
     ports = tuple(args.callback_ports) if args.callback_ports else FIXED_CALLBACK_PORTS
     server = ServerConfig(
         url=args.url,
-        client_id=args.client_id or (existing.client_id if existing else None),
+        client_id=args.client_id or (kept.client_id if kept else None),
+        client_registered=None if args.client_id or kept is None else kept.client_registered,
         provider=args.provider,
         callback_ports=ports,
         send_resource=not args.no_resource_param,

@@ -11,6 +11,7 @@
     send_resource = true                    # false for authorization servers that reject it
     scopes = ["openid", "mcp/read"]         # optional
     issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_X"  # pinned after discovery
+    client_registered = true      # set by the broker: it registered client_id at issuer itself
 
 Client secrets of confidential clients belong in the OS keyring
 (``KeyringTokenStore.put_client_secret(issuer, client_id, secret)``), not here. A
@@ -52,6 +53,10 @@ class ServerConfig:
     send_resource: bool = True
     scopes: tuple[str, ...] | None = None
     issuer: str | None = None
+    #: True when the broker registered ``client_id`` itself (DCR) at ``issuer``: the client is
+    #: bound to that issuer and forgotten with it (MCP authorization, SEP-2352). None for a
+    #: client the user configured.
+    client_registered: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", canonical_resource(self.url))
@@ -220,8 +225,9 @@ def _parse_server(where: str, entry: Any) -> ServerConfig:
         isinstance(scopes, list) and all(isinstance(s, str) and s and " " not in s for s in scopes)
     ):
         raise ConfigError(f"{where}.scopes must be a list of scope names without spaces")
-    if not isinstance(entry.get("send_resource", True), bool):
-        raise ConfigError(f"{where}.send_resource must be true or false")
+    for flag in ("send_resource", "client_registered"):
+        if not isinstance(entry.get(flag, True), bool):
+            raise ConfigError(f"{where}.{flag} must be true or false")
     if entry.get("client_secret"):
         logger.warning(
             "%s has a client_secret in plain text; store it in the OS keyring instead", where

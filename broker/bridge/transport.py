@@ -33,6 +33,7 @@ from broker.errors import (
     InteractionRequired,
     ServerUnreachable,
 )
+from broker.hints import login_command
 from broker.oauth.www_authenticate import parse_bearer_challenge
 
 logger = logging.getLogger(__name__)
@@ -105,10 +106,20 @@ class BrokerTokenTransport(httpx2.AsyncBaseTransport):
         how to sign in (MCP authorization: a client learns of the need from the 401)."""
         request.headers.pop("Authorization", None)
         response = await self._inner.handle_async_request(request)
-        if response.status_code == 401:
-            await response.aclose()
+        if response.status_code != 401:
+            return response
+        await response.aclose()
+        challenge = parse_bearer_challenge(response.headers.get_list("www-authenticate"))
+        if challenge is None or not challenge.scope:
             raise needed
-        return response
+        # The scope this request needs is named only here (the login's own probe may not be
+        # challenged for it): the command the user is shown asks for it.
+        resource = self._tokens.resource
+        command = login_command(resource, challenge.scope.split())
+        raise InteractionRequired(
+            f"not signed in to {resource}, which asks for the scope {challenge.scope}; "
+            f"run `{command}`"
+        )
 
     async def _send(self, request: httpx2.Request, token: str) -> httpx2.Response:
         request.headers["Authorization"] = f"Bearer {token}"

@@ -1,6 +1,7 @@
 """A tiny MCP server (the SDK's ``MCPServer`` on Streamable HTTP, uvicorn on a thread) whose tools
 talk back while they run: progress notifications, an elicitation request to the client, and the
-``Authorization`` header it was sent, so a test can see what the bridge relayed."""
+``Authorization`` header it was sent, so a test can see what the bridge relayed. Like any
+protected MCP server, it answers a request without a bearer token with 401."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
@@ -46,11 +48,25 @@ def build_server() -> MCPServer:
     return mcp
 
 
+def bearer_required(app: Any) -> Any:
+    """The ASGI app behind a 401 for any HTTP request that carries no ``Authorization``."""
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not any(k == b"authorization" for k, _ in scope["headers"]):
+            headers = [(b"www-authenticate", b"Bearer"), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 401, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
 @contextmanager
 def chatty_server() -> Iterator[str]:
     """Serve on a free loopback port; yields the MCP URL."""
     port = free_port()
-    app = build_server().streamable_http_app(host="127.0.0.1")
+    app = bearer_required(build_server().streamable_http_app(host="127.0.0.1"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, name="chatty-mcp", daemon=True)
     thread.start()

@@ -146,6 +146,17 @@ def test_when_the_user_must_sign_in_the_answer_says_how_after_the_servers_401() 
     assert error["data"] == {"resource": URL, "reason": "interaction_required"}
 
 
+def test_the_sign_in_command_asks_for_the_scope_the_servers_401_names() -> None:
+    tokens = FakeTokens()
+    tokens.fail = InteractionRequired(f"not signed in to {URL}")
+    server = Server(challenge(401, 'scope="mcp:basic files:read", resource_metadata="x"'))
+
+    error = rpc_error(post(tokens, server))
+
+    assert error["code"] == SIGN_IN_REQUIRED
+    assert f"`mcp-broker login {URL} --scope mcp:basic --scope files:read`" in error["message"]
+
+
 def test_a_server_that_needs_no_sign_in_is_served_without_a_token() -> None:
     tokens = FakeTokens()
     tokens.fail = InteractionRequired(f"not signed in to {URL}")

@@ -255,3 +255,18 @@ def test_login_scope_must_be_one_scope_token(bad: str) -> None:
     with pytest.raises(SystemExit) as usage:
         run(["login", URL, "--scope", bad], fake)
     assert usage.value.code == 2 and fake.extra_scopes == []
+
+
+def test_reset_issuer_forgets_a_client_the_broker_registered_there() -> None:
+    registered = ServerConfig(
+        URL, client_id="dcr-1", issuer="https://as1.example", client_registered=True
+    )
+    fake = FakeBroker(servers={URL: registered})
+
+    run(["add", URL, "--provider", "cognito"], fake)
+    kept = fake.servers[URL]
+    run(["add", URL, "--reset-issuer"], fake)
+    reset = fake.servers[URL]
+
+    assert (kept.client_id, kept.client_registered) == ("dcr-1", True)
+    assert (reset.issuer, reset.client_id, reset.client_registered) == (None, None, None)

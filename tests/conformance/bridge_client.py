@@ -14,7 +14,9 @@ as its last argument, the scenario in ``MCP_CONFORMANCE_SCENARIO``, the protocol
 - **the user's** (this file): ``mcp-broker add URL`` (with ``--client-id`` when the scenario
   hands over pre-registered credentials, the secret typed into the config file, which the broker
   reads), and, when the bridge answers a request with "sign in required" (-32010), running the
-  command the answer names and retrying — as a person reading the MCP client's error would.
+  ``mcp-broker login`` command the answer names and retrying — as a person reading the MCP
+  client's error would; when the login says the server moved to another authorization server,
+  running the ``mcp-broker add`` command it names to confirm, then the login again.
 - **the user's browser** (``approver.py``, set as ``BROWSER``): loads the authorization URL and
   follows its redirect to the broker's loopback listener.
 - **the local MCP client's** (this file): a plain stdio MCP client speaking JSON-RPC lines with
@@ -33,6 +35,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -118,12 +121,14 @@ class User:
     def sign_in(self, message: str) -> bool:
         """Do what the bridge's answer says: run the ``mcp-broker login`` command it names."""
         logger.info("the bridge says: %s", message)
-        done = self.broker("login", self.url)
-        if done.returncode != 0 and "run `mcp-broker add" in done.stderr:
+        login = named_command(message, "login") or ["login", self.url]
+        done = self.broker(*login)
+        add = named_command(done.stderr, "add")
+        if done.returncode != 0 and add:
             # The server moved to another authorization server; the broker asks the user to
-            # confirm by adding the server again, forgetting the pinned issuer.
-            self.broker("add", self.url, "--reset-issuer")
-            done = self.broker("login", self.url)
+            # confirm it by adding the server again, then to sign in.
+            self.broker(*add)
+            done = self.broker(*login)
         return done.returncode == 0
 
     def _type_secret(self, secret: str) -> None:
@@ -136,6 +141,14 @@ class User:
         if found != 1:
             raise SystemExit(f"the server's entry was not found in {config}")
         config.write_text(text)
+
+
+def named_command(message: str, command: str) -> list[str] | None:
+    """The arguments of the first ``mcp-broker COMMAND ...`` the message names in backticks,
+    as a person would copy it."""
+    for named in re.findall(rf"`(mcp-broker {command}\b[^`]*)`", message):
+        return shlex.split(named)[1:]
+    return None
 
 
 def _browser_wrapper(home: Path) -> str:
