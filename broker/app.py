@@ -235,7 +235,9 @@ class Broker:
                 f"{server.issuer} as before. If you trust it, run "
                 f"`mcp-broker add {server.url} --reset-issuer`, then sign in."
             )
-        clients = ClientRegistry(self._preregistered(server, found.issuer))
+        clients = ClientRegistry(
+            self._preregistered(server, found.issuer), server.client_metadata_url
+        )
         scope = self._scope_for(server, found, challenge)
         if extra_scope:
             scope = union_scopes(union_scopes(self._held_scope(server), scope), extra_scope)

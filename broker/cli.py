@@ -156,6 +156,12 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("url", metavar="URL", help="the MCP server URL, e.g. https://host/mcp")
     add.add_argument("--client-id", metavar="ID", help="a client id registered for the broker")
     add.add_argument(
+        "--client-metadata-url",
+        metavar="URL",
+        help="the https URL of a Client ID Metadata Document describing the broker (hosted by "
+        "you): the client id at authorization servers that support such documents",
+    )
+    add.add_argument(
         "--provider",
         choices=PROVIDERS,
         default="auto",
@@ -223,11 +229,17 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     kept = existing
     if existing is not None and existing.client_registered and issuer != existing.issuer:
         kept = None
+    from broker.oauth.registration import is_client_metadata_url
+
+    metadata_url = args.client_metadata_url or (existing and existing.client_metadata_url)
+    if metadata_url and not is_client_metadata_url(metadata_url):
+        raise _UsageError("--client-metadata-url must be an https URL with a path")
     ports = tuple(args.callback_ports) if args.callback_ports else FIXED_CALLBACK_PORTS
     server = ServerConfig(
         url=args.url,
         client_id=args.client_id or (kept.client_id if kept else None),
         client_registered=None if args.client_id or kept is None else kept.client_registered,
+        client_metadata_url=metadata_url or None,
         provider=args.provider,
         callback_ports=ports,
         send_resource=not args.no_resource_param,

@@ -12,6 +12,7 @@
     scopes = ["openid", "mcp/read"]         # optional
     issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_X"  # pinned after discovery
     client_registered = true      # set by the broker: it registered client_id at issuer itself
+    client_metadata_url = "https://example.org/mcp-broker.json"  # optional: your CIMD's URL
 
 Client secrets of confidential clients belong in the OS keyring
 (``KeyringTokenStore.put_client_secret(issuer, client_id, secret)``), not here. A
@@ -57,6 +58,9 @@ class ServerConfig:
     #: bound to that issuer and forgotten with it (MCP authorization, SEP-2352). None for a
     #: client the user configured.
     client_registered: bool | None = None
+    #: The URL of a Client ID Metadata Document describing the broker, hosted by the user or
+    #: their organisation: the client id at authorization servers that accept one.
+    client_metadata_url: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", canonical_resource(self.url))
@@ -214,7 +218,7 @@ def _parse_server(where: str, entry: Any) -> ServerConfig:
     _no_unknown_keys_at(where, entry, _SERVER_KEYS)
     if "url" not in entry:
         raise ConfigError(f"{where} has no url")
-    for name in ("url", "client_id", "client_secret", "provider", "issuer"):
+    for name in ("url", "client_id", "client_secret", "provider", "issuer", "client_metadata_url"):
         if name in entry and not isinstance(entry[name], str):
             raise ConfigError(f"{where}.{name} must be a string")
     ports = entry.get("callback_ports", list(FIXED_CALLBACK_PORTS))

@@ -270,3 +270,19 @@ def test_reset_issuer_forgets_a_client_the_broker_registered_there() -> None:
 
     assert (kept.client_id, kept.client_registered) == ("dcr-1", True)
     assert (reset.issuer, reset.client_id, reset.client_registered) == (None, None, None)
+
+
+def test_add_keeps_a_client_metadata_document_url_and_refuses_one_that_cannot_be(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake = FakeBroker()
+    cimd = "https://example.org/mcp-broker.json"
+
+    code, _, _ = run(["add", URL, "--client-metadata-url", cimd], fake)
+    run(["add", URL, "--provider", "cognito"], fake)
+    with pytest.raises(SystemExit) as bad:
+        run(["add", URL, "--client-metadata-url", "http://example.org/x.json"], fake)
+
+    assert code == 0 and fake.servers[URL].client_metadata_url == cimd
+    assert bad.value.code == 2 and "https URL with a path" in capsys.readouterr().err
+    assert fake.servers[URL].client_metadata_url == cimd

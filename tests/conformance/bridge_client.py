@@ -11,7 +11,8 @@ as its last argument, the scenario in ``MCP_CONFORMANCE_SCENARIO``, the protocol
   ``Mcp-Method``, ``Mcp-Name``, ``Mcp-Param-*``), which tools may be offered, SSE resumption,
   relaying every message both ways unchanged. Sign-in happens in ``mcp-broker login URL``, the
   command the bridge's "sign in required" answer names; it is the broker's code, not this file's.
-- **the user's** (this file): ``mcp-broker add URL`` (with ``--client-id`` when the scenario
+- **the user's** (this file): ``mcp-broker add URL`` (with the URL of the broker's Client ID
+  Metadata Document the harness knows, with ``--client-id`` when the scenario
   hands over pre-registered credentials, the secret typed into the config file, which the broker
   reads), and, when the bridge answers a request with "sign in required" (-32010), running the
   ``mcp-broker login`` command the answer names and retrying — as a person reading the MCP
@@ -48,6 +49,8 @@ logger = logging.getLogger("bridge-conformance-client")
 
 HERE = Path(__file__).resolve().parent
 APPROVER = HERE / "approver.py"
+#: The Client ID Metadata Document URL the harness expects (its ``basic-cimd`` scenario).
+CLIENT_METADATA_URL = "https://conformance-test.local/client-metadata.json"
 #: The bridge's JSON-RPC error code for "sign in, then retry" (broker.bridge.transport).
 SIGN_IN_REQUIRED = -32010
 #: JSON-RPC code of an unsupported protocol version (SEP-2575).
@@ -109,7 +112,8 @@ class User:
         return done
 
     def add_server(self, context: Json) -> None:
-        args = ["add", self.url]
+        # The user's broker has a Client ID Metadata Document, at the URL the harness knows.
+        args = ["add", self.url, "--client-metadata-url", CLIENT_METADATA_URL]
         if context.get("client_id"):
             args += ["--client-id", context["client_id"]]
         if self.broker(*args).returncode != 0:
