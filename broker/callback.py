@@ -8,7 +8,6 @@ short page whose text is escaped, and frees the port when closed (SECURITY #33, 
 
 from __future__ import annotations
 
-import html
 import http.server
 import logging
 import os
@@ -25,6 +24,7 @@ from broker.errors import (
     SignInCancelled,
     SignInTimeout,
 )
+from broker.safetext import html_text
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +41,8 @@ h1{{font-size:1.4em}}</style></head>
 """
 
 
-def safe_text(text: str, limit: int = 500) -> str:
-    """Text fit for an HTML page or a terminal: control characters dropped, markup escaped."""
-    printable = "".join(ch for ch in text[:limit] if ch.isprintable())
-    return html.escape(printable, quote=True)
-
-
 def render_page(title: str, message: str) -> bytes:
-    return _PAGE.format(title=safe_text(title), message=safe_text(message)).encode()
+    return _PAGE.format(title=html_text(title, 500), message=html_text(message, 500)).encode()
 
 
 class _Server(http.server.ThreadingHTTPServer, Generic[T]):

@@ -33,6 +33,7 @@ import httpx2
 
 from broker import errors
 from broker.paths import BrokerPaths, broker_paths, ensure_private_dir, write_private_file
+from broker.safetext import safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +260,7 @@ def _json(response: httpx2.Response) -> dict[str, Any]:
 
 def _error_for(status: int, doc: dict[str, Any]) -> errors.BrokerError:
     code = str(doc.get("error", ""))
-    text = "".join(c for c in str(doc.get("error_description", code)) if c.isprintable())
+    text = safe_text(str(doc.get("error_description", code)), 500)
     if code == "interaction_required":
         return errors.InteractionRequired(text)
     if code == "consent_required":

@@ -32,6 +32,7 @@ import httpx2
 from broker.errors import InvalidGrant, TokenRequestFailed
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.registration import ClientCredentials, client_authentication
+from broker.safetext import safe_text
 from broker.tokens import TokenKey, TokenSet
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def display_user(
         for name in _USER_CLAIMS:
             value = claims.get(name)
             if isinstance(value, str):
-                shown = "".join(c for c in value if c.isprintable()).strip()[:MAX_USER_LENGTH]
+                shown = safe_text(value, MAX_USER_LENGTH)
                 if shown:
                     return shown
     return None
