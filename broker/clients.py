@@ -163,6 +163,10 @@ class ClientsFile:
             return {name: _client_from_json(name, entry) for name, entry in entries.items()}
         except FileNotFoundError:
             return {}
+        except RecursionError:
+            raise ConfigError(
+                f"{self.path} is damaged (nested too deeply); remove it to start over"
+            ) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{self.path} is damaged ({exc}); remove it to start over") from None
 
@@ -322,7 +326,7 @@ def read_audit_log(path: Path) -> Iterator[dict[str, Any]]:
         for line in lines:
             try:
                 entry = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(entry, dict):
                 yield entry

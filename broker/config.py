@@ -178,6 +178,11 @@ def load_config(path: Path) -> Config:
         raise ConfigError(
             f"{path}: not valid TOML ({exc}). The file was left unchanged; fix it or move it away."
         ) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(
+            f"{path}: nested too deeply to be a broker config. The file was left unchanged; fix "
+            "it or move it away."
+        ) from None
     return _parse(path, doc)
 
 

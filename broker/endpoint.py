@@ -243,7 +243,7 @@ def _parse(raw: bytes) -> Endpoint:
             secret=str(doc["secret"]),
             started_at=float(doc.get("started_at", 0.0)),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise errors.BrokerNotRunning("endpoint.json is damaged; restart the broker") from None
     if endpoint.url != f"http://127.0.0.1:{endpoint.port}" or not 0 < endpoint.port < 65536:
         raise errors.StaleEndpoint("endpoint.json names a URL other than http://127.0.0.1:PORT")

@@ -204,7 +204,7 @@ def handle_token_response(
     """
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if response.status_code != 200 or not isinstance(body, dict):
         raise _error(response, body)
