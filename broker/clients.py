@@ -41,7 +41,7 @@ from typing import Any
 from broker.errors import ConfigError
 from broker.filelock import lock_for
 from broker.oauth.resource import canonical_resource
-from broker.paths import ensure_private_dir, write_private_file
+from broker.paths import ensure_private_dir, open_private, write_private_file
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class AuditLog:
         }
         try:
             self._rotate_if_big()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             with os.fdopen(fd, "a", encoding="utf-8") as out:
                 out.write(json.dumps(line, ensure_ascii=True) + "\n")
         except OSError as exc:

@@ -43,7 +43,7 @@ from broker.errors import (
     InteractionRequired,
     StorageUnavailable,
 )
-from broker.paths import HOME_ENV, BrokerPaths, broker_paths
+from broker.paths import HOME_ENV, BrokerPaths, broker_paths, open_private
 from broker.safetext import safe_text
 
 if TYPE_CHECKING:
@@ -447,7 +447,7 @@ def _headless_broker(paths: BrokerPaths, config_file: Path) -> Iterator[None]:
     env = {**os.environ, HOME_ENV: str(paths.config_file.parent)}
     log_path = paths.state_dir / "smoke-broker.log"
     argv = [sys.executable, "-m", "broker.cli", "--config", str(config_file), "run", "--headless"]
-    with log_path.open("wb") as log:
+    with os.fdopen(open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as log:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             argv,
             env=env,

@@ -32,7 +32,13 @@ from typing import Any
 import httpx2
 
 from broker import errors
-from broker.paths import BrokerPaths, broker_paths, ensure_private_dir, write_private_file
+from broker.paths import (
+    BrokerPaths,
+    broker_paths,
+    ensure_private_dir,
+    open_private,
+    write_private_file,
+)
 from broker.safetext import safe_text
 
 logger = logging.getLogger(__name__)
@@ -105,7 +111,7 @@ def hello_proof(key: bytes, port: int, nonce: str) -> str:
 def read_endpoint(path: Path) -> Endpoint:
     """Read and check ``endpoint.json``; :class:`BrokerNotRunning` when there is none."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = open_private(path, os.O_RDONLY)
     except FileNotFoundError:
         raise errors.BrokerNotRunning(
             f"no broker is running ({path} does not exist); start it with: mcp-broker"
