@@ -24,6 +24,7 @@ from broker.errors import (
     SignInCancelled,
     SignInTimeout,
 )
+from broker.loopback_hosts import allowed_hosts
 from broker.safetext import html_text
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
 
     def do_GET(self) -> None:
-        status, page = self.server.listener._handle(self.path)
+        if self.headers.get("Host") not in allowed_hosts(self.server.listener.port):
+            # A DNS-rebinding page: the same answer whatever the listener is waiting for.
+            status, page = 403, render_page("Forbidden", "This address is not for web pages.")
+        else:
+            status, page = self.server.listener._handle(self.path)
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(page)))
