@@ -1,4 +1,4 @@
-"""The loopback callback listener (SECURITY #33, #34, #40, #43)."""
+"""The loopback callback listener: exact port, strays ignored, escaped pages, busy ports."""
 
 from __future__ import annotations
 

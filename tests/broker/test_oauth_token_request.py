@@ -1,4 +1,4 @@
-"""Token requests and responses stepped with recorded exchanges (SECURITY #27)."""
+"""Token requests and responses stepped with recorded exchanges."""
 
 from __future__ import annotations
 
