@@ -41,6 +41,7 @@ from broker.errors import (
 )
 from broker.filelock import FileLock, lock_for
 from broker.paths import BrokerPaths, broker_paths
+from broker.safetext import safe_text
 from broker.service import KeyStatus, State, TokenService
 from broker.stamps import FileStamps
 from broker.store.base import ClientSecretStore, TokenStore
@@ -376,13 +377,23 @@ class Broker:
     def _scope_for(
         self, server: ServerConfig, found: Discovered, challenge: BearerChallenge | None
     ) -> str | None:
-        from broker.oauth.scopes import choose_scope, with_offline_access
+        from broker.oauth.scopes import choose_scope, own_scopes, with_offline_access
 
         as_scopes = found.auth_server.scopes_supported
-        if server.scopes:
+        if server.scopes:  # the user's own choice: taken as it is
             return with_offline_access(" ".join(server.scopes), as_scopes)
         prm_scopes = found.prm.scopes_supported if found.prm else None
-        return choose_scope(challenge.scope if challenge else None, prm_scopes, as_scopes)
+        scope = choose_scope(challenge.scope if challenge else None, prm_scopes, as_scopes)
+        if not found.auth_server.profile.scopes_named_by_resource:
+            return scope
+        scope, dropped = own_scopes(scope, (server.url, found.resource))
+        if dropped:
+            logger.warning(
+                "%s asked for scopes of other servers; not requested: %s",
+                server.url,
+                safe_text(" ".join(dropped), 300),
+            )
+        return scope
 
     def _rekeyed(self, server: ServerConfig, tokens: TokenSet) -> TokenSet:
         if tokens.key.resource != server.url:
@@ -416,22 +427,23 @@ class Broker:
         """The server's 401 challenge (its ``scope`` and ``resource_metadata``), if it sends one.
 
         A POST, as an MCP client's first request is (a server need not serve GET at all), of a
-        ``ping``, which changes nothing on any server. Only the status and headers are read: a
-        server without auth might open a stream.
+        ``ping``, which changes nothing on any server. Only the status and headers are read (a
+        server without auth might open a stream), within the same total time limit as every other
+        exchange.
         """
         import httpx2
 
+        from broker.discovery import LimitedSender
         from broker.oauth.www_authenticate import parse_bearer_challenge
 
-        headers = {"Accept": "application/json, text/event-stream"}
+        accept = {"Accept": "application/json, text/event-stream"}
         ping = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
+        request = httpx2.Request("POST", url, headers=accept, json=ping)
+        probe = LimitedSender(limits=getattr(self._send, "limits", None))  # the sender's limits
         try:
-            with (
-                httpx2.Client(timeout=10.0, follow_redirects=False) as client,
-                client.stream("POST", url, headers=headers, json=ping) as response,
-            ):
-                if response.status_code != 401:
-                    return None
-                return parse_bearer_challenge(response.headers.get_list("www-authenticate"))
-        except httpx2.TransportError as exc:
-            raise ServerUnreachable(f"{url} could not be reached") from exc
+            response = probe.head_of(request)
+        finally:
+            probe.close()
+        if response.status_code != 401:
+            return None
+        return parse_bearer_challenge(response.headers.get_list("www-authenticate"))

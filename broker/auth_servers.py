@@ -91,7 +91,7 @@ class AuthServerCache:
             loaded = json.loads(self._path.read_bytes())
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: absurdly deep JSON
             logger.info("ignoring an unreadable %s", self._path.name)
             return {}
         return loaded if isinstance(loaded, dict) else {}

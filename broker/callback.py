@@ -8,7 +8,6 @@ short page whose text is escaped, and frees the port when closed (SECURITY #33, 
 
 from __future__ import annotations
 
-import html
 import http.server
 import logging
 import os
@@ -25,6 +24,8 @@ from broker.errors import (
     SignInCancelled,
     SignInTimeout,
 )
+from broker.loopback_hosts import allowed_hosts
+from broker.safetext import html_text
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +42,8 @@ h1{{font-size:1.4em}}</style></head>
 """
 
 
-def safe_text(text: str, limit: int = 500) -> str:
-    """Text fit for an HTML page or a terminal: control characters dropped, markup escaped."""
-    printable = "".join(ch for ch in text[:limit] if ch.isprintable())
-    return html.escape(printable, quote=True)
-
-
 def render_page(title: str, message: str) -> bytes:
-    return _PAGE.format(title=safe_text(title), message=safe_text(message)).encode()
+    return _PAGE.format(title=html_text(title, 500), message=html_text(message, 500)).encode()
 
 
 class _Server(http.server.ThreadingHTTPServer, Generic[T]):
@@ -73,7 +68,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
 
     def do_GET(self) -> None:
-        status, page = self.server.listener._handle(self.path)
+        if self.headers.get("Host") not in allowed_hosts(self.server.listener.port):
+            # A DNS-rebinding page: the same answer whatever the listener is waiting for.
+            status, page = 403, render_page("Forbidden", "This address is not for web pages.")
+        else:
+            status, page = self.server.listener._handle(self.path)
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(page)))

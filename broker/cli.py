@@ -27,6 +27,7 @@ from broker.configure import configure_configure_parser, configure_headers_parse
 from broker.demo import configure_demo_parser
 from broker.errors import BrokerError, InteractionRequired
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
+from broker.safetext import safe_lines, safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.add_argument("tool", metavar="TOOL", help="the tool's name")
     call.add_argument(
+        "--json",
+        action="store_true",
+        help="print the whole result as JSON (control characters escaped) instead of its text; "
+        "the text is shown without control characters or escape sequences",
+    )
+    call.add_argument(
         "--args", dest="tool_args", default="{}", metavar="JSON", help="arguments as a JSON object"
     )
     configure_connect_parser(sub)
@@ -179,7 +186,9 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument(
         "--no-resource-param",
         action="store_true",
-        help="do not send the RFC 8707 resource parameter (for servers that reject it)",
+        help="do not send the RFC 8707 resource parameter, for authorization servers that reject "
+        "it. This gives up audience binding: the token is then not tied to this server and works "
+        "on any server that trusts the same authorization server and accepts its scopes",
     )
     add.add_argument(
         "--scope",
@@ -297,7 +306,7 @@ def _logout(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     )
     print(f"Signed out of {args.url}{revoked}.", file=out)
     if result.problem:
-        print(f"mcp-broker: warning: {_terminal_safe(result.problem)}", file=sys.stderr)
+        print(f"mcp-broker: warning: {safe_text(result.problem)}", file=sys.stderr)
     return 0
 
 
@@ -320,7 +329,7 @@ def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         if row.expires_at is not None and row.state == "valid":
             who = f"as {row.user}, " if row.user else ""
             detail = f"{who}token until {_local_time(row.expires_at)}"
-        print(f"{row.url}\t{row.state}\t{_terminal_safe(detail)}", file=out)
+        print(f"{safe_text(row.url)}\t{row.state}\t{safe_text(detail)}", file=out)
     return 0
 
 
@@ -351,7 +360,11 @@ def _call(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         if inner is not None:
             raise inner from exc
         raise BrokerError(f"the call failed: {_describe(exc)}") from exc
-    print(render_result(result), file=out)
+    if args.json:  # for programs: JSON escapes what the terminal must not see
+        dumped = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        print(json.dumps(dumped, ensure_ascii=True), file=out)
+    else:  # escape sequences in a server's text must not reach the terminal
+        print(safe_lines(render_result(result)), file=out)
     return 1 if result.is_error else 0
 
 
@@ -378,12 +391,7 @@ def _broker_error_in(exc: BaseException) -> BrokerError | None:
 def _describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return _terminal_safe(f"{type(exc).__name__}: {exc}")
-
-
-def _terminal_safe(text: str) -> str:
-    """No escape sequences or control characters from a server reach the terminal (#40)."""
-    return "".join(ch for ch in text if ch.isprintable())
+    return safe_text(f"{type(exc).__name__}: {exc}")
 
 
 def _local_time(epoch: float) -> str:
@@ -424,7 +432,7 @@ def main(
         url = getattr(args, "url", None)
         if isinstance(exc, InteractionRequired) and url and "mcp-broker login" not in message:
             message += f". Sign in with: mcp-broker login {url}"
-        print(f"mcp-broker: {_terminal_safe(message)}", file=sys.stderr)
+        print(f"mcp-broker: {safe_text(message)}", file=sys.stderr)
         logger.debug("failed", exc_info=True)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -41,7 +41,7 @@ from typing import Any
 from broker.errors import ConfigError
 from broker.filelock import lock_for
 from broker.oauth.resource import canonical_resource
-from broker.paths import ensure_private_dir, write_private_file
+from broker.paths import ensure_private_dir, open_private, write_private_file
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,10 @@ class ClientsFile:
             return {name: _client_from_json(name, entry) for name, entry in entries.items()}
         except FileNotFoundError:
             return {}
+        except RecursionError:
+            raise ConfigError(
+                f"{self.path} is damaged (nested too deeply); remove it to start over"
+            ) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{self.path} is damaged ({exc}); remove it to start over") from None
 
@@ -286,7 +290,7 @@ class AuditLog:
         }
         try:
             self._rotate_if_big()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             with os.fdopen(fd, "a", encoding="utf-8") as out:
                 out.write(json.dumps(line, ensure_ascii=True) + "\n")
         except OSError as exc:
@@ -322,7 +326,7 @@ def read_audit_log(path: Path) -> Iterator[dict[str, Any]]:
         for line in lines:
             try:
                 entry = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(entry, dict):
                 yield entry

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from broker.clients import ClientsFile, read_audit_log
 from broker.paths import BrokerPaths, broker_paths
+from broker.safetext import safe_text
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -126,11 +127,7 @@ def _log(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             entry.get("outcome"),
             entry.get("resource"),
         )
-        print(_safe("\t".join(str(f) for f in fields)) + times, file=out)
+        print("\t".join(safe_text(str(f)) for f in fields) + times, file=out)
     if not entries:
         print("The audit log is empty.", file=out)
     return 0
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isprintable() or ch == "\t" else "?" for ch in text)

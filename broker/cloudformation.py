@@ -36,6 +36,8 @@ def read_stack_outputs(path: str | Path) -> dict[str, str]:
     """The outputs in ``path`` as ``{normalized name: value}``. Raises :class:`ConfigError`."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ConfigError(f"{path}: cannot read stack outputs (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read stack outputs ({exc})") from None
     outputs = outputs_of(doc)

@@ -36,7 +36,7 @@ from broker.errors import ConfigError
 from broker.filelock import lock_for
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 from broker.oauth.resource import canonical_resource
-from broker.paths import BrokerPaths, write_private_file
+from broker.paths import BrokerPaths, ensure_safe_config, write_private_file
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +175,7 @@ def _validated_settings(values: Mapping[str, Any], where: str) -> Settings:
 
 def load_config(path: Path) -> Config:
     """Read ``path``; a missing file is an empty config. Raises :class:`ConfigError`."""
+    ensure_safe_config(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -186,6 +187,11 @@ def load_config(path: Path) -> Config:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(
             f"{path}: not valid TOML ({exc}). The file was left unchanged; fix it or move it away."
+        ) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(
+            f"{path}: nested too deeply to be a broker config. The file was left unchanged; fix "
+            "it or move it away."
         ) from None
     return _parse(path, doc)
 

@@ -28,10 +28,10 @@ from broker.menu import (
     Command,
     View,
     needs_sign_in,
-    safe_text,
     server_name,
 )
 from broker.notify import Notifier
+from broker.safetext import safe_text
 from broker.tokens import TokenSet
 
 logger = logging.getLogger(__name__)

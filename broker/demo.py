@@ -43,7 +43,8 @@ from broker.errors import (
     InteractionRequired,
     StorageUnavailable,
 )
-from broker.paths import HOME_ENV, BrokerPaths, broker_paths
+from broker.paths import HOME_ENV, BrokerPaths, broker_paths, open_private
+from broker.safetext import safe_text
 
 if TYPE_CHECKING:
     from broker.app import Broker
@@ -167,10 +168,6 @@ def _configure(broker: Broker, url: str) -> None:
     broker.add(ServerConfig(url, client_id=CLIENT_ID, provider="cognito"))
 
 
-def _safe(text: str) -> str:
-    return "".join(ch for ch in text if ch.isprintable())
-
-
 # -- the interactive demo -------------------------------------------------------------------------
 
 
@@ -225,7 +222,7 @@ def _sign_in_in_background(broker: Broker, url: str, out: TextIO) -> None:
         try:
             broker.login(url)
         except BrokerError as exc:
-            print(f"Sign-in did not work: {_safe(str(exc))}", file=out, flush=True)
+            print(f"Sign-in did not work: {safe_text(str(exc))}", file=out, flush=True)
             print(f"Try again with: mcp-broker login {url}", file=out, flush=True)
             return
         print(f"Signed in to {url}. The broker now serves its tokens.", file=out, flush=True)
@@ -319,7 +316,7 @@ class _Steps:
 def _describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return _safe(f"{type(exc).__name__}: {exc}")
+    return safe_text(f"{type(exc).__name__}: {exc}")
 
 
 def _smoke(args: argparse.Namespace, out: TextIO) -> int:
@@ -450,7 +447,7 @@ def _headless_broker(paths: BrokerPaths, config_file: Path) -> Iterator[None]:
     env = {**os.environ, HOME_ENV: str(paths.config_file.parent)}
     log_path = paths.state_dir / "smoke-broker.log"
     argv = [sys.executable, "-m", "broker.cli", "--config", str(config_file), "run", "--headless"]
-    with log_path.open("wb") as log:
+    with os.fdopen(open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as log:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             argv,
             env=env,
@@ -489,7 +486,7 @@ def _safe_tail(path: Path, lines: int = 15) -> str:
         text = path.read_text(errors="replace")
     except OSError:
         return "(no log)"
-    return "\n".join(_safe(line) for line in text.splitlines()[-lines:])
+    return "\n".join(safe_text(line) for line in text.splitlines()[-lines:])
 
 
 def _whoami(url: str, token: str) -> dict[str, Any]:
@@ -498,10 +495,10 @@ def _whoami(url: str, token: str) -> dict[str, Any]:
     result = call_tool(url, "whoami", {}, lambda: token)
     text = render_result(result)
     if result.is_error:
-        raise BrokerError(f"whoami answered with an error: {_safe(text)}")
+        raise BrokerError(f"whoami answered with an error: {safe_text(text)}")
     identity = result.structured_content or json.loads(text)
     if not isinstance(identity, dict) or identity.get("username") != DEMO_USER:
-        raise BrokerError(f"whoami did not name {DEMO_USER}: {_safe(text)}")
+        raise BrokerError(f"whoami did not name {DEMO_USER}: {safe_text(text)}")
     return identity
 
 

@@ -2,7 +2,7 @@
 
 Every metadata, registration and token response goes through :class:`LimitedSender`, which
 never follows redirects and aborts a response that is larger than ``max_bytes`` or takes longer
-than ``total_seconds`` in all, however slowly it trickles in (SECURITY #39).
+than ``total_seconds`` in all, headers included, however slowly it trickles in.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import httpx2
 
+from broker.deadline import WatchedTransport, within
 from broker.errors import ResponseLimitExceeded, ServerUnreachable
 from broker.oauth import discovery as steps
 from broker.oauth.discovery import Discovered
@@ -34,35 +35,62 @@ class HttpLimits:
 
 
 class LimitedSender:
-    """Send one request and read its whole body within the limits; a closable callable."""
+    """Send one request and read its whole body within the limits; a closable callable.
+
+    The total time limit covers the whole exchange, headers included (:mod:`broker.deadline`)
+    when the sender makes its own client; a client passed in bounds only the body's time.
+    """
 
     def __init__(self, client: httpx2.Client | None = None, limits: HttpLimits | None = None):
         self.limits = limits or HttpLimits()
         self._own = client is None
-        self._client = client or httpx2.Client(follow_redirects=False)
+        self._client = client or httpx2.Client(transport=WatchedTransport(), follow_redirects=False)
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        return self._exchange(request, read_body=True)
+
+    def head_of(self, request: httpx2.Request) -> httpx2.Response:
+        """Status and headers only, within the same limits (the body might be a stream)."""
+        return self._exchange(request, read_body=False)
+
+    def _exchange(self, request: httpx2.Request, read_body: bool) -> httpx2.Response:
         limits = self.limits
         deadline = time.monotonic() + limits.total_seconds
         request.extensions["timeout"] = httpx2.Timeout(
             limits.total_seconds, connect=min(limits.connect_seconds, limits.total_seconds)
         ).as_dict()
-        try:
-            response = self._client.send(request, stream=True, follow_redirects=False)
-        except httpx2.TimeoutException as exc:
-            raise ResponseLimitExceeded(f"{_where(request)} did not answer in time") from exc
-        except httpx2.TransportError as exc:
-            raise ServerUnreachable(f"{_where(request)} could not be reached") from exc
-        try:
-            body = _read_limited(response, request, limits.max_bytes, deadline)
-        finally:
-            response.close()
+        with within(limits.total_seconds) as exchange:
+            try:
+                response = self._client.send(request, stream=True, follow_redirects=False)
+            except httpx2.TimeoutException as exc:
+                raise ResponseLimitExceeded(f"{_where(request)} did not answer in time") from exc
+            except httpx2.TransportError as exc:
+                if exchange.expired:
+                    raise ResponseLimitExceeded(_too_long(request, limits)) from exc
+                raise ServerUnreachable(f"{_where(request)} could not be reached") from exc
+            try:
+                body = (
+                    _read_limited(response, request, limits.max_bytes, deadline)
+                    if read_body
+                    else b""
+                )
+            except ServerUnreachable as exc:
+                if exchange.expired:
+                    raise ResponseLimitExceeded(_too_long(request, limits)) from exc
+                raise
+            finally:
+                exchange.finish()
+                response.close()
         headers = [(k, v) for k, v in response.headers.multi_items() if k not in _DROP_HEADERS]
         return httpx2.Response(response.status_code, headers=headers, content=body, request=request)
 
     def close(self) -> None:
         if self._own:
             self._client.close()
+
+
+def _too_long(request: httpx2.Request, limits: HttpLimits) -> str:
+    return f"{_where(request)} took longer than {limits.total_seconds:g} s to answer"
 
 
 def _where(request: httpx2.Request) -> str:

@@ -32,7 +32,14 @@ from typing import Any
 import httpx2
 
 from broker import errors
-from broker.paths import BrokerPaths, broker_paths, ensure_private_dir, write_private_file
+from broker.paths import (
+    BrokerPaths,
+    broker_paths,
+    ensure_private_dir,
+    open_private,
+    write_private_file,
+)
+from broker.safetext import safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +111,7 @@ def hello_proof(key: bytes, port: int, nonce: str) -> str:
 def read_endpoint(path: Path) -> Endpoint:
     """Read and check ``endpoint.json``; :class:`BrokerNotRunning` when there is none."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = open_private(path, os.O_RDONLY)
     except FileNotFoundError:
         raise errors.BrokerNotRunning(
             f"no broker is running ({path} does not exist); start it with: mcp-broker"
@@ -242,7 +249,7 @@ def _parse(raw: bytes) -> Endpoint:
             secret=str(doc["secret"]),
             started_at=float(doc.get("started_at", 0.0)),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise errors.BrokerNotRunning("endpoint.json is damaged; restart the broker") from None
     if endpoint.url != f"http://127.0.0.1:{endpoint.port}" or not 0 < endpoint.port < 65536:
         raise errors.StaleEndpoint("endpoint.json names a URL other than http://127.0.0.1:PORT")
@@ -259,7 +266,7 @@ def _json(response: httpx2.Response) -> dict[str, Any]:
 
 def _error_for(status: int, doc: dict[str, Any]) -> errors.BrokerError:
     code = str(doc.get("error", ""))
-    text = "".join(c for c in str(doc.get("error_description", code)) if c.isprintable())
+    text = safe_text(str(doc.get("error_description", code)), 500)
     if code == "interaction_required":
         return errors.InteractionRequired(text)
     if code == "consent_required":

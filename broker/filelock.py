@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from broker.errors import LockTimeout
-from broker.paths import ensure_private_dir
+from broker.paths import ensure_private_dir, open_private
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class FileLock:
         with self._guard:
             if self._fd is not None:
                 raise RuntimeError(f"{self.path} is already held by this FileLock")
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
             while not _try_lock(fd):
                 if time.monotonic() >= deadline:

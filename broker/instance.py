@@ -104,5 +104,5 @@ def read_running(info: Path) -> RunningBroker | None:
             float(data["started_at"]),
             str(data["api_url"]) if data.get("api_url") else None,
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None

@@ -99,6 +99,8 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
         ) from None
     except ValueError as exc:
         raise ClientConfigError(f"{path}: {exc}; it was left unchanged") from None
+    except RecursionError:
+        raise ClientConfigError(f"{path}: nested too deeply; it was left unchanged") from None
     if not isinstance(data, dict):
         raise ClientConfigError(f"{path}: the top level is not a JSON object; left unchanged")
     return data
@@ -133,7 +135,7 @@ def _is_jsonc(text: str) -> bool:
     stripped = re.sub(r",(?=\s*[\]}])", "", stripped)
     try:
         json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 

@@ -5,20 +5,21 @@ controller fills :class:`View` snapshots from the broker. Every menu item carrie
 :class:`Command` that the tray posts to the controller's worker when it is chosen.
 
 Text that came from a server (``reason``, ``error_description``, a URL) goes through
-:func:`safe_text` before it reaches a label or the title (SECURITY.md #40).
+:func:`~broker.safetext.safe_text` before it reaches a label or the title (escape sequences
+and markup in server text are never shown).
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from broker.app import ServerStatus
 from broker.clients import ConsentRequest, Decision
+from broker.safetext import safe_text
 
 _SIGNED_IN = {"valid"}
 _NEEDS_SIGN_IN = {"signed_out", "sign_in_required", "unknown"}
@@ -93,15 +94,6 @@ class View:
     """None: starting at login is not wired yet, so the checkbox is shown disabled."""
     step_ups: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     """Per server URL: scopes API clients asked for that the sign-in lacks, and those clients."""
-
-
-def safe_text(text: str, limit: int = LABEL_LIMIT) -> str:
-    """Printable text only: no control, format (bidi) or escape characters, at most ``limit``."""
-    kept = "".join(
-        ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else " " for ch in text
-    )
-    kept = " ".join(kept.split())
-    return kept if len(kept) <= limit else kept[: limit - 1] + "…"
 
 
 def server_name(url: str) -> str:
@@ -183,7 +175,11 @@ def server_entry(status: ServerStatus, view: View) -> Entry:
     if step_up is not None and signed_in:
         scope, clients = step_up
         label = f"Sign in again for {scope} (asked by {', '.join(clients)})"
-        asked = (Entry(safe_text(label), Command(Action.STEP_UP, status.url), enabled=not busy),)
+        asked = (
+            Entry(
+                safe_text(label, LABEL_LIMIT), Command(Action.STEP_UP, status.url), enabled=not busy
+            ),
+        )
     actions = (
         *asked,
         Entry("Sign in again" if signed_in else "Sign in", Command(Action.SIGN_IN, status.url),
@@ -194,7 +190,7 @@ def server_entry(status: ServerStatus, view: View) -> Entry:
               enabled=not busy and signed_in and state is not Overall.ERROR),
     )  # fmt: skip
     label = f"{server_name(status.url)}: {describe(status, view)}"
-    return Entry(safe_text(label), submenu=actions)
+    return Entry(safe_text(label, LABEL_LIMIT), submenu=actions)
 
 
 def consent_entry(request: ConsentRequest) -> Entry:
@@ -203,7 +199,7 @@ def consent_entry(request: ConsentRequest) -> Entry:
 
     label = f"Allow {safe_text(request.client, 30)} to use {server_name(request.resource)}?"
     return Entry(
-        safe_text(label),
+        safe_text(label, LABEL_LIMIT),
         submenu=(
             choice("Allow once", Decision.ALLOW_ONCE),
             choice("Always allow", Decision.ALLOW_ALWAYS),

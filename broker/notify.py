@@ -20,7 +20,9 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from broker.menu import safe_text
+from broker.safetext import safe_text
+
+SUMMARY_LIMIT = 80
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class LogNotifier:
     """No desktop to notify: the message goes to the log (headless mode)."""
 
     def notify(self, summary: str, body: str) -> None:
-        logger.warning("%s: %s", safe_text(summary), safe_text(body, 300))
+        logger.warning("%s: %s", safe_text(summary, SUMMARY_LIMIT), safe_text(body, 300))
 
 
 class CallbackNotifier:
@@ -49,7 +51,7 @@ class CallbackNotifier:
 
     def notify(self, summary: str, body: str) -> None:
         try:
-            self._send(safe_text(summary), safe_text(body, 300))
+            self._send(safe_text(summary, SUMMARY_LIMIT), safe_text(body, 300))
         except Exception:
             logger.info("could not show a notification", exc_info=True)
             self._fallback.notify(summary, body)
@@ -66,7 +68,10 @@ class DBusNotifier:
     def notify(self, summary: str, body: str) -> None:
         try:
             with self._lock:
-                self._send(safe_text(summary), html.escape(safe_text(body, 300), quote=False))
+                self._send(
+                    safe_text(summary, SUMMARY_LIMIT),
+                    html.escape(safe_text(body, 300), quote=False),
+                )
         except Exception as exc:
             logger.info("no notification daemon answered (%s)", type(exc).__name__)
             self._fallback.notify(summary, body)

@@ -7,11 +7,15 @@ locks and logs all live under that one directory (tests and scripts rely on it):
     <home>/locks/         <home>/logs/
 
 Directories that hold secrets or locks are created 0700 and refused when another user could write
-to them (SECURITY #16). Secret files are written atomically, mode 0600 (:func:`write_private_file`).
+to them; so are a config file and the broker's home that another user owns or could write
+(:func:`ensure_safe_config`). Secret files are written atomically, mode 0600
+(:func:`write_private_file`); every other file the broker writes is opened without following
+symlinks (:func:`open_private`).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -30,6 +34,8 @@ logger = logging.getLogger(__name__)
 APP_NAME = "mcp-oauth-broker"
 HOME_ENV = "MCP_BROKER_HOME"
 _POSIX = os.name == "posix"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True)
@@ -77,20 +83,63 @@ def ensure_private_dir(path: Path) -> Path:
     info = path.lstat()
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise UnsafePathError(f"{path} is not a plain directory; remove it and retry")
-    if info.st_uid != os.geteuid():
-        raise UnsafePathError(
-            f"{path} belongs to another user (uid {info.st_uid}); refusing to use it"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafePathError(
-            f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
-            f"refusing to keep secrets there. Fix it with: chmod 700 {path}"
-        )
+    refuse_if_others_can_write(path, info, "chmod 700", "to keep secrets there")
     if stat.S_IMODE(info.st_mode) != 0o700:
         # Readable-by-others is not an attack path into the dir, but secrets do not belong there.
         logger.info("Tightening %s to mode 700", path)
         os.chmod(path, 0o700)
     return path
+
+
+def ensure_safe_config(config_file: Path) -> None:
+    """Refuse a config file, or the directory holding it (the broker's home), that another user
+    owns or could write: whoever writes the config chooses the servers and authorization
+    servers the broker trusts. A missing file or directory is fine (nothing to trust yet)."""
+    if not _POSIX:
+        return
+    for path, fix in ((config_file.parent, "chmod go-w"), (config_file, "chmod 600")):
+        try:
+            info = path.stat()  # a config symlinked from a dotfiles repo is judged by its target
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise UnsafePathError(f"{path}: cannot be checked ({exc.strerror})") from None
+        refuse_if_others_can_write(path, info, fix, "as the broker's configuration")
+
+
+def refuse_if_others_can_write(path: Path, info: os.stat_result, fix: str, purpose: str) -> None:
+    """:class:`UnsafePathError`, with the command that fixes it, when ``path`` belongs to another
+    user or its group or others may write to it."""
+    if info.st_uid != os.geteuid():
+        raise UnsafePathError(
+            f"{path} belongs to another user (uid {info.st_uid}); refusing to use it "
+            f"{purpose}. Fix it with: sudo chown {_user_name()} {path}"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafePathError(
+            f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}); refusing "
+            f"to use it {purpose}. Fix it with: {fix} {path}"
+        )
+
+
+def _user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open`` for a file the broker writes (or a secret it reads): never through a symlink
+    (a link planted in its directory must not send a write elsewhere), created 0600, and only a
+    regular file. Raises :class:`OSError` otherwise."""
+    fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
 
 
 def write_private_file(path: Path, data: bytes | str) -> None:

@@ -1,16 +1,18 @@
 """Proactive background refresh: a daemon thread that refreshes each known key before it expires.
 
-It only decides *when*; every refresh goes through :meth:`TokenService.refresh`, so it shares the
-single-flight locks, the backoff and the generation checks with on-demand requests and can never
-refresh a key twice. The thread sleeps until the earliest due key, but never longer than
-``max_sleep``: after a suspend the monotonic clock has stood still while the wall clock has not,
-and a short sleep is how the thread notices (SECURITY.md #28).
+It only decides *when*; each refresh runs on a thread of its own (one slow authorization server
+never delays another server's refresh), and every refresh goes through
+:meth:`TokenService.refresh`, so it shares the single-flight locks, the backoff and the
+generation checks with on-demand requests and can never refresh a key twice. The thread sleeps
+until the earliest due key, but never longer than ``max_sleep``: after a suspend the monotonic
+clock has stood still while the wall clock has not, and a short sleep is how the thread notices.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from broker.errors import BrokerError
 from broker.service import KeyStatus, State, TokenService
@@ -24,12 +26,19 @@ _TIMER_SLACK = 0.01
 
 class Refresher:
     def __init__(
-        self, service: TokenService, *, max_sleep: float = 30.0, min_sleep: float = 1.0
+        self,
+        service: TokenService,
+        *,
+        max_sleep: float = 30.0,
+        min_sleep: float = 1.0,
+        settle: float = 2.0,
     ) -> None:
         self._service = service
         self._max_sleep = max_sleep
         self._min_sleep = min_sleep  # never a tight loop, whatever the tokens say (#27)
+        self._settle = settle
         self._keys: set[TokenKey] = set()
+        self._workers: dict[TokenKey, threading.Thread] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -61,28 +70,64 @@ class Refresher:
             if self._thread.is_alive():
                 logger.warning("the refresher did not stop within %.0fs", timeout)
             self._thread = None
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.join(timeout)
 
     def run_once(self) -> float:
-        """Refresh every due key; return the seconds until the next one is due."""
+        """Start the refresh of every due key; return the seconds until the next one is due.
+
+        Each refresh runs on a thread of its own, so one slow authorization server never holds
+        up the refresh of another server's token; the loop waits a moment (``settle``) for them
+        to see their outcome, and a refresh that takes longer wakes it when it ends.
+        """
         with self._lock:
-            keys = sorted(self._keys)
+            keys = [key for key in sorted(self._keys) if key not in self._workers]
         next_due = self._max_sleep
+        started: list[TokenKey] = []
         for key in keys:
             if self._stopping.is_set():
                 break
             due = self._service.refresh_in(key)
             if due is not None and due <= 0:
-                self._refresh(key)
-                due = self._service.refresh_in(key)
-                if due is not None and due <= 0:
-                    # Still due right after a refresh (failing, backing off, or tokens that die
-                    # at birth): look again later, never in a tight loop (#27).
-                    due = self._min_sleep
+                self._start_refresh(key)
+                started.append(key)
+            elif due is not None:
+                next_due = min(next_due, due)
+        for key in self._settled(started):
+            due = self._service.refresh_in(key)
+            if due is not None and due <= 0:
+                # Still due right after a refresh (failing, backing off, or tokens that die
+                # at birth): look again later, never in a tight loop (#27).
+                due = self._min_sleep
             if due is not None:
                 next_due = min(next_due, due)
         # Otherwise sleep exactly until the next key is due: a short token's refresh is timed
         # within a fraction of a second of its lifetime.
         return max(_TIMER_SLACK, min(self._max_sleep, next_due))
+
+    def _start_refresh(self, key: TokenKey) -> None:
+        worker = threading.Thread(
+            target=self._refresh, args=(key,), name="token-refresh", daemon=True
+        )
+        with self._lock:
+            self._workers[key] = worker
+        worker.start()
+
+    def _settled(self, keys: list[TokenKey]) -> list[TokenKey]:
+        """The keys among ``keys`` whose refresh ended within the ``settle`` time."""
+        deadline = time.monotonic() + self._settle
+        with self._lock:
+            workers = {key: self._workers.get(key) for key in keys}
+        done = []
+        for key, worker in workers.items():
+            if worker is not None:
+                worker.join(max(0.0, deadline - time.monotonic()))
+                if worker.is_alive():
+                    continue
+            done.append(key)
+        return done
 
     def _refresh(self, key: TokenKey) -> None:
         try:
@@ -92,6 +137,10 @@ class Refresher:
             logger.info("proactive refresh for %s: %s", key.resource, exc)
         except Exception:
             logger.exception("proactive refresh for %s failed", key.resource)
+        finally:
+            with self._lock:
+                self._workers.pop(key, None)
+            self._wake.set()  # the loop looks again: this key's next refresh is due later
 
     def _run(self) -> None:
         while not self._stopping.is_set():

@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker.api.errors import Forbidden, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from broker.loopback_hosts import allowed_hosts
+
+__all__ = ["MAX_BODY_BYTES", "allowed_hosts", "bearer_secret", "check_request"]
 
 MAX_BODY_BYTES = 64 * 1024
 BROKER_HEADER = "X-MCP-Broker"
@@ -45,11 +48,6 @@ _RELAY_HEADERS = (
     "HTTP_X_FORWARDED_PORT",
     "HTTP_X_REAL_IP",
 )
-
-
-def allowed_hosts(port: int) -> frozenset[str]:
-    """The exact ``Host`` values the API answers to: no trailing dot, no other loopback name."""
-    return frozenset({f"127.0.0.1:{port}", f"localhost:{port}"})
 
 
 def check_request(environ: Mapping[str, Any], hosts: frozenset[str]) -> None:

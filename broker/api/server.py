@@ -29,10 +29,17 @@ from typing import Any
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
-from broker.api.app import EXTENSION, InteractionHook, create_app, log_interaction_required
+from broker.api.app import (
+    EXTENSION,
+    InteractionHook,
+    create_app,
+    json_parts,
+    log_interaction_required,
+)
 from broker.api.guards import MAX_BODY_BYTES
 from broker.api.provider import BoundedCalls, RecentTokens, TokenProvider
 from broker.clients import ApiClients, ConsentPrompt, log_consent_prompt
@@ -69,8 +76,34 @@ def bind_loopback(port: int) -> socket.socket:
     return sock
 
 
+class JsonErrorTask(ErrorTask):  # type: ignore[misc]
+    """waitress's own error answers (400, 413, 431, 501 …: requests it refuses before the app
+    sees them) in the shape of every API answer: a JSON ``{"error", "error_description"}``
+    with ``Cache-Control: no-store`` and ``X-Content-Type-Options: nosniff``. The description is
+    the status phrase only: waitress's detail may quote the request."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        wire = "server_error" if error.code >= 500 and error.code != 501 else "invalid_request"
+        _, headers, body = json_parts(
+            error.code, {"error": wire, "error_description": error.reason}
+        )
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend(h for h in headers if h[0] != "Content-Length")
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
+    error_task_class = JsonErrorTask
+
+
 class LoopbackServer(TcpWSGIServer):  # type: ignore[misc]
-    """waitress's TCP server, keeping our socket options and evicting idle connections."""
+    """waitress's TCP server, keeping our socket options, evicting idle connections and
+    answering its own errors in the API's JSON shape."""
+
+    channel_class = JsonErrorChannel
 
     def set_reuse_addr(self) -> None:
         pass  # the socket was bound by bind_loopback with the options we want

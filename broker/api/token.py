@@ -27,6 +27,7 @@ from broker.api.body import TokenRequest, parse_token_request
 from broker.api.provider import Busy
 from broker.clients import Client, Verdict
 from broker.hints import login_command
+from broker.oauth.scopes import is_scope_of
 from broker.tokens import TokenSet
 
 T = TypeVar("T")
@@ -121,10 +122,6 @@ def _fetch(ctx: ApiContext, client: Client, wanted: TokenRequest) -> TokenSet:
             f"{login_command(wanted.resource, missing)})"
         )
     return tokens
-
-
-def is_scope_of(scope: str, resource: str) -> bool:
-    return scope.startswith(resource.rstrip("/") + "/")
 
 
 def _ask_provider(ctx: ApiContext, client: Client, wanted: TokenRequest) -> TokenSet:

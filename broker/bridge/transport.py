@@ -35,6 +35,7 @@ from broker.errors import (
 )
 from broker.hints import login_command
 from broker.oauth.www_authenticate import parse_bearer_challenge
+from broker.safetext import safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.
     The id is null: the SDK's transport answers the request it sent with this error.
     """
     needs_user = isinstance(exc, AuthorizationError)
-    reason = _safe(_REPEATED_HINT.sub("", str(exc)))
+    reason = safe_text(_REPEATED_HINT.sub("", str(exc)))
     if needs_user:
         text = f"mcp-broker: {reason}. To continue, {sign_in_hint(resource)}, then retry."
     else:
@@ -154,7 +155,3 @@ def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.
         content=body.encode(),
         request=request,
     )
-
-
-def _safe(text: str) -> str:
-    return "".join(ch for ch in text if ch.isprintable())

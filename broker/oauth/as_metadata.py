@@ -78,7 +78,7 @@ def handle_as_metadata_response(
         return None
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(body, dict):
         return None

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import httpx2
 
-from broker.errors import DiscoveryError
+from broker.errors import DiscoveryError, ResourceMismatch, UnsafeEndpoint
 from broker.oauth.as_metadata import (
     AuthServer,
     as_metadata_urls,
@@ -59,13 +59,31 @@ def discover(
 ) -> Flow[Discovered]:
     """Discover the authorization server for ``server_url``; ``profile`` forces a provider."""
     prm: ResourceInfo | None = None
-    for url in prm_urls(server_url, challenge.resource_metadata if challenge else None):
-        prm = handle_prm_response((yield build_prm_request(url)), server_url)
+    metadata_url = challenge.resource_metadata if challenge else None
+    # Why a more specific document was passed over: when a less specific one then fails, this
+    # is the reason to report (its "resource mismatch" would only hide it).
+    passed_over = _unsafe_metadata_url(metadata_url)
+    canonical = canonical_resource(server_url)
+    for url in prm_urls(server_url, metadata_url):
+        response = yield build_prm_request(url)
+        try:
+            prm = handle_prm_response(response, server_url)
+        except ResourceMismatch as exc:
+            if passed_over:
+                raise DiscoveryError(f"{canonical}: {'; '.join(passed_over)}") from exc
+            raise
         if prm is not None:
             break
-    canonical = canonical_resource(server_url)
+        if response.is_redirect:
+            location = response.headers.get("location", "")[:200]
+            passed_over.append(
+                f"its resource metadata at {url} redirects to {location!r}, which the broker "
+                "does not follow (the document must be served at that URL)"
+            )
     if prm is None:
         origin = origin_of(server_url)
+        if passed_over:
+            logger.warning("%s: %s", canonical, "; ".join(passed_over))
         logger.info("no resource metadata for %s; using the 2025-03-26 rules", canonical)
         chosen = profile_for(origin, profile)
         found = yield from find_auth_server(origin, chosen)
@@ -77,6 +95,15 @@ def discover(
     if found is None:
         raise DiscoveryError(f"no authorization server metadata found for {issuer}")
     return Discovered(canonical, prm.resource, found, prm)
+
+
+def _unsafe_metadata_url(url: str | None) -> list[str]:
+    try:
+        if url:
+            check_endpoint(url, "resource_metadata")
+    except UnsafeEndpoint as exc:
+        return [f"its 401 names resource metadata at an unsafe URL ({exc})"]
+    return []
 
 
 def find_auth_server(issuer: str, profile: ProviderProfile) -> Flow[AuthServer | None]:

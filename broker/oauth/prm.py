@@ -63,7 +63,7 @@ def build_prm_request(url: str) -> httpx2.Request:
 def _json_object(response: httpx2.Response) -> dict[str, Any] | None:
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) else None
 

@@ -4,8 +4,10 @@
 ``code_challenge_methods_supported``, matches redirect URIs exactly (so the broker uses the fixed,
 pre-registered callback ports) and has no registration endpoint. Its access tokens are JWTs whose
 ``exp`` (whole seconds, counted from a whole-second ``iat``) is the exact expiry, which
-``expires_in`` overstates by up to a second. Chosen by configuration or by an
-issuer host ``cognito-idp.<region>.amazonaws.com`` / ``issuer-cognito-idp.<region>.amazonaws.com``.
+``expires_in`` overstates by up to a second. Its custom scopes are named
+``<resource server identifier>/<name>``, so a scope names the server it belongs to. Chosen by
+configuration or by an issuer host ``cognito-idp.<region>.amazonaws.com`` /
+``issuer-cognito-idp.<region>.amazonaws.com``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,18 @@ class ProviderProfile:
     callback_ports: tuple[int, ...] = ()
     #: Access tokens are JWTs: their ``exp`` claim is read (never verified) for the exact expiry.
     jwt_access_tokens: bool = False
+    #: Resource-server scopes are named ``<resource server identifier>/<name>``: one user pool
+    #: serves many servers, so only this server's own are ever requested for it.
+    scopes_named_by_resource: bool = False
 
 
 GENERIC = ProviderProfile("generic")
 COGNITO = ProviderProfile(
-    "cognito", pkce_s256_implied=True, callback_ports=FIXED_CALLBACK_PORTS, jwt_access_tokens=True
+    "cognito",
+    pkce_s256_implied=True,
+    callback_ports=FIXED_CALLBACK_PORTS,
+    jwt_access_tokens=True,
+    scopes_named_by_resource=True,
 )
 PROFILES = {p.name: p for p in (GENERIC, COGNITO)}
 

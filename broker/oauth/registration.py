@@ -136,7 +136,7 @@ def handle_registration_response(
         )
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("client_id"), str):
         raise RegistrationFailed(f"{server.issuer} sent an invalid registration response")

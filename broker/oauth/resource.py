@@ -10,12 +10,16 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from broker.errors import ConfigError
+from broker.safetext import has_control_characters
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def canonical_resource(url: str) -> str:
     """Return the canonical form of an MCP server URL, or raise :class:`ConfigError`."""
+    if has_control_characters(url.strip()):
+        # Shown in the tray and the terminal later: no escape sequences (and no sense in a URL).
+        raise ConfigError(f"server URLs must not contain control characters: {url!r}")
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:

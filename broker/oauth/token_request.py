@@ -32,6 +32,7 @@ import httpx2
 from broker.errors import InvalidGrant, TokenRequestFailed
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.registration import ClientCredentials, client_authentication
+from broker.safetext import safe_text
 from broker.tokens import TokenKey, TokenSet
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def display_user(
         for name in _USER_CLAIMS:
             value = claims.get(name)
             if isinstance(value, str):
-                shown = "".join(c for c in value if c.isprintable()).strip()[:MAX_USER_LENGTH]
+                shown = safe_text(value, MAX_USER_LENGTH)
                 if shown:
                     return shown
     return None
@@ -203,7 +204,7 @@ def handle_token_response(
     """
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if response.status_code != 200 or not isinstance(body, dict):
         raise _error(response, body)

@@ -64,7 +64,7 @@ class Manifest:
         try:
             doc = json.loads(text)
             gen, count, digest = doc["gen"], doc["n"], doc["sha256"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):
             raise CorruptEntry("unreadable manifest") from None
         if doc.get("v") != 1 or not _is_count(gen, 1) or not _is_count(count, 1):
             raise CorruptEntry("unreadable manifest")

@@ -93,7 +93,7 @@ def decode_client_secret(text: str, issuer: str, client_id: str) -> str:
 def _load_object(text: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CorruptEntry("not JSON") from None  # the text may hold a token: never chain it
     if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION:
         raise CorruptEntry("unknown format")

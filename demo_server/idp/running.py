@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from dataclasses import dataclass, replace
@@ -58,9 +59,16 @@ class RunningIdp:
 
 
 def bind_loopback(host: str, port: int) -> socket.socket:
-    """Bind the listening socket first, so the issuer names the port actually bound."""
+    """Bind the listening socket first, so the issuer names the port actually bound.
+
+    POSIX ``SO_REUSEADDR``: a restart on the same port need not wait for the last run's
+    connections to leave TIME_WAIT (it never lets two sockets listen on one port there; no
+    ``SO_REUSEPORT``, which would). Windows' ``SO_REUSEADDR`` would, so it is not set there.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((socket.gethostbyname(host), port))
         sock.listen(64)
     except OSError:

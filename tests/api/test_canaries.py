@@ -1,5 +1,6 @@
-"""Canary run (SECURITY #52 for the API): known token, refresh-token and secret values go
-through every path of the API; afterwards no log line and no file the API wrote contains them."""
+"""Canary run for the API (no secret in any log, output or file): known token, refresh-token
+and secret values go through every path of the API; afterwards no log line and no file the API
+wrote contains them."""
 
 from __future__ import annotations
 

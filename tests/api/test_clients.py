@@ -1,5 +1,6 @@
-"""Named clients: own secrets (hash only on disk), resource scopes (SECURITY #12), first-use
-consent through the pluggable prompt, and the audit log (never a token)."""
+"""Named clients: own secrets (hash only on disk), resource scopes (a client scoped to one
+server never gets another's token), first-use consent through the pluggable prompt, and the
+audit log (never a token)."""
 
 from __future__ import annotations
 

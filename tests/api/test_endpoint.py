@@ -1,5 +1,5 @@
-"""endpoint.json and the client side (SECURITY #16, #17): written 0600 in a 0700 dir,
-atomically; a stale file pointing at another process's port never gets the secret."""
+"""endpoint.json and the client side: written 0600 in a 0700 dir, atomically; a stale file
+pointing at another process's port never gets the secret."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SECURITY.md #1–#11, #18 (body size), #19: each guard against the running API over real HTTP."""
+"""Each guard of the token API (secret, Host, Origin, browser headers, relays, body size and
+shape) against the running API over real HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The listening socket and connection limits (SECURITY #14, #15, #18) and a clean stop."""
+"""The listening socket (127.0.0.1 only, never shared) and connection limits, and a clean stop."""
 
 from __future__ import annotations
 

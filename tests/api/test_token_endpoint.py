@@ -1,5 +1,5 @@
 """The v1 contract (DESIGN §3) against the running API: token, status, openapi, errors;
-SECURITY #13 (no refresh/ID token, no-store), #20 (canonical resources), #31 (never stuck)."""
+never a refresh or ID token, always no-store; canonical resources; never stuck behind a sign-in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The loopback callback listener (SECURITY #33, #34, #40, #43)."""
+"""The loopback callback listener: exact port, strays ignored, escaped pages, busy ports."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from contextlib import contextmanager
 import httpx2
 import pytest
 
-from broker.callback import CallbackListener, safe_text
+from broker.callback import CallbackListener
 from broker.errors import (
     CallbackPortUnavailable,
     CallbackRejected,
     SignInCancelled,
     SignInTimeout,
 )
+from broker.safetext import html_text
 from tests.support.procs import free_port
 
 STATE = "expected-state"
@@ -152,8 +153,8 @@ def test_error_text_is_escaped_on_the_page() -> None:
             listener.wait(timeout=10)
 
 
-def test_safe_text_drops_control_characters_and_escapes_markup() -> None:
-    assert safe_text('a<b>"&\x1b[2J\x07\nz') == "a&lt;b&gt;&quot;&amp;[2Jz"
+def test_page_text_drops_control_characters_and_escapes_markup() -> None:
+    assert html_text('a<b>"&\x1b[2J\x07\nz') == "a&lt;b&gt;&quot;&amp; [2J z"
 
 
 def test_request_line_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,6 +1,6 @@
 """The composition root behind the CLI: the refresh grant against a recorded authorization
-server (which failures need the user, which may pass: SECURITY #25, #26), sign-out with
-revocation (#51), and status that never shows a token (#52)."""
+server (which failures need the user, which may pass), sign-out with revocation, and status
+that never shows a token."""
 
 from __future__ import annotations
 

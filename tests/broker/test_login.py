@@ -1,7 +1,7 @@
 """Sign-in orchestration against a scripted authorization server and a real loopback listener.
 
 The "browser" is an authorizer that approves at once and delivers the redirect to the broker's
-listener over 127.0.0.1, as a browser would (SECURITY #35, #41, #42, #43, #44).
+listener over 127.0.0.1, as a browser would.
 """
 
 from __future__ import annotations

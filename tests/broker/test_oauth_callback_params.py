@@ -1,4 +1,4 @@
-"""The authorization response checks (RFC 6749 §4.1.2, RFC 9207; SECURITY #35)."""
+"""The authorization response checks (RFC 6749 §4.1.2, RFC 9207)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metadata and token responses are bounded in size and total time (SECURITY #39).
+"""Metadata and token responses are bounded in size and total time.
 
 A real HTTP server on 127.0.0.1 misbehaves on purpose; :class:`LimitedSender` must give up.
 """

@@ -1,4 +1,4 @@
-"""Token requests and responses stepped with recorded exchanges (SECURITY #27)."""
+"""Token requests and responses stepped with recorded exchanges."""
 
 from __future__ import annotations
 
@@ -267,5 +267,5 @@ def test_a_hostile_user_name_is_made_printable_and_short() -> None:
     name = "Ada\x1b]0;pwned\x07 L\u200bovelace" + "x" * 100
     body = {"access_token": "at", "id_token": jwt_with({**ID, "name": name})}
     user = handle_token_response(reply(body), KEY, None, now=NOW).user
-    assert user is not None and user.startswith("Ada]0;pwned Lovelace")
+    assert user is not None and user.startswith("Ada ]0;pwned Lovelace")
     assert len(user) == 64 and user.isprintable()

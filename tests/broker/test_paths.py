@@ -1,4 +1,4 @@
-"""Broker paths, private dirs and the atomic 0600 writer (SECURITY #16)."""
+"""Broker paths, private dirs and the atomic 0600 writer."""
 
 from __future__ import annotations
 

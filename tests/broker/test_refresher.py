@@ -192,3 +192,35 @@ def test_a_watched_key_is_read_from_the_store_and_refreshed_when_due(clock: Fake
 
     assert grant.calls == 1
     assert store.get(KEY) is not None and store.get(KEY).obtained_at == clock.time()  # type: ignore[union-attr]
+
+
+def test_one_slow_authorization_server_never_holds_up_another_servers_refresh(
+    clock: FakeClock,
+) -> None:
+    """The slow server's refresh waits until the other server's token is refreshed: done one
+    after another on one thread, it would wait in vain (and the other token would go stale)."""
+    slow_key, quick_key = sorted([KEY, OTHER_KEY])
+    quick_refreshed = threading.Event()
+    saw_quick_refreshed: list[bool] = []
+
+    class OneSlowServer(FakeGrant):
+        def __call__(self, tokens: TokenSet) -> TokenSet:
+            if tokens.key == slow_key:
+                saw_quick_refreshed.append(quick_refreshed.wait(10))
+            fresh = super().__call__(tokens)
+            if tokens.key == quick_key:
+                quick_refreshed.set()
+            return fresh
+
+    grant = OneSlowServer(clock, lifetime=3600)
+    old = [make_tokens(clock, lifetime=3600, age=3100, key=k) for k in (slow_key, quick_key)]
+    service, store = service_with(clock, grant, *old)
+    refresher = Refresher(service, settle=30)
+    refresher.watch(slow_key)
+    refresher.watch(quick_key)
+
+    refresher.run_once()
+
+    assert saw_quick_refreshed == [True]
+    assert grant.calls == 2
+    assert all(store.get(t.key) != t for t in old)  # both refreshed

@@ -1,4 +1,4 @@
-"""The token service: cache, single-flight refresh, durable rotation, faults (SECURITY #21–#30)."""
+"""The token service: cache, single-flight refresh, durable rotation, faults."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Single flight across real processes (SECURITY #22, #32): several processes find the same
+"""Single flight across real processes (and one broker per user): several processes find the same
 expired token at once; exactly one refreshes, the others adopt what it stored."""
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_delete_signs_out_and_is_idempotent(store: Any) -> None:
 
 @pytest.mark.parametrize("size", [4 * 1024, 16 * 1024])
 def test_large_tokens_round_trip_intact(store: Any, size: int) -> None:
-    """SECURITY #45 (the limited keyring refuses any entry over 1,280 characters)."""
+    """Large tokens are split (the limited keyring refuses any entry over 1,280 characters)."""
     big = tokens(access="A" * size, refresh="R" * size)
     store.put(big)
     assert store.reload(KEY) == big
@@ -113,7 +113,7 @@ def test_unicode_and_odd_values_round_trip(store: Any) -> None:
     ],
 )
 def test_two_servers_or_accounts_never_overwrite_each_other(store: Any, other: TokenKey) -> None:
-    """SECURITY #50."""
+    """Two servers or accounts never overwrite each other's entries."""
     mine, theirs = tokens(KEY, access="mine"), tokens(other, access="theirs")
     store.put(mine)
     store.put(theirs)
@@ -135,7 +135,7 @@ def test_client_secret_is_bound_to_its_issuer(store: Any) -> None:
 def test_nothing_shows_token_values(
     store: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """SECURITY #52 for the store: logs, output and reprs never carry a token or secret."""
+    """No secret leaks from the store: logs, output and reprs never carry a token or secret."""
     caplog.set_level("DEBUG")
     stored = tokens(access="x" * 3000)
     store.put(stored)

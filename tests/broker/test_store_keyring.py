@@ -1,5 +1,5 @@
 """KeyringTokenStore beyond the contract: chunk limits, crash safety, corrupt data, caching,
-hanging and locked keyrings, refusal of unusable backends (SECURITY #45–#52)."""
+hanging and locked keyrings, refusal of unusable backends."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def make_tokens(label: str, size: int = 10, key: TokenKey = KEY) -> TokenSet:
 def no_canary_anywhere(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[None]:
-    """SECURITY #52: whatever a test does, no token value reaches a log or the terminal."""
+    """Whatever a test does, no token value reaches a log or the terminal."""
     caplog.set_level("DEBUG")
     yield
     captured = capsys.readouterr()
@@ -203,7 +203,7 @@ def test_wrong_document_types_read_as_signed_out(backend: LimitedKeyring) -> Non
 
 
 def test_entry_of_another_key_is_not_served_for_this_one(backend: LimitedKeyring) -> None:
-    """SECURITY #50: even if entries were swapped, one server never gets another's tokens."""
+    """Even if entries were swapped, one server never gets another's tokens."""
     from broker.store.codec import token_entry_name
 
     store = KeyringTokenStore(backend, timeout=30)

@@ -53,7 +53,7 @@ def test_default_backend_is_the_secret_service(service: str, secret_service: obj
 def test_large_tokens_are_split_into_entries_within_the_limit(
     store: KeyringTokenStore, secret_service: SecretServiceHandle, service: str
 ) -> None:
-    """SECURITY #45, checked on what the Secret Service really holds."""
+    """Large tokens split into small entries, checked on what the Secret Service really holds."""
     store.put(make_tokens("big", 16 * 1024))
     entries = secret_service.entries(service)
     assert len(entries) > 20
@@ -63,7 +63,7 @@ def test_large_tokens_are_split_into_entries_within_the_limit(
 def test_sign_out_leaves_nothing_in_the_secret_service(
     store: KeyringTokenStore, secret_service: SecretServiceHandle, service: str
 ) -> None:
-    """SECURITY #51: every entry of the key goes, chunks included (checked with secret-tool)."""
+    """Sign-out: every entry of the key goes, chunks included (checked with secret-tool)."""
     store.put(make_tokens("one", 16 * 1024))
     store.put(make_tokens("two", 4 * 1024))
     store.put_client_secret(KEY.issuer, KEY.client_id, f"{CANARY}-client-secret")
@@ -92,7 +92,7 @@ def isolated_store(
 def test_locked_keyring_is_reported_retryable_and_loses_nothing(
     isolated_store: KeyringTokenStore, isolated_secret_service: SecretServiceHandle, service: str
 ) -> None:
-    """SECURITY #48 with a really locked collection; the unlock prompt is dismissed headless."""
+    """A locked keyring: a really locked collection; the unlock prompt is dismissed headless."""
     store, secret_service = isolated_store, isolated_secret_service
     old = make_tokens("old", 3000)
     store.put(old)
@@ -120,7 +120,7 @@ def test_no_token_value_in_logs(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """SECURITY #52 including keyring's and secretstorage's own debug logging."""
+    """No token in any log, including keyring's and secretstorage's own debug logging."""
     store, secret_service = isolated_store, isolated_secret_service
     caplog.set_level("DEBUG")
     store.put(make_tokens("x", 2000))

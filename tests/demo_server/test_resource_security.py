@@ -1,5 +1,6 @@
-"""SECURITY.md #53–#58 against the running demo MCP server: uvicorn thread, real HTTP, forged
-tokens signed with a test key whose JWKS a real HTTP server on 127.0.0.1 publishes."""
+"""Token validation (signatures, claims, audience, JWKS, scopes, Host) against the running demo
+MCP server: uvicorn thread, real HTTP, forged tokens signed with a test key whose JWKS a real
+HTTP server on 127.0.0.1 publishes."""
 
 from __future__ import annotations
 

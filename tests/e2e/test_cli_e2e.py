@@ -50,7 +50,7 @@ def test_login_in_a_browser_then_call_whoami_names_the_demo_user(
         assert token not in json.dumps(status) and token not in result
         chatty = broker_cli.run("-vv", "call", stack.mcp_url, "whoami")
         assert chatty.returncode == 0 and "DEBUG" in chatty.stderr
-        assert token not in chatty.stderr  # SECURITY #52: no token in any log line
+        assert token not in chatty.stderr  # no token in any log line
 
         logout = broker_cli.ok("logout", stack.mcp_url)
         assert "revoked" in logout

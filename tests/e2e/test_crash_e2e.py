@@ -1,4 +1,4 @@
-"""Killing ``mcp-broker`` at any point of a refresh (SECURITY #24; issue 3 "Done when").
+"""Killing ``mcp-broker`` at any point of a refresh (issue 3 "Done when").
 
 The worst moment is right after the authorization server has rotated the refresh token and
 before the broker stored the answer: the stored refresh token is then dead. The next run must

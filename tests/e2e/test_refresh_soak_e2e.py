@@ -1,4 +1,5 @@
-"""Many concurrent ``mcp-broker token`` processes over many token lifetimes (SECURITY #22–#24).
+"""Many concurrent ``mcp-broker token`` processes over many token lifetimes: one refresh
+at a time, durable rotation.
 
 The access tokens live a few seconds. Every process reads the tokens from the Secret Service,
 and when they are due, refreshes them under the cross-process lock, or adopts what another

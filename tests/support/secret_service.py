@@ -6,7 +6,7 @@ the XDG dirs point into a temp dir, so a fresh login keyring is created with a k
 Both daemons are killed at teardown.
 
     def test_x(secret_service):           # env + keyring.set_keyring() done, collection unlocked
-        secret_service.lock()             # lock the login collection for real (SECURITY #48)
+        secret_service.lock()             # lock the login collection for real
         secret_service.entries("svc")     # {username: secret} actually in the Secret Service
 """
 

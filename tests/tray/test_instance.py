@@ -1,4 +1,4 @@
-"""One broker per user (SECURITY.md #32): the instance lock, in-process and with real processes."""
+"""One broker per user: the instance lock, in-process and with real processes."""
 
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ def test_text_from_servers_is_escaped_and_cut_in_labels_and_title() -> None:
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "\n" not in text
     assert len(menu[0].label) <= 80 and menu[0].label.endswith("…")
-    assert "error: bad ]0;pwned <b>html</b> evil next line" in menu[0].label
+    assert "error: bad ]0;pwned <b>html</b>evil next line" in menu[0].label
 
 
 def test_safe_text_keeps_plain_text_alone() -> None:
