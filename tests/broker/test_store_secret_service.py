@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,11 +46,52 @@ def store(secret_service: SecretServiceHandle, service: str) -> Iterator[Keyring
     made.close()
 
 
-def test_default_backend_is_the_secret_service(service: str, secret_service: object) -> None:
-    store = KeyringTokenStore(service=service, timeout=30)  # keyring's own choice
-    store.put(make_tokens("x"))
-    assert store.reload(KEY) is not None
-    store.close()
+# A user's process: keyring detects its backend itself (no PYTHON_KEYRING_BACKEND, no keyringrc
+# in the fresh HOME), and the store stores one token set with it.
+USER_PROCESS = """
+import sys, time
+from broker.store import KeyringTokenStore
+from broker.store.keyring_backend import backend_name, default_backend
+from broker.tokens import TokenKey, TokenSet
+
+key = TokenKey(*sys.argv[2:5])
+store = KeyringTokenStore(service=sys.argv[1], timeout=30)
+store.put(TokenSet(key=key, access_token=sys.argv[5], refresh_token=sys.argv[6],
+                   expires_at=time.time() + 3600))
+store.close(wait=30)
+print(backend_name(default_backend()))
+"""
+
+
+def test_default_backend_is_the_secret_service(
+    service: str, secret_service: SecretServiceHandle
+) -> None:
+    """With nothing configured, keyring picks the Secret Service on the session bus, and the
+    tokens land in the daemon (in a subprocess: keyring's choice is process-global)."""
+    env = {
+        k: v
+        for k, v in secret_service.daemons.environ().items()
+        if not k.startswith("PYTHON_KEYRING")
+    }
+    tokens = make_tokens("default")
+    args = [service, KEY.issuer, KEY.client_id, KEY.resource, tokens.access_token]
+    done = subprocess.run(
+        [sys.executable, "-c", USER_PROCESS, *args, tokens.refresh_token or ""],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "keyring.backends.SecretService.Keyring"
+    assert len(daemon_items(secret_service, service)) == 2  # the manifest and one chunk
+    stored = KeyringTokenStore(secret_service.backend, service=service, timeout=30)
+    try:
+        got = stored.get(KEY)
+    finally:
+        stored.close()
+    assert got is not None
+    assert (got.access_token, got.refresh_token) == (tokens.access_token, tokens.refresh_token)
 
 
 def test_large_tokens_are_split_into_entries_within_the_limit(
