@@ -112,12 +112,16 @@ class BrokerCli:
     """``mcp-broker`` as a user runs it: a subprocess with its own home, keyring and browser."""
 
     env: dict[str, str]
+    # Every finished run: what a user's terminal showed (for the canary checks, SECURITY #52).
+    runs: list[subprocess.CompletedProcess[str]] = dataclasses.field(
+        default_factory=list, repr=False
+    )
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "broker.cli", *args]
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             self.argv(*args),
             env=self.env,
             capture_output=True,
@@ -126,6 +130,8 @@ class BrokerCli:
             stdin=subprocess.DEVNULL,
             check=False,
         )
+        self.runs.append(done)
+        return done
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
