@@ -11,7 +11,7 @@ import pytest
 
 from demo_server.resource import RunningResourceServer
 from tests.support.jwt_issuer import JwksServer, TestIssuer, signing_key
-from tests.support.procs import free_port
+from tests.support.procs import refusing_port
 from tests.support.resource_server import (
     initialize_body,
     post_mcp,
@@ -170,8 +170,10 @@ def test_rotated_key_is_picked_up_by_the_kid_refetch() -> None:
 
 def test_jwks_down_gives_401_and_the_server_keeps_serving(jwks: JwksServer) -> None:
     """#56: nothing listens at the JWKS URL; tokens get 401, other requests still work."""
-    dead_url = f"http://127.0.0.1:{free_port()}/jwks.json"
-    with running_resource(jwks, jwks_url=dead_url) as server:
+    with (
+        refusing_port() as dead,
+        running_resource(jwks, jwks_url=f"http://127.0.0.1:{dead}/jwks.json") as server,
+    ):
         token = jwks.issuer_obj.token(resource_of(server))
         for _ in range(2):
             assert_invalid_token(post_mcp(server.url, initialize_body(), token), server)
