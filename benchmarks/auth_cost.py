@@ -42,7 +42,7 @@ from broker.demo import CLIENT_ID, follow_to_callback
 from broker.store.memory import MemoryTokenStore
 from demo_server import idp
 from demo_server.idp.settings import IdpSettings, ResourceServerConfig
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ServerProcess, demo_server_cmd, fixed_port
 
 TARGET = 0.9
 ACCEPT = "application/json, text/event-stream"
@@ -78,18 +78,18 @@ class Target:
 @contextmanager
 def servers(workdir: Path) -> Iterator[tuple[str, ServerProcess, ServerProcess]]:
     """(issuer, protected server, no-auth server); the authorization server runs here."""
-    auth_port, open_port = free_port(), free_port()
+    auth_port = fixed_port()  # the authorization server must know this URL before it binds
     auth_url = f"http://127.0.0.1:{auth_port}/mcp"
     settings = IdpSettings(
         port=0, auto_login="demo", resource_servers=(ResourceServerConfig(auth_url),)
     )
     with common.quiet_stderr(workdir / "servers.log"), idp.start(settings) as running:
         protected = demo_server_cmd("serve", "--port", str(auth_port), "--issuer", running.issuer)
-        open_ = demo_server_cmd("serve", "--port", str(open_port), "--no-auth")
+        open_ = demo_server_cmd("serve", "--port", "0", "--no-auth")
         prm = f"http://127.0.0.1:{auth_port}/.well-known/oauth-protected-resource/mcp"
         with (
-            ServerProcess(protected, prm, workdir / "protected.log") as a,
-            ServerProcess(open_, f"http://127.0.0.1:{open_port}/mcp", workdir / "open.log") as b,
+            ServerProcess(protected, workdir / "protected.log", ready_url=prm) as a,
+            ServerProcess(open_, workdir / "open.log") as b,
         ):
             yield running.issuer, a, b
 
@@ -216,10 +216,7 @@ def main() -> int:
         servers(Path(tmp)) as (_, protected, open_),
     ):
         workdir = Path(tmp)
-        auth_url, open_url = (
-            protected.ready_url.replace("/.well-known/oauth-protected-resource", ""),
-            open_.ready_url,
-        )
+        auth_url, open_url = protected.url, open_.url  # as each server announced it
         token = access_token(workdir, auth_url)
         assert protected.proc is not None and open_.proc is not None
         targets = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import TextIO
 from demo_server import idp, resource
 from demo_server.idp.command import announce
 from demo_server.idp.settings import DEFAULT_POOL_ID, IdpSettings, ResourceServerConfig
+from demo_server.resource.server import bind_loopback
 from demo_server.resource.settings import ResourceSettings
 
 
@@ -47,8 +49,18 @@ class RunningStack:
 
 @contextlib.contextmanager
 def running(settings: StackSettings) -> Iterator[RunningStack]:
-    """Start both servers (the MCP server knows its URL only once bound) and stop them after."""
-    mcp_url = f"http://127.0.0.1:{settings.port}/mcp"
+    """Start both servers and stop them after. The MCP server's socket is bound first: the
+    authorization server must know its URL (port 0 included) before it starts."""
+    mcp_sock = bind_loopback("127.0.0.1", settings.port)
+    try:
+        yield from _serve(settings, mcp_sock)
+    finally:
+        mcp_sock.close()
+
+
+def _serve(settings: StackSettings, mcp_sock: socket.socket) -> Iterator[RunningStack]:
+    mcp_port = int(mcp_sock.getsockname()[1])
+    mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
     idp_settings = IdpSettings(
         port=settings.idp_port,
         pool_id=settings.pool_id,
@@ -62,7 +74,9 @@ def running(settings: StackSettings) -> Iterator[RunningStack]:
     )
     running_idp = idp.start(idp_settings)
     try:
-        server = resource.start(ResourceSettings(port=settings.port, issuer=running_idp.issuer))
+        server = resource.start(
+            ResourceSettings(port=mcp_port, issuer=running_idp.issuer), sock=mcp_sock
+        )
     except BaseException:
         running_idp.close()
         raise
@@ -80,8 +94,8 @@ def describe(stack: RunningStack, out: TextIO) -> None:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--idp-port", type=int, default=9000, help="authorization server port (9000)")
-    add("--port", type=int, default=8000, help="MCP server port (8000)")
+    add("--idp-port", type=int, default=9000, help="authorization server port (9000; 0 = any)")
+    add("--port", type=int, default=8000, help="MCP server port (8000; 0 = any)")
     add("--pool-id", default=DEFAULT_POOL_ID, help=f"pool id in the issuer ({DEFAULT_POOL_ID})")
     add("--access-token-ttl", type=int, default=3600, metavar="SECONDS", help="(3600)")
     add("--refresh-token-rotation", action="store_true", help="rotate refresh tokens")
@@ -92,9 +106,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.port <= 0 or args.idp_port <= 0:
-        # Each server must know the other's URL before either binds: no ephemeral ports here.
-        print("mcp-demo-server stack: --port and --idp-port must be fixed ports", file=sys.stderr)
+    if args.port < 0 or args.idp_port < 0:
+        print("mcp-demo-server stack: --port and --idp-port must be 0 or more", file=sys.stderr)
         return 2
     settings = StackSettings(
         idp_port=args.idp_port,

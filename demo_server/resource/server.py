@@ -70,9 +70,10 @@ class RunningResourceServer:
         self.close()
 
 
-def start(settings: ResourceSettings) -> RunningResourceServer:
-    """Bind, build the app for the bound port, serve on a daemon thread; return once it accepts."""
-    sock = bind_loopback(settings.host, settings.port)
+def start(settings: ResourceSettings, sock: socket.socket | None = None) -> RunningResourceServer:
+    """Bind (or take ``sock``, already bound, when the port had to be known earlier), build the
+    app for the bound port, serve on a daemon thread; return once it accepts."""
+    sock = sock or bind_loopback(settings.host, settings.port)
     settings = dataclasses.replace(settings, port=int(sock.getsockname()[1]))
     config = uvicorn.Config(
         create_app(settings),

@@ -20,18 +20,16 @@ from broker.app import Broker
 from broker.config import ServerConfig
 from broker.endpoint import request_token
 from broker.paths import broker_paths
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ServerProcess, demo_server_cmd
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[str]:
-    idp_port, port = free_port(), free_port()
-    args = demo_server_cmd("stack", f"--idp-port={idp_port}", f"--port={port}", "--auto-login=demo")
-    mcp_url = f"http://127.0.0.1:{port}/mcp"
-    with ServerProcess(args, f"{mcp_url}/", tmp_path / "stack.log") as proc:
-        yield mcp_url
+    args = demo_server_cmd("stack", "--idp-port=0", "--port=0", "--auto-login=demo")
+    with ServerProcess(args, tmp_path / "stack.log") as proc:
+        yield proc.url
     assert "Traceback" not in proc.log()
 
 

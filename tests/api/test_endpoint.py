@@ -167,9 +167,9 @@ def test_a_named_client_proves_the_server_with_its_own_secret(api: Api) -> None:
 
 
 def test_settings_port_is_used(paths: BrokerPaths) -> None:
-    from tests.support.procs import free_port
+    from tests.support.procs import fixed_port
 
-    port = free_port()
+    port = fixed_port()
     with start_api(FakeProvider(), paths, settings=ApiSettings(threads=2, port=port)) as server:
         assert server.port == port
 

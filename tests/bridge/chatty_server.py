@@ -15,7 +15,7 @@ import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel
 
-from tests.support.procs import free_port
+from demo_server.resource.server import bind_loopback
 
 
 class Name(BaseModel):
@@ -64,11 +64,14 @@ def bearer_required(app: Any) -> Any:
 
 @contextmanager
 def chatty_server() -> Iterator[str]:
-    """Serve on a free loopback port; yields the MCP URL."""
-    port = free_port()
+    """Serve on a loopback port bound here (port 0); yields the MCP URL."""
+    sock = bind_loopback("127.0.0.1", 0)
+    port = int(sock.getsockname()[1])
     app = bearer_required(build_server().streamable_http_app(host="127.0.0.1"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, name="chatty-mcp", daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="chatty-mcp", daemon=True
+    )
     thread.start()
     while not server.started:
         if not thread.is_alive():
@@ -79,3 +82,4 @@ def chatty_server() -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+        sock.close()

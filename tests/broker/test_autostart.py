@@ -23,6 +23,7 @@ from broker.autostart import (
     is_installed,
     set_installed,
 )
+from tests.support.realparts import require
 
 SCRIPT = "/opt/My Apps/bin/mcp-broker"
 
@@ -73,7 +74,6 @@ def xdg(tmp_path: Path) -> dict[str, str]:
     return {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
 
 
-@pytest.mark.skipif(shutil.which("desktop-file-validate") is None, reason="desktop-file-utils")
 @pytest.mark.parametrize(
     "command",
     [[SCRIPT], ["/usr/bin/python3", "-m", "broker.cli"], ["/o'dd/$HOME/100%/\\x\"/mcp-broker"]],
@@ -82,6 +82,11 @@ def xdg(tmp_path: Path) -> dict[str, str]:
 def test_linux_entry_is_valid_and_runs_this_broker(
     xdg: dict[str, str], tmp_path: Path, command: list[str]
 ) -> None:
+    require(
+        shutil.which("desktop-file-validate") is not None,
+        "desktop-file-validate",
+        "apt-get install desktop-file-utils (make test installs it)",
+    )
     autostart = autostart_for("linux", xdg, command=command)
 
     status = autostart.install()

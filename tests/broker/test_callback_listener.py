@@ -18,7 +18,7 @@ from broker.errors import (
     SignInTimeout,
 )
 from broker.safetext import html_text
-from tests.support.procs import free_port
+from tests.support.procs import fixed_port
 
 STATE = "expected-state"
 
@@ -61,7 +61,7 @@ def held_port() -> Iterator[int]:
 
 
 def test_binds_loopback_on_the_exact_port_of_the_redirect_uri() -> None:
-    port = free_port()
+    port = fixed_port()
     with listener_on((port,)) as listener:
         host, bound = listener._server.socket.getsockname()
         assert (host, bound) == ("127.0.0.1", port)
@@ -130,7 +130,7 @@ def test_cancel_from_another_thread_ends_the_wait_and_releases_the_port() -> Non
 
 def test_busy_fixed_port_moves_to_the_next_one() -> None:
     with held_port() as busy:
-        spare = free_port()
+        spare = fixed_port()
         with listener_on((busy, spare)) as listener:
             assert listener.port == spare
 

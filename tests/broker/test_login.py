@@ -37,7 +37,7 @@ from broker.oauth.providers import GENERIC
 from broker.oauth.registration import ClientCredentials
 from broker.store import MemoryTokenStore
 from broker.tokens import TokenKey
-from tests.support.procs import free_port
+from tests.support.procs import fixed_port
 
 ISSUER = "https://auth.example.com"
 RESOURCE = "https://mcp.example.com/mcp"
@@ -222,7 +222,7 @@ def test_concurrent_sign_ins_for_one_server_share_one_flow(
 
 
 def test_nobody_completing_the_sign_in_times_out_and_frees_the_port() -> None:
-    port = free_port()
+    port = fixed_port()
     sign_in = SignIn(FakeAS().send, ClientRegistry(), opener=lambda url: True)
     with pytest.raises(SignInTimeout) as caught:
         sign_in.sign_in(FOUND, None, SignInOptions(callback_ports=(port,), timeout=0.05))
@@ -254,7 +254,7 @@ def test_busy_fixed_port_moves_the_redirect_uri_to_the_next_port() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        taken, spare = busy.getsockname()[1], free_port()
+        taken, spare = busy.getsockname()[1], fixed_port()
         make(fake).sign_in(FOUND, None, SignInOptions(callback_ports=(taken, spare)))
     redirect = parse_qs(urlsplit(fake.opened[0]).query)["redirect_uri"][0]
     assert redirect == f"http://127.0.0.1:{spare}/callback"
@@ -311,7 +311,7 @@ def test_all_callback_ports_busy_fails_before_anything_is_registered_or_stored()
     "endpoint", ["javascript:alert(1)", "file:///etc/passwd", "http://evil.example/a"]
 )
 def test_unsafe_authorization_endpoint_never_reaches_the_browser(endpoint: str) -> None:
-    fake, port = FakeAS(), free_port()
+    fake, port = FakeAS(), fixed_port()
     found = replace(FOUND, auth_server=replace(SERVER, authorization_endpoint=endpoint))
     with pytest.raises(UnsafeEndpoint):
         make(fake).sign_in(found, None, SignInOptions(callback_ports=(port,)))

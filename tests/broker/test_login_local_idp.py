@@ -20,7 +20,7 @@ from broker.login import ClientRegistry, SignIn, SignInOptions
 from broker.oauth.discovery import Discovered, drive, find_auth_server
 from broker.oauth.providers import FIXED_CALLBACK_PORTS, profile_for
 from broker.oauth.registration import ClientCredentials
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ISSUER, ServerProcess, demo_server_cmd
 
 RESOURCE = "http://127.0.0.1:8000/mcp"
 COGNITO = SignInOptions(profile="cognito", timeout=60)
@@ -28,12 +28,10 @@ COGNITO = SignInOptions(profile="cognito", timeout=60)
 
 @pytest.fixture(scope="module")
 def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}/us-east-1_Demo00001"
     log = tmp_path_factory.mktemp("idp") / "idp.log"
-    args = demo_server_cmd("idp", "--port", str(port), "--auto-login", "demo")
-    with ServerProcess(args, f"{issuer}/.well-known/openid-configuration", Path(log)):
-        yield issuer
+    args = demo_server_cmd("idp", "--port", "0", "--auto-login", "demo")
+    with ServerProcess(args, Path(log), announce=ISSUER) as idp:
+        yield idp.url
 
 
 @pytest.fixture

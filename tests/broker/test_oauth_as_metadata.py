@@ -7,6 +7,7 @@ import pytest
 
 from broker.errors import DiscoveryError, IssuerMismatch, PkceNotSupported, UnsafeEndpoint
 from broker.oauth.as_metadata import (
+    AuthServer,
     as_metadata_urls,
     build_as_metadata_request,
     fallback_auth_server,
@@ -55,6 +56,7 @@ def test_valid_metadata_is_accepted() -> None:
         reply(
             metadata(
                 registration_endpoint="https://auth.example.com/tenant1/register",
+                revocation_endpoint="https://auth.example.com/tenant1/revoke",
                 scopes_supported=["openid", "offline_access"],
                 authorization_response_iss_parameter_supported=True,
                 client_id_metadata_document_supported=True,
@@ -64,11 +66,28 @@ def test_valid_metadata_is_accepted() -> None:
         ISSUER,
         GENERIC,
     )
-    assert server is not None
-    assert server.issuer == ISSUER
-    assert server.registration_endpoint == "https://auth.example.com/tenant1/register"
-    assert server.scopes_supported == ("openid", "offline_access")
-    assert server.iss_parameter_supported and server.client_id_metadata_document_supported
+    assert server == AuthServer(
+        issuer=ISSUER,
+        authorization_endpoint="https://auth.example.com/tenant1/authorize",
+        token_endpoint="https://auth.example.com/tenant1/token",
+        profile=GENERIC,
+        registration_endpoint="https://auth.example.com/tenant1/register",
+        revocation_endpoint="https://auth.example.com/tenant1/revoke",
+        scopes_supported=("openid", "offline_access"),
+        token_endpoint_auth_methods_supported=("none",),
+        iss_parameter_supported=True,
+        client_id_metadata_document_supported=True,
+    )
+
+
+def test_optional_fields_absent_read_as_unsupported() -> None:
+    server = handle_as_metadata_response(reply(metadata()), ISSUER, GENERIC)
+    assert server == AuthServer(
+        issuer=ISSUER,
+        authorization_endpoint="https://auth.example.com/tenant1/authorize",
+        token_endpoint="https://auth.example.com/tenant1/token",
+        profile=GENERIC,
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,7 +114,13 @@ def test_plain_only_pkce_refuses_to_start_even_for_cognito() -> None:
 
 def test_cognito_profile_vouches_for_s256() -> None:
     body = metadata(code_challenge_methods_supported=None)
-    assert handle_as_metadata_response(reply(body), ISSUER, COGNITO) is not None
+    server = handle_as_metadata_response(reply(body), ISSUER, COGNITO)
+    assert server == AuthServer(
+        issuer=ISSUER,
+        authorization_endpoint="https://auth.example.com/tenant1/authorize",
+        token_endpoint="https://auth.example.com/tenant1/token",
+        profile=COGNITO,
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,7 +176,13 @@ def test_loopback_http_endpoints_are_allowed() -> None:
         authorization_endpoint="http://localhost:9000/authorize",
         token_endpoint="http://[::1]:9000/token",
     )
-    assert handle_as_metadata_response(reply(body), issuer, GENERIC) is not None
+    server = handle_as_metadata_response(reply(body), issuer, GENERIC)
+    assert server is not None
+    assert (server.issuer, server.authorization_endpoint, server.token_endpoint) == (
+        issuer,
+        "http://localhost:9000/authorize",
+        "http://[::1]:9000/token",
+    )
 
 
 def test_not_found_means_next_url_and_server_error_stops() -> None:

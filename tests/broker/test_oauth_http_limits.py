@@ -16,7 +16,7 @@ import pytest
 
 from broker.discovery import HttpLimits, LimitedSender
 from broker.errors import ResponseLimitExceeded, ServerUnreachable
-from tests.support.procs import free_port
+from tests.support.procs import refusing_port
 
 LIMITS = HttpLimits(max_bytes=64 * 1024, total_seconds=1.0, connect_seconds=1.0)
 
@@ -112,5 +112,5 @@ def test_a_trickling_response_is_aborted_by_the_total_time_limit(
 
 
 def test_a_closed_port_is_unreachable(send: LimitedSender) -> None:
-    with pytest.raises(ServerUnreachable):
-        send(httpx2.Request("GET", f"http://127.0.0.1:{free_port()}/"))
+    with refusing_port() as port, pytest.raises(ServerUnreachable):
+        send(httpx2.Request("GET", f"http://127.0.0.1:{port}/"))

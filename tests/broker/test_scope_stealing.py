@@ -28,7 +28,7 @@ from broker.errors import AuthorizationError
 from broker.oauth.scopes import own_scopes
 from broker.paths import broker_paths
 from broker.store.memory import MemoryTokenStore
-from tests.support.procs import free_port
+from tests.support.procs import fixed_port
 
 OTHER = "https://real-server.example/mcp"
 STOLEN = [f"{OTHER}/admin", f"{OTHER}/tools"]
@@ -108,7 +108,7 @@ def _asked_scope(
     broker = Broker(paths, paths.config_file, store=MemoryTokenStore(), opener=browser)
     try:
         url = f"{base}/mcp"
-        broker.add(ServerConfig(url, client_id="c", callback_ports=(free_port(),), **config))  # type: ignore[arg-type]
+        broker.add(ServerConfig(url, client_id="c", callback_ports=(fixed_port(),), **config))  # type: ignore[arg-type]
         with pytest.raises(AuthorizationError, match="no browser"):
             broker.login(url)
     finally:

@@ -21,7 +21,7 @@ from broker.paths import broker_paths
 from broker.store.keyring_store import SERVICE
 from tests.e2e.conftest import BrokerCli
 from tests.e2e.test_cli_e2e import claims
-from tests.support.procs import free_port
+from tests.support.procs import fixed_port
 from tests.support.secret_service import SecretServiceDaemons
 from tests.tray.brokerrun import session_processes
 
@@ -98,7 +98,7 @@ def test_a_busy_port_is_named_with_the_options_that_change_it(broker_cli: Broker
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        done = broker_cli.run("demo", "--headless", "--port", port, "--idp-port", str(free_port()))
+        done = broker_cli.run("demo", "--headless", "--port", port, "--idp-port", str(fixed_port()))
 
     assert done.returncode == 1, done.stdout + done.stderr
     assert "could not start the demo servers" in done.stderr and "--port" in done.stderr
@@ -155,7 +155,7 @@ class DemoProcess:
 
 
 def start_demo(cli: BrokerCli, stderr: Path) -> tuple[DemoProcess, str]:
-    port, idp_port = free_port(), free_port()
+    port, idp_port = fixed_port(), fixed_port()  # the command's own --port options
     args = ("--headless", "--port", str(port), "--idp-port", str(idp_port), "--auto-login", "demo")
     return DemoProcess(cli, *args, stderr=stderr), f"http://127.0.0.1:{port}/mcp"
 

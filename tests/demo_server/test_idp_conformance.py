@@ -21,7 +21,7 @@ import httpx2
 import pytest
 
 from tests.support.idp_flow import MCP_RESOURCE
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import IDP_URL, ISSUER, ServerProcess, demo_server_cmd, fixed_port
 from tests.support.realparts import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.conformance]
@@ -74,18 +74,17 @@ def test_harness_authorization_scenarios_pass(tmp_path: Path, artifacts_dir: Pat
         "Node 22 + conformance harness",
         "scripts/install-conformance.sh",
     )
-    port, callback_port = free_port(), free_port()
+    # The harness binds its callback port itself, after the idp has it registered: a fixed one.
+    callback_port = fixed_port()
     config = tmp_path / "idp.toml"
     config.write_text(
         f'[[clients]]\nclient_id = "{CLIENT_ID}"\n'
         f'callback_urls = ["http://127.0.0.1:{callback_port}/callback"]\n'
     )
-    base = f"http://127.0.0.1:{port}"
-    issuer = f"{base}/us-east-1_Demo00001"
     idp_args = demo_server_cmd(
         "idp",
         "--port",
-        str(port),
+        "0",
         "--advertise-pkce",
         "--auto-login",
         "demo",
@@ -93,16 +92,17 @@ def test_harness_authorization_scenarios_pass(tmp_path: Path, artifacts_dir: Pat
         str(config),
     )
     output_dir = tmp_path / "results"
-    harness_args = [
-        str(NODE), str(HARNESS), "authorization",
-        "--url", issuer,
-        "--client-id", CLIENT_ID,
-        "--port", str(callback_port),
-        "--resource", MCP_RESOURCE,
-        "--output-dir", str(output_dir),
-    ]  # fmt: skip
-    ready = f"{issuer}/.well-known/openid-configuration"
-    with ServerProcess(idp_args, ready, artifacts_dir / "idp-conformance.log"):
+    log = artifacts_dir / "idp-conformance.log"
+    with ServerProcess(idp_args, log, announce=ISSUER) as idp:
+        issuer, base = idp.url, idp.announced(IDP_URL)
+        harness_args = [
+            str(NODE), str(HARNESS), "authorization",
+            "--url", issuer,
+            "--client-id", CLIENT_ID,
+            "--port", str(callback_port),
+            "--resource", MCP_RESOURCE,
+            "--output-dir", str(output_dir),
+        ]  # fmt: skip
         harness = subprocess.Popen(
             harness_args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
         )

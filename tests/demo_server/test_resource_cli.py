@@ -12,7 +12,7 @@ import pytest
 
 from demo_server.cli import build_parser, main
 from tests.support.jwt_issuer import JwksServer
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ServerProcess, demo_server_cmd
 from tests.support.resource_server import call_tool, initialize_body, post_mcp
 
 pytestmark = pytest.mark.integration
@@ -24,18 +24,16 @@ def jwks() -> Iterator[JwksServer]:
         yield server
 
 
-def serve(tmp_path: Path, *args: str) -> tuple[ServerProcess, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/mcp"
-    cmd = demo_server_cmd("serve", "--port", str(port), *args)
-    return ServerProcess(cmd, ready_url=url, log_path=tmp_path / "serve.log"), url
+def serve(tmp_path: Path, *args: str) -> ServerProcess:
+    """``mcp-demo-server serve --port 0``: its URL is ``.url`` once started."""
+    return ServerProcess(demo_server_cmd("serve", "--port", "0", *args), tmp_path / "serve.log")
 
 
 def test_serve_finds_the_jwks_by_discovery_and_answers_whoami(
     jwks: JwksServer, tmp_path: Path
 ) -> None:
-    process, url = serve(tmp_path, "--issuer", jwks.issuer, "--client-id", "demo-broker")
-    with process:
+    with serve(tmp_path, "--issuer", jwks.issuer, "--client-id", "demo-broker") as process:
+        url = process.url
         assert post_mcp(url, initialize_body()).status_code == 401
         assert jwks.discovery_requests == 0  # lazy: nothing fetched before the first token
         token = jwks.issuer_obj.token(url)
@@ -52,8 +50,8 @@ def test_serve_oidc_profile_jwks_url_and_repeated_client_ids(
     jwks: JwksServer, tmp_path: Path
 ) -> None:
     args = ["--issuer", jwks.issuer, "--jwks-url", jwks.jwks_url, "--profile", "oidc"]
-    process, url = serve(tmp_path, *args, "--client-id", "one", "--client-id", "two")
-    with process:
+    with serve(tmp_path, *args, "--client-id", "one", "--client-id", "two") as process:
+        url = process.url
         cases = [({"client_id": "one"}, 200), ({"client_id": "two"}, 200)]
         cases += [({"client_id": "demo-broker"}, 401), ({"client_id": "one", "aud": None}, 401)]
         for overrides, status in cases:
@@ -63,8 +61,8 @@ def test_serve_oidc_profile_jwks_url_and_repeated_client_ids(
 
 
 def test_serve_no_auth_warns_and_serves_without_token(tmp_path: Path) -> None:
-    process, url = serve(tmp_path, "--no-auth")
-    with process:
+    with serve(tmp_path, "--no-auth") as process:
+        url = process.url
         assert post_mcp(url, initialize_body()).status_code == 200
         assert (
             httpx2.get(url.replace("/mcp", "/.well-known/oauth-protected-resource")).status_code

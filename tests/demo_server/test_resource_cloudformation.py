@@ -16,7 +16,7 @@ from demo_server.cli import build_parser
 from demo_server.resource import settings_from_args
 from demo_server.resource.stack_outputs import read_outputs
 from tests.support.jwt_issuer import JwksServer
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ServerProcess, demo_server_cmd
 from tests.support.resource_server import call_tool, initialize_body, post_mcp
 
 URL = "https://mcp.example.com/mcp"
@@ -131,21 +131,23 @@ def jwks() -> Iterator[JwksServer]:
 
 @pytest.mark.integration
 def test_a_served_demo_trusts_exactly_the_stacks_client(jwks: JwksServer, tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/mcp"
+    # A Cognito resource server identifier is any string: here not the URL, which the server
+    # learns only once it has bound port 0.
+    resource = "https://mcp.example.com/mcp"
     outputs = {
         **FLAT,
         "Issuer": jwks.issuer,
         "ClientId": "stack-client",
-        "ResourceServerIdentifier": url,
+        "ResourceServerIdentifier": resource,
         "JwksUri": jwks.jwks_url,
     }
     path = write(tmp_path, shapes(outputs)["describe-stacks"])
-    cmd = demo_server_cmd("serve", "--port", str(port), "--from-cloudformation", str(path))
-    with ServerProcess(cmd, ready_url=url, log_path=tmp_path / "serve.log"):
-        token = jwks.issuer_obj.token(url, client_id="stack-client")
+    cmd = demo_server_cmd("serve", "--port", "0", "--from-cloudformation", str(path))
+    with ServerProcess(cmd, tmp_path / "serve.log") as server:
+        url = server.url
+        token = jwks.issuer_obj.token(resource, client_id="stack-client")
         me = call_tool(url, token, "whoami").structured_content
-        assert me["scopes"] == [f"{url}/tools"]
-        other = jwks.issuer_obj.token(url, client_id="demo-broker")
+        assert me["scopes"] == [f"{resource}/tools"]
+        other = jwks.issuer_obj.token(resource, client_id="demo-broker")
         assert post_mcp(url, initialize_body(), other).status_code == 401
         assert jwks.discovery_requests == 0  # JwksUri from the outputs, no discovery

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.conformance import require_harness, run_server_scenario
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ServerProcess, demo_server_cmd
 
 SCENARIOS = ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]
 
@@ -16,12 +16,10 @@ SCENARIOS = ["server-initialize", "ping", "tools-list", "dns-rebinding-protectio
 @pytest.fixture(scope="module")
 def no_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_harness()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/mcp"
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = demo_server_cmd("serve", "--no-auth", "--port", str(port))
-    with ServerProcess(cmd, ready_url=url, log_path=log):
-        yield url
+    cmd = demo_server_cmd("serve", "--no-auth", "--port", "0")
+    with ServerProcess(cmd, log) as server:
+        yield server.url
 
 
 @pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 
 from demo_server.resource import RunningResourceServer
 from tests.support.jwt_issuer import JwksServer, TestIssuer, signing_key
-from tests.support.procs import free_port
+from tests.support.procs import refusing_port
 from tests.support.resource_server import (
     initialize_body,
     post_mcp,
@@ -115,7 +115,7 @@ BAD_CLAIMS: dict[str, Callable[[str], dict[str, object]]] = {
 def test_tokens_with_bad_claims_get_401(
     case: str, jwks: JwksServer, server: RunningResourceServer
 ) -> None:
-    """#54 (iss, client_id, token_use, exp, nbf) and #55 (aud names another resource)."""
+    """Wrong iss, client_id, token_use, exp or nbf, and an aud naming another resource."""
     issuer = jwks.issuer_obj
     token = issuer.sign(issuer.claims(resource_of(server), **BAD_CLAIMS[case](issuer.issuer)))
     assert_invalid_token(post_mcp(server.url, initialize_body(), token), server)
@@ -124,7 +124,7 @@ def test_tokens_with_bad_claims_get_401(
 def test_aud_equal_to_this_resource_is_accepted(
     jwks: JwksServer, server: RunningResourceServer
 ) -> None:
-    """#55 counterpart: Cognito adds aud = resource when the client sent `resource`."""
+    """Counterpart of the passthrough defence: Cognito adds aud = resource when asked."""
     token = jwks.issuer_obj.token(resource_of(server), aud=resource_of(server))
     assert post_mcp(server.url, initialize_body(), token).status_code == 200
 
@@ -153,7 +153,7 @@ def test_unknown_kid_fetches_jwks_once_per_window_then_401() -> None:
 
 
 def test_rotated_key_is_picked_up_by_the_kid_refetch() -> None:
-    """#56 counterpart: the refetch is what makes key rotation work."""
+    """Counterpart of the rate-limited JWKS refetch: the refetch is what makes key rotation work."""
     with (
         JwksServer() as jwks,
         running_resource(jwks, jwks_refetch_interval=0.0) as server,
@@ -171,8 +171,10 @@ def test_rotated_key_is_picked_up_by_the_kid_refetch() -> None:
 
 def test_jwks_down_gives_401_and_the_server_keeps_serving(jwks: JwksServer) -> None:
     """#56: nothing listens at the JWKS URL; tokens get 401, other requests still work."""
-    dead_url = f"http://127.0.0.1:{free_port()}/jwks.json"
-    with running_resource(jwks, jwks_url=dead_url) as server:
+    with (
+        refusing_port() as dead,
+        running_resource(jwks, jwks_url=f"http://127.0.0.1:{dead}/jwks.json") as server,
+    ):
         token = jwks.issuer_obj.token(resource_of(server))
         for _ in range(2):
             assert_invalid_token(post_mcp(server.url, initialize_body(), token), server)

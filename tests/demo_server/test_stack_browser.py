@@ -18,7 +18,7 @@ from joserfc.jwk import KeySet
 
 from tests.support.browser import chromium_page
 from tests.support.idp_flow import CALLBACK, DEMO_CLIENT, authorize_params, pkce_pair, single
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import IDP_URL, ISSUER, ServerProcess, demo_server_cmd
 from tests.support.resource_server import call_tool
 
 pytestmark = pytest.mark.integration
@@ -27,15 +27,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def stack_process(artifacts_dir: Path) -> Iterator[tuple[ServerProcess, str, str, str]]:
     """The stack on free ports, with a random demo password that it prints."""
-    idp_port, mcp_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{idp_port}"
-    issuer = f"{base}/us-east-1_Demo00001"
-    mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
-    args = demo_server_cmd(
-        "stack", f"--idp-port={idp_port}", f"--port={mcp_port}", "--refresh-token-rotation"
-    )
-    with ServerProcess(args, f"{mcp_url}/", artifacts_dir / "stack-browser.log") as proc:
-        yield proc, base, issuer, mcp_url
+    args = demo_server_cmd("stack", "--idp-port=0", "--port=0", "--refresh-token-rotation")
+    with ServerProcess(args, artifacts_dir / "stack-browser.log") as proc:
+        base, issuer = proc.announced(IDP_URL), proc.announced(ISSUER)
+        assert base and issuer, proc.log()
+        yield proc, base, issuer, proc.url
     assert proc.proc is not None and proc.proc.returncode == 0, proc.log()
 
 

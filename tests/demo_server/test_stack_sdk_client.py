@@ -26,7 +26,7 @@ from mcp.shared.auth import (
     OAuthToken,
 )
 
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ISSUER, ServerProcess, demo_server_cmd
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +35,17 @@ CALLBACK = "http://127.0.0.1:53682/callback"
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
-    idp_port, port = free_port(), free_port()
     args = demo_server_cmd(
         "stack",
-        f"--idp-port={idp_port}",
-        f"--port={port}",
+        "--idp-port=0",
+        "--port=0",
         "--advertise-pkce",  # the SDK refuses metadata without S256 (it has no Cognito profile)
         "--auto-login=demo",
     )
-    mcp_url = f"http://127.0.0.1:{port}/mcp"
-    with ServerProcess(args, f"{mcp_url}/", tmp_path / "stack.log") as proc:
-        yield {"mcp_url": mcp_url, "issuer": f"http://127.0.0.1:{idp_port}/us-east-1_Demo00001"}
+    with ServerProcess(args, tmp_path / "stack.log") as proc:
+        issuer = proc.announced(ISSUER)
+        assert issuer, proc.log()
+        yield {"mcp_url": proc.url, "issuer": issuer}
     assert "Traceback" not in proc.log()
 
 

@@ -29,7 +29,7 @@ from demo_server.idp.running import RunningIdp, bind_loopback
 from demo_server.idp.settings import IdpSettings, ResourceServerConfig
 from demo_server.resource import ResourceSettings
 from demo_server.resource import start as start_resource
-from tests.support.procs import free_port
+from demo_server.resource.server import bind_loopback as bind_resource_socket
 from tests.support.realparts import require
 from tests.support.secret_service import (  # noqa: F401 - fixtures
     SecretServiceDaemons,
@@ -80,7 +80,8 @@ def demo_stack(
     access_token_ttl: int, rotation: bool, round_expiry_up: bool = False
 ) -> Iterator[DemoStack]:
     """The local authorization server (auto-login as ``demo``) and the demo MCP server."""
-    resource_port = free_port()
+    resource_sock = bind_resource_socket("127.0.0.1", 0)  # the idp must know its URL first
+    resource_port = int(resource_sock.getsockname()[1])
     resource_id = f"http://127.0.0.1:{resource_port}/mcp"
     sock = bind_loopback("127.0.0.1", 0)
     settings = IdpSettings(
@@ -97,9 +98,10 @@ def demo_stack(
     server = create_server(app, sockets=[sock], threads=4, expose_tracebacks=False)
     thread = threading.Thread(target=server.run, name="e2e-idp", daemon=True)
     thread.start()
-    with RunningIdp(settings=settings, server=server, thread=thread):
+    with resource_sock, RunningIdp(settings=settings, server=server, thread=thread):
         resource = start_resource(
-            ResourceSettings(port=resource_port, issuer=settings.issuer, clock_skew=0)
+            ResourceSettings(port=resource_port, issuer=settings.issuer, clock_skew=0),
+            sock=resource_sock,
         )
         try:
             yield DemoStack(settings.issuer, resource.settings.mcp_url, counter, access_token_ttl)
@@ -112,12 +114,16 @@ class BrokerCli:
     """``mcp-broker`` as a user runs it: a subprocess with its own home, keyring and browser."""
 
     env: dict[str, str]
+    # Every finished run: what a user's terminal showed (for the canary checks).
+    runs: list[subprocess.CompletedProcess[str]] = dataclasses.field(
+        default_factory=list, repr=False
+    )
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "broker.cli", *args]
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             self.argv(*args),
             env=self.env,
             capture_output=True,
@@ -126,6 +132,8 @@ class BrokerCli:
             stdin=subprocess.DEVNULL,
             check=False,
         )
+        self.runs.append(done)
+        return done
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(

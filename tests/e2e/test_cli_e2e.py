@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
+from broker.paths import HOME_ENV as HOME
+from broker.store import KeyringTokenStore
+from broker.tokens import TokenKey, TokenSet
 from tests.e2e.conftest import BrokerCli, DemoStack, demo_stack, require_chromium
+from tests.support.canaries import files_under, leaks
+from tests.support.secret_service import SecretServiceHandle
 
 pytestmark = pytest.mark.integration
 
@@ -29,28 +34,55 @@ def sign_in(cli: BrokerCli, stack: DemoStack) -> None:
     cli.ok("login", stack.mcp_url)
 
 
+def stored_tokens(secret_service: SecretServiceHandle, stack: DemoStack) -> TokenSet:
+    """What the broker stored for the demo server, read from the daemon like the broker does."""
+    store = KeyringTokenStore(secret_service.backend, timeout=30)
+    try:
+        tokens = store.get(TokenKey(stack.issuer, "demo-broker", stack.mcp_url))
+    finally:
+        store.close()
+    assert tokens is not None and tokens.refresh_token
+    return tokens
+
+
+def assert_no_token_shown_or_kept(cli: BrokerCli, tokens: TokenSet) -> None:
+    """Canaries: the access token reaches a terminal only as the output of ``token`` and
+    ``headers``; the refresh token never; neither is in any file under the broker's home."""
+    secrets = [tokens.access_token, tokens.refresh_token or ""]
+    places = {f"files: {name}": text for name, text in files_under(Path(cli.env[HOME])).items()}
+    for number, done in enumerate(cli.runs):
+        command = done.args[3 : 3 + 2]  # after "python -m broker.cli"
+        places[f"run {number} {command} stderr"] = done.stderr
+        shows_a_token = {"token", "headers"} & set(command)
+        places[f"run {number} {command} stdout"] = "" if shows_a_token else done.stdout
+        if shows_a_token:
+            assert leaks(secrets[1:], {"stdout": done.stdout}) == [], command
+    assert leaks(secrets, places) == []
+
+
 def test_login_in_a_browser_then_call_whoami_names_the_demo_user(
-    broker_cli: BrokerCli, tmp_path: Path
+    broker_cli: BrokerCli, secret_service: SecretServiceHandle
 ) -> None:
     require_chromium()
     broker_cli.env["E2E_BROWSER"] = "chromium"
     with demo_stack(access_token_ttl=3600, rotation=False) as stack:
         sign_in(broker_cli, stack)
+        stored = stored_tokens(secret_service, stack)
 
         result = broker_cli.ok("call", stack.mcp_url, "whoami")
         token = broker_cli.ok("token", stack.mcp_url).strip()
         status = json.loads(broker_cli.ok("status", "--json"))
 
         assert '"username": "demo"' in result or "'username': 'demo'" in result, result
+        assert token == stored.access_token
         assert claims(token)["username"] == "demo"
         assert claims(token)["iss"] == stack.issuer
         (server,) = status["servers"]
         assert server["state"] == "valid" and server["url"] == stack.mcp_url
         assert server["user"] == "demo"  # from the Cognito access token's username claim
-        assert token not in json.dumps(status) and token not in result
         chatty = broker_cli.run("-vv", "call", stack.mcp_url, "whoami")
         assert chatty.returncode == 0 and "DEBUG" in chatty.stderr
-        assert token not in chatty.stderr  # no token in any log line
+        assert_no_token_shown_or_kept(broker_cli, stored)
 
         logout = broker_cli.ok("logout", stack.mcp_url)
         assert "revoked" in logout
@@ -58,6 +90,7 @@ def test_login_in_a_browser_then_call_whoami_names_the_demo_user(
         assert after.returncode == 4, after.stderr
         assert after.stdout == ""
         assert json.loads(broker_cli.ok("status", "--json"))["servers"][0]["state"] == "signed_out"
+        assert_no_token_shown_or_kept(broker_cli, stored)
 
 
 def test_expired_sign_in_says_so_with_exit_code_4(broker_cli: BrokerCli) -> None:

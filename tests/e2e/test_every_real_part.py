@@ -38,7 +38,7 @@ from tests.bridge.test_connect_e2e import whoami as bridged_whoami
 from tests.e2e.conftest import ROOT, BrokerCli, require_chromium
 from tests.support.chromium_browser_driver import LOGIN_SHOT, SUCCESS_SHOT
 from tests.support.desktop import Desktop, desktop, wait_for  # noqa: F401 - fixture
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import IDP_URL, ISSUER, ServerProcess, demo_server_cmd
 from tests.support.realparts import require
 from tests.support.resource_server import call_tool
 from tests.support.secret_service import SecretServiceDaemons, SecretServiceHandle
@@ -67,17 +67,12 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """``mcp-demo-server stack`` as a real process, with the login form (no auto-login)."""
-    idp_port, mcp_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{idp_port}"
-    found = Stack(
-        base, f"{base}/us-east-1_Demo00001", f"http://127.0.0.1:{mcp_port}/mcp",
-        secrets.token_urlsafe(18),
-    )  # fmt: skip
-    args = demo_server_cmd(
-        "stack", f"--idp-port={idp_port}", f"--port={mcp_port}", f"--demo-password={found.password}"
-    )
-    with ServerProcess(args, f"{found.mcp_url}/", tmp_path / "stack.log"):
-        yield found
+    password = secrets.token_urlsafe(18)
+    args = demo_server_cmd("stack", "--idp-port=0", "--port=0", f"--demo-password={password}")
+    with ServerProcess(args, tmp_path / "stack.log") as proc:
+        base, issuer = proc.announced(IDP_URL), proc.announced(ISSUER)
+        assert base and issuer, proc.log()
+        yield Stack(base, issuer, proc.url, password)
 
 
 def browser_wrapper(tmp_path: Path) -> str:

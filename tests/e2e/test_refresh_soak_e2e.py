@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -21,7 +22,8 @@ from tests.e2e.test_cli_e2e import claims, sign_in
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TTL = 6  # seconds: short enough that a short run spans several lifetimes
-RUN_SECONDS = 24.0
+LIFETIMES = 4  # the run ends once the server has seen this many refreshes
+HANG_GUARD = 300.0  # seconds: only against a hang; a working broker needs ~TTL per refresh
 WORKERS = 3
 # Refresh once 2.5 s are left: no sooner than 3.5 s after the last refresh.
 MIN_VALID = 2.5
@@ -29,29 +31,25 @@ MIN_VALID = 2.5
 
 @dataclass(frozen=True)
 class Observation:
-    started: float
-    received: float  # wall clock when the token line arrived
+    started: float  # wall clock when the process was started
     token: str
     returncode: int
     stderr: str
 
 
-def hammer(cli: BrokerCli, url: str, seconds: float, workers: int) -> list[Observation]:
-    """Run ``mcp-broker token URL`` back to back on ``workers`` threads for ``seconds``."""
+def hammer(cli: BrokerCli, url: str, done: Callable[[], bool], workers: int) -> list[Observation]:
+    """Run ``mcp-broker token URL`` back to back on ``workers`` threads until ``done()``."""
     observations: list[Observation] = []
     lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
+    give_up = time.monotonic() + HANG_GUARD
 
     def worker() -> None:
-        while time.monotonic() < stop_at:
+        while not done() and time.monotonic() < give_up:
             started = time.time()
             proc = cli.popen("token", url, "--min-valid", str(MIN_VALID))
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            received = time.time()
-            _, stderr = proc.communicate(timeout=120)
+            stdout, stderr = proc.communicate(timeout=120)
             with lock:
-                seen = Observation(started, received, line.strip(), proc.returncode, stderr)
+                seen = Observation(started, stdout.strip(), proc.returncode, stderr)
                 observations.append(seen)
 
     threads = [threading.Thread(target=worker) for _ in range(workers)]
@@ -71,15 +69,23 @@ def test_concurrent_token_calls_never_get_an_expired_token_and_refresh_once_per_
         sign_in(broker_cli, stack)
         first_token = broker_cli.ok("token", stack.mcp_url).strip()
         before = stack.counter.refreshes
-        seen = hammer(broker_cli, stack.mcp_url, RUN_SECONDS, WORKERS)
+        seen = hammer(
+            broker_cli,
+            stack.mcp_url,
+            lambda: stack.counter.refreshes - before >= LIFETIMES,
+            WORKERS,
+        )
         refreshes = stack.counter.refreshes - before
 
     failures = [o for o in seen if o.returncode != 0]
     assert not failures, failures[:3]  # with rotation, a double refresh would be invalid_grant
-    expired = [o for o in seen if claims(o.token)["exp"] <= o.received]
-    assert not expired, f"{len(expired)} of {len(seen)} tokens were expired when handed out"
-    span = max(o.received for o in seen) - min(o.received for o in seen)
-    assert span >= 3 * TTL and refreshes >= 2, (span, refreshes, len(seen))  # several lifetimes
+    # The broker decides after the process started and hands out only tokens with MIN_VALID s
+    # left by its clock, so a slow machine cannot make this fail: no token handed out had
+    # expired when it was asked for (the margin absorbs exp's whole seconds and the latency
+    # between the server stamping it and the broker receiving it).
+    expired = [o for o in seen if claims(o.token)["exp"] <= o.started]
+    assert not expired, f"{len(expired)} of {len(seen)} tokens were expired when asked for"
+    assert refreshes >= LIFETIMES, (refreshes, len(seen))  # several lifetimes were crossed
     # Every refresh the server saw produced a token somebody used: none was wasted or doubled.
     refreshed = {o.token for o in seen} - {first_token}
     assert refreshes == len(refreshed), (refreshes, len(refreshed), len(seen))

@@ -112,3 +112,35 @@ class RaisingKeyring(LimitedKeyring):
     def _raise(self) -> None:
         if self.error is not None:
             raise self.error
+
+
+class CrashingDeletes(KeyringBackend):
+    """A real backend whose delete calls 'crash' once ``deletes_left`` more have succeeded.
+
+    Wraps e.g. the Secret Service backend, so what an interrupted remove leaves behind is
+    really in the daemon. ``deletes`` counts the delete calls that reached ``inner``.
+    """
+
+    @properties.classproperty
+    def priority(cls) -> float:
+        raise RuntimeError("test backend: never chosen by detection")
+
+    def __init__(self, inner: KeyringBackend) -> None:
+        super().__init__()
+        self.inner = inner
+        self.deletes = 0
+        self.deletes_left: int | None = None
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.inner.get_password(service, username)
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.inner.set_password(service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.deletes_left is not None:
+            if self.deletes_left == 0:
+                raise SimulatedCrash("simulated crash")
+            self.deletes_left -= 1
+        self.deletes += 1
+        self.inner.delete_password(service, username)

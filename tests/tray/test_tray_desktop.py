@@ -22,7 +22,7 @@ from PIL import ImageStat
 from broker.icons import dominant_state
 from broker.menu import Overall
 from tests.support.desktop import Desktop, Window, wait_for
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ServerProcess, demo_server_cmd
 from tests.tray.brokerrun import ROOT, BrokerRun, session_processes
 
 pytestmark = pytest.mark.integration
@@ -34,13 +34,9 @@ DRIVER = ROOT / "tests" / "e2e" / "browser_driver.py"  # follows the auto-login 
 @pytest.fixture
 def demo_stack(tmp_path: Path) -> Iterator[str]:
     """``mcp-demo-server stack`` with ``--auto-login demo``; yields the MCP server's URL."""
-    idp_port, mcp_port = free_port(), free_port()
-    mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
-    args = demo_server_cmd(
-        "stack", f"--idp-port={idp_port}", f"--port={mcp_port}", "--auto-login", "demo"
-    )
-    with ServerProcess(args, f"{mcp_url}/", tmp_path / "stack.log"):
-        yield mcp_url
+    args = demo_server_cmd("stack", "--idp-port=0", "--port=0", "--auto-login", "demo")
+    with ServerProcess(args, tmp_path / "stack.log") as stack:
+        yield stack.url
 
 
 def browser(tmp_path: Path) -> str:
