@@ -25,7 +25,7 @@ import httpx2
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Exchange", "WatchedTransport", "within"]
+__all__ = ["Exchange", "WatchedTransport", "watched_client", "within"]
 
 
 class Exchange:
@@ -158,3 +158,19 @@ class WatchedTransport(httpx2.HTTPTransport):
         # httpx takes no network backend; its connection pool does (httpcore's public API).
         pool = self._pool
         pool._network_backend = _WatchedBackend(pool._network_backend)
+
+
+def watched_client() -> httpx2.Client:
+    """An HTTP client whose exchanges honour :func:`within`, proxies from the environment included.
+
+    httpx reads ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` only for the transport it builds
+    itself; given a transport of ours it would ignore them, and users behind a corporate proxy
+    would lose discovery, sign-in and refresh. So each proxy gets a watched transport too.
+    """
+    from httpx2._utils import get_environment_proxies  # httpx's own reading of the environment
+
+    mounts: dict[str, httpx2.BaseTransport | None] = {
+        pattern: None if url is None else WatchedTransport(proxy=url)
+        for pattern, url in get_environment_proxies().items()
+    }
+    return httpx2.Client(transport=WatchedTransport(), mounts=mounts, follow_redirects=False)

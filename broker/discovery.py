@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx2
 
-from broker.deadline import WatchedTransport, within
+from broker.deadline import watched_client, within
 from broker.errors import ResponseLimitExceeded, ServerUnreachable
 from broker.oauth import discovery as steps
 from broker.oauth.discovery import Discovered
@@ -44,7 +44,7 @@ class LimitedSender:
     def __init__(self, client: httpx2.Client | None = None, limits: HttpLimits | None = None):
         self.limits = limits or HttpLimits()
         self._own = client is None
-        self._client = client or httpx2.Client(transport=WatchedTransport(), follow_redirects=False)
+        self._client = client or watched_client()
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         return self._exchange(request, read_body=True)

@@ -116,3 +116,21 @@ def test_the_first_probe_of_a_server_ends_at_the_total_deadline(
         broker.close()
     assert elapsed < BOUND
     assert opened == []  # no sign-in started
+
+
+def test_a_proxy_from_the_environment_is_used_and_held_to_the_same_deadline(
+    dripping: DrippingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users behind a corporate proxy keep discovery, sign-in and refresh: ``HTTP_PROXY`` is
+    honoured by the watched client, and a proxy that drips is cut off like a server that does.
+    Without the proxy the name below cannot be resolved at all (ServerUnreachable, at once)."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dripping.port}")
+    send = LimitedSender(limits=LIMITS)
+    try:
+        request = httpx2.Request("GET", "http://mcp.example.invalid/.well-known/x")
+        elapsed = _bounded_call(lambda: send(request))
+    finally:
+        send.close()
+    assert elapsed < BOUND
