@@ -42,6 +42,11 @@ from broker.paths import BrokerPaths, broker_paths
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+# The serving loop blocks in poll() until a socket has work or this many seconds pass (then it
+# runs waitress's connection maintenance). It must be a whole number: waitress converts it with
+# int(), and 0 would poll without ever blocking (a full core while idle). close() wakes the loop
+# through waitress's trigger, so it does not wait this long.
+LOOP_TIMEOUT = 1
 
 
 @dataclass(frozen=True)
@@ -229,7 +234,7 @@ def _waitress(app: Any, sock: socket.socket, settings: ApiSettings) -> LoopbackS
         connection_limit=settings.connection_limit,
         backlog=settings.backlog,
         asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
-        asyncore_loop_timeout=0.2,
+        asyncore_loop_timeout=LOOP_TIMEOUT,
         log_socket_errors=False,
     )
     dispatcher = ThreadedTaskDispatcher()
