@@ -6,7 +6,8 @@ MCP server (tokens in a private Secret Service). Then, per process, over ``--sec
 
 1. ``mcp-broker run --headless``, nobody asking: CPU seconds per minute (``/proc/PID/stat``
    utime + stime), wakeups per second (``voluntary_ctxt_switches`` deltas summed over
-   ``/proc/PID/task/*/status``) and RSS; the two servers' figures over the same stretch.
+   ``/proc/PID/task/*/status``) and RSS; over the same stretch, the two servers and a stdio
+   bridge (``mcp-broker connect URL``) whose client has not said anything yet.
 2. The same broker with one client asking ``POST /v1/token`` every second (one persistent
    connection): the broker's CPU per request.
 3. ``mcp-broker run`` with its tray icon on a private desktop (Xvfb, trayer, dunst: see
@@ -14,7 +15,7 @@ MCP server (tokens in a private Secret Service). Then, per process, over ``--sec
    PyGObject is missing, saying so).
 
 Targets: the broker <= 0.3 CPU-s/min and <= 5 wakeups/s, headless and in the tray; the
-authorization server and the demo MCP server <= 0.3 CPU-s/min each.
+authorization server, the demo MCP server and the bridge <= 0.3 CPU-s/min each.
 
     .venv/bin/python benchmarks/idle.py [--seconds 60] [--settle 5] [--no-tray]
 """
@@ -130,6 +131,18 @@ def demo_servers(workdir: Path) -> Iterator[Servers]:
         yield Servers(idp, mcp, mcp_url)
 
 
+def start_bridge(home: Path, env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    """``mcp-broker connect URL`` with a client that has not written anything yet."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "broker.cli", "connect", url],
+        env={**env, "MCP_BROKER_HOME": str(home)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def start_tray_broker(
     home: Path, env: dict[str, str], desktop: Desktop, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -198,14 +211,17 @@ def main() -> int:
         log = workdir / "broker.log"
 
         proc = common.start_broker(home, env, log)
+        bridge = start_bridge(home, env, servers.mcp_url)
         try:
             common.wait_for_endpoint(common.broker_paths({"MCP_BROKER_HOME": str(home)}), proc)
             time.sleep(args.settle)
-            idle = measure({"broker (headless)": proc.pid, **servers.pids}, args.seconds)
+            pids = {"broker (headless)": proc.pid, **servers.pids, "stdio bridge": bridge.pid}
+            idle = measure(pids, args.seconds)
             results.update(idle)
             busy = asking_every_second(home, proc, servers.mcp_url, args.seconds)
         finally:
             common.stop_broker(proc)
+            common.stop_broker(bridge)
         for item in idle.values():
             print(item.line())
         print(busy.line() + f"; {busy.cpu * 1000:.2f} ms CPU per request")

@@ -95,6 +95,28 @@ class LoopbackServer(TcpWSGIServer):  # type: ignore[misc]
             min(idle, key=lambda channel: channel.last_activity).will_close = True
 
 
+class JoiningDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
+    """waitress's worker threads, each joined by ``shutdown``: waitress's own returns once every
+    worker has left its loop, a moment before the threads have ended (Quit leaves none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started: list[threading.Thread] = []
+
+    def start_new_thread(self, target: Any, thread_no: int) -> None:
+        thread = threading.Thread(
+            target=target, name=f"waitress-{thread_no}", args=(thread_no,), daemon=True
+        )
+        self._started.append(thread)
+        thread.start()
+
+    def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
+        done = bool(super().shutdown(cancel_pending, timeout))
+        for thread in self._started:
+            thread.join(timeout)
+        return done
+
+
 class ApiServer:
     """A running API. ``close()`` stops it and leaves no thread behind."""
 
@@ -237,7 +259,7 @@ def _waitress(app: Any, sock: socket.socket, settings: ApiSettings) -> LoopbackS
         asyncore_loop_timeout=LOOP_TIMEOUT,
         log_socket_errors=False,
     )
-    dispatcher = ThreadedTaskDispatcher()
+    dispatcher = JoiningDispatcher()
     dispatcher.set_thread_count(adj.threads)
     sockinfo = (sock.family, sock.type, sock.proto, sock.getsockname())
     return LoopbackServer(
