@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import logging
 import os
+import selectors
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -102,9 +103,11 @@ class CallbackListener(Generic[T]):
         self._accept: Callable[[Mapping[str, str]], bool] = lambda params: False
         self._judge: Callable[[Mapping[str, str]], T] | None = None
         server.listener = self
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
-        )
+        self._closing = threading.Event()
+        # close() writes to this pair to wake the serving loop, which otherwise sleeps until a
+        # connection arrives: socketserver's serve_forever would wake every poll_interval instead.
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="mcp-broker-callback", daemon=True)
         self._thread.start()
 
     @classmethod
@@ -154,15 +157,31 @@ class CallbackListener(Generic[T]):
 
     def close(self) -> None:
         """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._wake_writer.send(b"\0")
         self._thread.join(timeout=5)
+        self._server.server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def __enter__(self) -> CallbackListener[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _serve(self) -> None:
+        """Answer connections until close(); blocks while nothing happens (no polling)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self._closing.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._server and not self._closing.is_set():
+                        # What serve_forever does with a ready socket (accept, then a thread).
+                        self._server._handle_request_noblock()  # type: ignore[attr-defined]
 
     def _finish(self, result: T | None, error: BaseException | None) -> bool:
         with self._lock:

@@ -7,37 +7,34 @@ Exit codes: 0 success, 1 other failure, 2 usage error, 3 bad configuration, 4 si
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from broker import __version__
-from broker.autostart import configure_install_parsers
-from broker.bridge import configure_connect_parser
-from broker.clients_cli import configure_clients_parser
-from broker.cloudformation import add_from_cloudformation_argument, server_config_from_outputs
-from broker.config import PROVIDERS, ServerConfig
-from broker.configure import configure_configure_parser, configure_headers_parser
-from broker.demo import configure_demo_parser
 from broker.errors import BrokerError, InteractionRequired
-from broker.oauth.providers import FIXED_CALLBACK_PORTS
+from broker.helpers_cli import (
+    HelperTokens,
+    configure_headers_parser,
+    configure_token_parser,
+    helper_parser,
+    is_helper_command,
+    top_parser,
+)
 from broker.safetext import safe_lines, safe_text
+
+# Each command's modules load when the full parser is built or the command runs: the per-use
+# helpers (`token`, `headers`) build only their own parser and need none of them.
+if TYPE_CHECKING:
+    from broker.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
 #: RFC 6749 §3.3 scope-token.
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-
-EPILOG = """\
-exit codes: 0 ok, 1 failure, 2 usage, 3 bad configuration, 4 sign-in required,
-5 server unreachable. MCP_BROKER_HOME=<dir> keeps config, state and locks in <dir>.
-"""
 
 # A factory so tests can hand in a broker with fakes; the real one is built lazily because
 # it imports the keyring and HTTP stacks.
@@ -45,24 +42,13 @@ BrokerFactory = Callable[[argparse.Namespace], Any]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mcp-broker",
-        description=(
-            "Sign in once per OAuth-protected MCP server, keep the tokens in the OS keyring, "
-            "and hand a current access token to local MCP clients."
-        ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
-    )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="config file (default: $MCP_BROKER_CONFIG, else config.toml in the broker's dir)",
-    )
+    from broker.autostart import configure_install_parsers
+    from broker.bridge import configure_connect_parser
+    from broker.clients_cli import configure_clients_parser
+    from broker.configure import configure_configure_parser
+    from broker.demo import configure_demo_parser
+
+    parser = top_parser()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
         "run",
@@ -109,21 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(run=_status)
-    token = _add_url_command(
-        sub,
-        "token",
-        _token,
-        "print a current access token (only the token) for scripts and header helpers",
-        "Prints a current access token for the server on stdout and nothing else, refreshing "
-        "it first when needed. Exits 4 when you must sign in.",
-    )
-    token.add_argument(
-        "--min-valid",
-        type=float,
-        metavar="SECONDS",
-        help="the token must stay valid at least this long (default 60; capped at a tenth of "
-        "the token's lifetime, and at a 5%% margin while the authorization server is slow)",
-    )
+    configure_token_parser(sub)
     call = _add_url_command(
         sub,
         "call",
@@ -152,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from broker.cloudformation import add_from_cloudformation_argument
+    from broker.config import PROVIDERS
+    from broker.oauth.providers import FIXED_CALLBACK_PORTS
+
     add = sub.add_parser(
         "add",
         help="add (or change) a server",
@@ -230,6 +206,12 @@ def _run(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
 
 
 def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    from dataclasses import replace
+
+    from broker.cloudformation import server_config_from_outputs
+    from broker.config import ServerConfig
+    from broker.oauth.providers import FIXED_CALLBACK_PORTS
+
     existing = _existing(broker, args.url)
     issuer = None if args.reset_issuer or existing is None else existing.issuer
     if existing is not None and args.client_id not in (None, existing.client_id):
@@ -311,6 +293,8 @@ def _logout(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
 
 
 def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    from dataclasses import asdict
+
     rows = broker.status()
     now = time.time()
     if args.json:
@@ -330,12 +314,6 @@ def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             who = f"as {row.user}, " if row.user else ""
             detail = f"{who}token until {_local_time(row.expires_at)}"
         print(f"{safe_text(row.url)}\t{row.state}\t{safe_text(detail)}", file=out)
-    return 0
-
-
-def _token(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
-    tokens = broker.token(args.url, args.min_valid)
-    print(tokens.access_token, file=out)  # the one place a token is printed: its purpose
     return 0
 
 
@@ -395,6 +373,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _local_time(epoch: float) -> str:
+    import datetime
+
     return datetime.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
 
 
@@ -414,14 +394,19 @@ def main(
     broker_factory: BrokerFactory = _default_factory,
     out: TextIO | None = None,
 ) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = helper_parser() if is_helper_command(words) else build_parser()
+    args = parser.parse_args(words)
     if args.command is None:  # plain `mcp-broker` runs the tray app
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run"])
+        args = parser.parse_args([*words, "run"])
     _configure_logging(args.verbose)
     broker = None
     try:
-        if getattr(args, "needs_broker", True):
+        needs_broker = getattr(args, "needs_broker", True)
+        if needs_broker == "on_demand":
+            # The running broker serves its own configuration: --config goes to the library.
+            broker = HelperTokens(lambda: broker_factory(args), use_api=args.config is None)
+        elif needs_broker:
             broker = broker_factory(args)
         code: int = args.run(args, broker, out or sys.stdout)
         return code

@@ -297,33 +297,3 @@ def configure_configure_parser(
     )
     parser.set_defaults(run=run_configure, needs_broker=False)
     return parser
-
-
-def configure_headers_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "headers",
-        help="print an Authorization header as JSON (for Claude Code's headersHelper)",
-        description=(
-            'Prints {"Authorization": "Bearer <access token>"} for the server and nothing '
-            "else, refreshing the token first when needed. Exits 4 when you must sign in. "
-            "`mcp-broker configure claude-code` writes this as the server's headersHelper."
-        ),
-    )
-    parser.add_argument("url", metavar="URL", help="the MCP server URL, as added")
-    parser.add_argument(
-        "--min-valid",
-        type=float,
-        metavar="SECONDS",
-        help="the token must stay valid at least this long",
-    )
-    parser.set_defaults(run=run_headers)
-    return parser
-
-
-def run_headers(args: argparse.Namespace, broker: Any, out: TextIO | None = None) -> int:
-    """Print the header object; like ``mcp-broker token``, a token is printed on purpose."""
-    tokens = broker.token(args.url, args.min_valid)
-    print(json.dumps({"Authorization": f"Bearer {tokens.access_token}"}), file=out or sys.stdout)
-    return 0

@@ -12,7 +12,9 @@ with ``url``, ``port``, ``pid`` and the default client's ``secret``. A client:
    (#17); the port inside the MAC stops a squatter relaying the nonce to a broker elsewhere;
 3. asks for a token (:func:`request_token`), mapping API errors onto :mod:`broker.errors`.
 
-The HTTP client ignores proxy settings (``trust_env=False``): the secret goes to 127.0.0.1 only.
+Requests go straight to 127.0.0.1 with :mod:`broker.loopback_http` (plain sockets): no proxy
+setting can divert the secret, and a per-use helper (``mcp-broker headers``, run for every
+connection) does not pay for importing an HTTP library.
 """
 
 from __future__ import annotations
@@ -23,15 +25,13 @@ import hmac
 import json
 import logging
 import os
-import secrets
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx2
+from typing import Any, NamedTuple
 
 from broker import errors
+from broker.loopback_http import LoopbackHttpError
+from broker.loopback_http import request as loopback_request
 from broker.paths import (
     BrokerPaths,
     broker_paths,
@@ -45,16 +45,20 @@ logger = logging.getLogger(__name__)
 
 API_HEADER = {"X-MCP-Broker": "1"}
 HELLO_CONTEXT = b"mcp-broker hello v1"
-_TIMEOUT = 10.0
+_HTTP_ERRORS = (OSError, LoopbackHttpError)
 
 
-@dataclass(frozen=True)
-class Endpoint:
+# Named tuples, not dataclasses: ``dataclasses`` imports ``inspect`` and ``ast``, a tenth of the
+# start-up of ``mcp-broker headers`` (which reads these and nothing else of the broker's types).
+class Endpoint(NamedTuple):
     url: str
     port: int
     pid: int
-    secret: str = field(repr=False)
+    secret: str
     started_at: float = 0.0
+
+    def __repr__(self) -> str:  # never the secret
+        return f"Endpoint(url={self.url!r}, pid={self.pid}, started_at={self.started_at})"
 
     def to_json(self) -> str:
         doc = {
@@ -68,16 +72,18 @@ class Endpoint:
         return json.dumps(doc, indent=2) + "\n"
 
 
-@dataclass(frozen=True)
-class ApiToken:
+class ApiToken(NamedTuple):
     """What ``POST /v1/token`` answered. ``repr`` never shows the token."""
 
-    access_token: str = field(repr=False)
+    access_token: str
     token_type: str
     expires_in: int
     expires_at: int
     scope: str | None
     resource: str
+
+    def __repr__(self) -> str:
+        return f"ApiToken(resource={self.resource!r}, expires_at={self.expires_at})"
 
 
 # -- the broker's side ------------------------------------------------------------------------
@@ -125,24 +131,23 @@ def read_endpoint(path: Path) -> Endpoint:
 
 def verify_endpoint(
     endpoint: Endpoint,
-    http: httpx2.Client,
     client_name: str | None = None,
     secret: str | None = None,
 ) -> None:
     """Make the listener prove it knows the secret; :class:`StaleEndpoint` if it cannot."""
-    nonce = secrets.token_urlsafe(24)
+    nonce = _nonce()
     headers = {**API_HEADER, "X-MCP-Broker-Nonce": nonce}
     if client_name:
         headers["X-MCP-Broker-Client"] = client_name
     try:
-        response = http.get(f"{endpoint.url}/v1/hello", headers=headers)
-    except httpx2.HTTPError as exc:
+        status, body = loopback_request(endpoint.port, "GET", "/v1/hello", headers)
+    except _HTTP_ERRORS as exc:
         raise errors.BrokerNotRunning(
             f"nothing answers at {endpoint.url}; is the broker running? ({type(exc).__name__})"
         ) from None
     key = hashlib.sha256((secret or endpoint.secret).encode()).digest()
     expected = hello_proof(key, endpoint.port, nonce)
-    proof = _json(response).get("proof") if response.status_code == 200 else None
+    proof = _json(body).get("proof") if status == 200 else None
     if not isinstance(proof, str) or not hmac.compare_digest(proof, expected):
         raise errors.StaleEndpoint(
             f"the listener at {endpoint.url} is not this user's broker (stale endpoint.json?); "
@@ -150,13 +155,10 @@ def verify_endpoint(
         )
 
 
-def discover_endpoint(
-    paths: BrokerPaths | None = None, http: httpx2.Client | None = None
-) -> Endpoint:
+def discover_endpoint(paths: BrokerPaths | None = None) -> Endpoint:
     """The running broker's endpoint, read from ``endpoint.json`` and verified."""
     endpoint = read_endpoint((paths or broker_paths()).endpoint_file)
-    with _client(http) as client:
-        verify_endpoint(endpoint, client)
+    verify_endpoint(endpoint)
     return endpoint
 
 
@@ -168,7 +170,6 @@ def request_token(
     paths: BrokerPaths | None = None,
     secret: str | None = None,
     client_name: str | None = None,
-    http: httpx2.Client | None = None,
 ) -> ApiToken:
     """A token for ``resource`` from the running broker, as the default client or, with
     ``secret`` and ``client_name``, as a named one. Raises :mod:`broker.errors` classes:
@@ -180,18 +181,23 @@ def request_token(
         body["scope"] = scope
     if min_valid is not None:
         body["min_valid_seconds"] = min_valid
-    with _client(http) as client:
-        verify_endpoint(endpoint, client, client_name, secret)
-        headers = {**API_HEADER, "Authorization": f"Bearer {secret or endpoint.secret}"}
-        try:
-            response = client.post(f"{endpoint.url}/v1/token", json=body, headers=headers)
-        except httpx2.HTTPError as exc:
-            raise errors.BrokerNotRunning(
-                f"the broker stopped answering: {type(exc).__name__}"
-            ) from None
-    doc = _json(response)
-    if response.status_code != 200:
-        raise _error_for(response.status_code, doc)
+    verify_endpoint(endpoint, client_name, secret)
+    headers = {
+        **API_HEADER,
+        "Authorization": f"Bearer {secret or endpoint.secret}",
+        "Content-Type": "application/json",
+    }
+    try:
+        status, answer = loopback_request(
+            endpoint.port, "POST", "/v1/token", headers, json.dumps(body).encode()
+        )
+    except _HTTP_ERRORS as exc:
+        raise errors.BrokerNotRunning(
+            f"the broker stopped answering: {type(exc).__name__}"
+        ) from None
+    doc = _json(answer)
+    if status != 200:
+        raise _error_for(status, doc)
     try:
         return ApiToken(
             access_token=str(doc["access_token"]),
@@ -208,22 +214,9 @@ def request_token(
 # -- helpers ------------------------------------------------------------------------------------
 
 
-class _client:
-    """Use the caller's client, or a short-lived one that never uses proxies."""
-
-    def __init__(self, http: httpx2.Client | None) -> None:
-        self._given = http
-        self._own: httpx2.Client | None = None
-
-    def __enter__(self) -> httpx2.Client:
-        if self._given is not None:
-            return self._given
-        self._own = httpx2.Client(timeout=_TIMEOUT, trust_env=False, follow_redirects=False)
-        return self._own
-
-    def __exit__(self, *exc: object) -> None:
-        if self._own is not None:
-            self._own.close()
+def _nonce() -> str:
+    # What secrets.token_urlsafe(24) returns, without importing ``random`` for a helper's one call.
+    return base64.urlsafe_b64encode(os.urandom(24)).rstrip(b"=").decode()
 
 
 def _check_private(path: Path, info: os.stat_result) -> None:
@@ -256,9 +249,9 @@ def _parse(raw: bytes) -> Endpoint:
     return endpoint
 
 
-def _json(response: httpx2.Response) -> dict[str, Any]:
+def _json(body: bytes) -> dict[str, Any]:
     try:
-        doc = response.json()
+        doc = json.loads(body)
     except ValueError:
         return {}
     return doc if isinstance(doc, dict) else {}

@@ -20,12 +20,9 @@ import logging
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-
-import platformdirs
+from typing import NamedTuple
 
 from broker.errors import UnsafePathError
 
@@ -38,8 +35,9 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-@dataclass(frozen=True)
-class BrokerPaths:
+# A named tuple, not a dataclass: ``dataclasses`` imports ``inspect`` and ``ast``, a tenth of the
+# start-up of ``mcp-broker headers``, which needs these paths and little else.
+class BrokerPaths(NamedTuple):
     config_file: Path
     state_dir: Path
     lock_dir: Path
@@ -68,6 +66,8 @@ def broker_paths(environ: Mapping[str, str] | None = None) -> BrokerPaths:
     if home:
         root = Path(home).expanduser().absolute()
         return BrokerPaths(root / "config.toml", root / "state", root / "locks", root / "logs")
+    import platformdirs  # only without MCP_BROKER_HOME: per-use helpers start faster without it
+
     dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
     state = dirs.user_state_path
     return BrokerPaths(
@@ -147,6 +147,8 @@ def write_private_file(path: Path, data: bytes | str) -> None:
 
     The temp file lives in the same dir (so ``os.replace`` is atomic) and is fsynced first.
     """
+    import tempfile  # writers only: per-use helpers that only read start faster without it
+
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -133,6 +133,10 @@ class TokenService:
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or RefreshPolicy()
         self._backoff = backoff or Backoff()
+        # Both are polls, made only when a caller asks for a token (never on a timer), at most
+        # once a second per key (the stamp file) or every two seconds (the keyring, for a key
+        # that needs a sign-in): another process's sign-in or sign-out can only be seen by
+        # reading them, there is no portable change notification.
         self._recheck_interval = recheck_interval
         self._stamps = stamps
         self._follow_interval = follow_interval

@@ -49,6 +49,11 @@ from broker.paths import BrokerPaths, broker_paths
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+# The serving loop blocks in poll() until a socket has work or this many seconds pass (then it
+# runs waitress's connection maintenance). It must be a whole number: waitress converts it with
+# int(), and 0 would poll without ever blocking (a full core while idle). close() wakes the loop
+# through waitress's trigger, so it does not wait this long.
+LOOP_TIMEOUT = 1
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,28 @@ class LoopbackServer(TcpWSGIServer):  # type: ignore[misc]
         ]
         if idle:
             min(idle, key=lambda channel: channel.last_activity).will_close = True
+
+
+class JoiningDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
+    """waitress's worker threads, each joined by ``shutdown``: waitress's own returns once every
+    worker has left its loop, a moment before the threads have ended (Quit leaves none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started: list[threading.Thread] = []
+
+    def start_new_thread(self, target: Any, thread_no: int) -> None:
+        thread = threading.Thread(
+            target=target, name=f"waitress-{thread_no}", args=(thread_no,), daemon=True
+        )
+        self._started.append(thread)
+        thread.start()
+
+    def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
+        done = bool(super().shutdown(cancel_pending, timeout))
+        for thread in self._started:
+            thread.join(timeout)
+        return done
 
 
 class ApiServer:
@@ -262,10 +289,10 @@ def _waitress(app: Any, sock: socket.socket, settings: ApiSettings) -> LoopbackS
         connection_limit=settings.connection_limit,
         backlog=settings.backlog,
         asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
-        asyncore_loop_timeout=0.2,
+        asyncore_loop_timeout=LOOP_TIMEOUT,
         log_socket_errors=False,
     )
-    dispatcher = ThreadedTaskDispatcher()
+    dispatcher = JoiningDispatcher()
     dispatcher.set_thread_count(adj.threads)
     sockinfo = (sock.family, sock.type, sock.proto, sock.getsockname())
     return LoopbackServer(

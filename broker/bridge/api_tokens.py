@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import httpx2
-
 from broker import endpoint
 from broker.bridge.tokens import (
     MIN_VALID_SECONDS,
@@ -26,7 +24,6 @@ class ApiTokens:
     def __init__(self, resource: str, paths: BrokerPaths | None = None) -> None:
         self.resource = resource
         self._paths = paths
-        self._http = httpx2.Client(timeout=10.0, trust_env=False, follow_redirects=False)
         self._scope: str | None = None  # what the last token carried
 
     def token(self) -> str:
@@ -59,7 +56,7 @@ class ApiTokens:
             ) from None
 
     def close(self) -> None:
-        self._http.close()
+        pass  # each request opens (and closes) its own loopback connection
 
     def _ask(self, min_valid: float, scope: str | None = None) -> str:
         answer = endpoint.request_token(
@@ -67,7 +64,6 @@ class ApiTokens:
             scope=scope,
             min_valid=min_valid,
             paths=self._paths,
-            http=self._http,
         )
         self._scope = answer.scope
         return answer.access_token

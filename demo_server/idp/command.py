@@ -157,8 +157,7 @@ def wait_for_signal() -> None:
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(1.0):
-            pass
+        stop.wait()  # a signal interrupts the wait (POSIX), so nothing needs to poll
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -17,7 +17,10 @@ from demo_server.idp.settings import IdpSettings
 
 logger = logging.getLogger(__name__)
 WAITRESS_THREADS = 4
-LOOP_TIMEOUT = 0.2  # seconds: how long close() waits for the serving loop to notice
+# The serving loop blocks until a socket has work or this many seconds pass. A whole number:
+# waitress converts it with int(), and 0 would poll without blocking (a full core while idle).
+# close() wakes the loop through waitress's trigger, so it does not wait this long.
+LOOP_TIMEOUT = 1
 
 
 @dataclass

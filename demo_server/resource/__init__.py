@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while server.running and not stop.wait(0.5):
+        # Once a second: notice a server thread that died (the signal handler wakes it at once).
+        while server.running and not stop.wait(1.0):
             pass
     finally:
         server.close()

@@ -8,7 +8,6 @@ import os
 import stat
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx2
@@ -139,8 +138,8 @@ def squatter(request: pytest.FixtureRequest, api: Api) -> Iterator[Squatter]:
 
 
 def test_a_stale_endpoint_file_never_sends_the_secret(api: Api, squatter: Squatter) -> None:
-    stale = replace(
-        api.server.endpoint, url=f"http://127.0.0.1:{squatter.port}", port=squatter.port
+    stale = api.server.endpoint._replace(
+        url=f"http://127.0.0.1:{squatter.port}", port=squatter.port
     )
     client_side.write_endpoint(api.paths.endpoint_file, stale)
 

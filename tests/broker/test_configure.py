@@ -21,11 +21,9 @@ import pytest
 
 from broker.clientconfigs import CLIENTS, Environment, default_entry_name, served_url
 from broker.config import ServerConfig, add_server
-from broker.configure import (
-    configure_configure_parser,
-    configure_headers_parser,
-)
+from broker.configure import configure_configure_parser
 from broker.errors import ClientConfigError, ConfigError
+from broker.helpers_cli import configure_headers_parser
 
 URL = "https://mcp.example.com/mcp"
 SCRIPT = Path(sys.executable).parent / "mcp-broker"
