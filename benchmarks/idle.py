@@ -39,7 +39,7 @@ import _common as common
 import httpx2
 
 from tests.support.desktop import TOOLS, Desktop, wait_for
-from tests.support.procs import ServerProcess, demo_server_cmd, free_port
+from tests.support.procs import ServerProcess, demo_server_cmd, fixed_port
 
 CPU_TARGET = 0.3  # CPU-s per minute
 WAKEUP_TARGET = 5.0  # per second, the broker
@@ -114,7 +114,8 @@ class Servers:
 @contextmanager
 def demo_servers(workdir: Path) -> Iterator[Servers]:
     """The two demo servers as separate processes, each measurable on its own."""
-    idp_port, mcp_port = free_port(), free_port()
+    # Each must name the other before either exists: fixed ports (outside the ephemeral range).
+    idp_port, mcp_port = fixed_port(), fixed_port()
     mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
     issuer = f"http://127.0.0.1:{idp_port}/us-east-1_Demo00001"
     idp = ServerProcess(

@@ -17,7 +17,7 @@ from pathlib import Path
 from broker.endpoint import Endpoint, write_endpoint
 from tests.api.conftest import Api
 from tests.api.fakes import SERVER_A, token_set
-from tests.support.procs import free_port
+from tests.support.procs import refusing_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("mcp", "authlib", "flask", "werkzeug", "waitress", "httpx2", "keyring", "http.client")
@@ -75,11 +75,11 @@ def test_with_no_broker_answering_the_library_answers_with_its_own_message(
     home = tmp_path / "home"
     state = home / "state"
     state.mkdir(parents=True, mode=0o700)
-    port = free_port()  # nobody listens there: a broker that crashed left its file behind
-    write_endpoint(
-        state / "endpoint.json", Endpoint(f"http://127.0.0.1:{port}", port, 1, "s3cret", 0.0)
-    )
-    code, out, err, modules = helper(home, "headers", SERVER_A)
+    with refusing_port() as port:  # a broker that crashed left its file behind
+        write_endpoint(
+            state / "endpoint.json", Endpoint(f"http://127.0.0.1:{port}", port, 1, "s3cret", 0.0)
+        )
+        code, out, err, modules = helper(home, "headers", SERVER_A)
 
     assert (code, out) == (3, "")
     assert (
