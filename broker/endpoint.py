@@ -198,6 +198,33 @@ def request_token(
         raise errors.LocalApiError("the broker's answer was malformed") from None
 
 
+def running_status(
+    paths: BrokerPaths | None = None, http: httpx2.Client | None = None
+) -> list[dict[str, Any]]:
+    """``GET /v1/status`` of the running broker: its view of each server (never a token).
+
+    Only the running broker knows what its refresher has met (an authorization server that
+    cannot be reached, a retry scheduled); the store alone cannot say. ``BrokerNotRunning`` when
+    none answers."""
+    endpoint = read_endpoint((paths or broker_paths()).endpoint_file)
+    with _client(http) as client:
+        verify_endpoint(endpoint, client)
+        headers = {**API_HEADER, "Authorization": f"Bearer {endpoint.secret}"}
+        try:
+            response = client.get(f"{endpoint.url}/v1/status", headers=headers)
+        except httpx2.HTTPError as exc:
+            raise errors.BrokerNotRunning(
+                f"the broker stopped answering: {type(exc).__name__}"
+            ) from None
+    doc = _json(response)
+    if response.status_code != 200:
+        raise _error_for(response.status_code, doc)
+    servers = doc.get("servers")
+    if not isinstance(servers, list):
+        raise errors.LocalApiError("the broker's answer was malformed")
+    return [row for row in servers if isinstance(row, dict)]
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
