@@ -295,7 +295,7 @@ def _logout(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
 def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     from dataclasses import asdict
 
-    rows = broker.status()
+    rows = _with_running_view(broker.status(), getattr(broker, "paths", None))
     now = time.time()
     if args.json:
         data = []
@@ -315,6 +315,35 @@ def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             detail = f"{who}token until {_local_time(row.expires_at)}"
         print(f"{safe_text(row.url)}\t{row.state}\t{safe_text(detail)}", file=out)
     return 0
+
+
+def _with_running_view(rows: list[Any], paths: Any) -> list[Any]:
+    """The running broker's state of each server where it has one: only it knows that its
+    refreshes cannot reach the authorization server (the store still holds a token)."""
+    from dataclasses import replace
+
+    from broker.endpoint import running_status
+
+    if paths is None:
+        return rows
+    try:
+        running = {row.get("url"): row for row in running_status(paths)}
+    except BrokerError as exc:
+        logger.debug("no running broker to ask for its status: %s", exc)
+        return rows
+    merged = []
+    for row in rows:
+        seen = running.get(row.url)
+        if seen is not None and isinstance(seen.get("state"), str):
+            expires_at = seen.get("expires_at")
+            row = replace(
+                row,
+                state=seen["state"],
+                reason=seen.get("reason") if isinstance(seen.get("reason"), str) else None,
+                expires_at=expires_at if isinstance(expires_at, int | float) else None,
+            )
+        merged.append(row)
+    return merged
 
 
 def _call(args: argparse.Namespace, broker: Any, out: TextIO) -> int:

@@ -211,6 +211,30 @@ def request_token(
         raise errors.LocalApiError("the broker's answer was malformed") from None
 
 
+def running_status(paths: BrokerPaths | None = None) -> list[dict[str, Any]]:
+    """``GET /v1/status`` of the running broker: its view of each server (never a token).
+
+    Only the running broker knows what its refresher has met (an authorization server that
+    cannot be reached, a retry scheduled); the store alone cannot say. ``BrokerNotRunning`` when
+    none answers."""
+    endpoint = read_endpoint((paths or broker_paths()).endpoint_file)
+    verify_endpoint(endpoint)
+    headers = {**API_HEADER, "Authorization": f"Bearer {endpoint.secret}"}
+    try:
+        status, answer = loopback_request(endpoint.port, "GET", "/v1/status", headers)
+    except _HTTP_ERRORS as exc:
+        raise errors.BrokerNotRunning(
+            f"the broker stopped answering: {type(exc).__name__}"
+        ) from None
+    doc = _json(answer)
+    if status != 200:
+        raise _error_for(status, doc)
+    servers = doc.get("servers")
+    if not isinstance(servers, list):
+        raise errors.LocalApiError("the broker's answer was malformed")
+    return [row for row in servers if isinstance(row, dict)]
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from broker.app import ServerStatus
 from broker.clients import ConsentRequest, Decision
 from broker.safetext import safe_text
+from broker.service import UNREACHABLE
 
 _SIGNED_IN = {"valid"}
 _NEEDS_SIGN_IN = {"signed_out", "sign_in_required", "unknown"}
@@ -133,11 +134,19 @@ def title(view: View) -> str:
         Overall.NO_SERVERS: "no servers configured",
         Overall.SIGNED_IN: "signed in" if total == 1 else f"signed in to all {total} servers",
         Overall.NEEDS_SIGN_IN: f"sign-in needed ({count} of {total})",
-        Overall.REFRESHING: f"refreshing ({count} of {total})",
+        Overall.REFRESHING: f"{_refreshing_words(view)} ({count} of {total})",
         Overall.ERROR: f"error ({count} of {total})",
     }[state]
     waiting = f", {len(view.consents)} waiting for consent" if view.consents else ""
     return f"MCP OAuth Broker: {words}{waiting}"
+
+
+def _refreshing_words(view: View) -> str:
+    """Say "can't reach" rather than "refreshing" when every such server is only retrying: the
+    user should know the authorization server is away (and that signing in will not help)."""
+    if any(s.url in view.busy for s in view.servers):
+        return "refreshing"
+    return UNREACHABLE
 
 
 def describe(status: ServerStatus, view: View) -> str:
@@ -153,7 +162,7 @@ def describe(status: ServerStatus, view: View) -> str:
     who = f" as {safe_text(status.user, 30)}" if status.user else ""
     until = _until(status.expires_at, view.now)
     if state is Overall.REFRESHING:
-        return f"signed in{who}, refresh retrying{until}"
+        return f"{UNREACHABLE}, retrying{until}"
     return f"signed in{who}{until}"
 
 

@@ -89,14 +89,14 @@ class Refresher:
         for key in keys:
             if self._stopping.is_set():
                 break
-            due = self._service.refresh_in(key)
+            due = self._due(key)
             if due is not None and due <= 0:
                 self._start_refresh(key)
                 started.append(key)
             elif due is not None:
                 next_due = min(next_due, due)
         for key in self._settled(started):
-            due = self._service.refresh_in(key)
+            due = self._due(key)
             if due is not None and due <= 0:
                 # Still due right after a refresh (failing, backing off, or tokens that die
                 # at birth): look again later, never in a tight loop (#27).
@@ -106,6 +106,18 @@ class Refresher:
         # Otherwise sleep exactly until the next key is due: a short token's refresh is timed
         # within a fraction of a second of its lifetime.
         return max(_TIMER_SLACK, min(self._max_sleep, next_due))
+
+    def _due(self, key: TokenKey) -> float | None:
+        """When ``key`` is due; reading it can fail (a keyring that does not answer yet, e.g.
+        just after login or a daemon restart): then look again soon. The thread must outlive
+        such a failure, or nothing is refreshed proactively for the rest of the run."""
+        try:
+            return self._service.refresh_in(key)
+        except BrokerError as exc:
+            logger.info("proactive refresh for %s: %s", key.resource, exc)
+        except Exception:
+            logger.exception("proactive refresh for %s failed", key.resource)
+        return self._min_sleep
 
     def _start_refresh(self, key: TokenKey) -> None:
         worker = threading.Thread(

@@ -3,8 +3,8 @@
 One per user (:mod:`broker.instance`). It builds the broker, the background refresher, the local
 token API and, when a display is available, the tray icon; without one it runs headless and says
 so in one log line. Quit (tray menu, SIGTERM, Ctrl+C) stops the tray, the API and the refresher
-within about a second; sign-ins still waiting on a browser run on daemon threads and end with the
-process.
+within about a second (longer only to let a refresh in flight store its tokens); sign-ins still
+waiting on a browser run on daemon threads and end with the process.
 
     from broker.runner import run
     sys.exit(run(headless=None))   # None: tray if possible, else headless
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 0.5  # per part; Quit must be done within about a second
+#: How long Quit waits for a refresh that is in flight. An idle refresher stops at once (its
+#: wait is woken); a refresh in flight may hold a rotated refresh token that exists nowhere but
+#: in this process until its keyring write lands, and abandoning it loses the sign-in.
+REFRESH_FINISH_TIMEOUT = 10.0
 
 
 def run(
@@ -167,7 +171,7 @@ class BrokerSession:
         steps: list[tuple[str, Callable[[], object]]] = [
             ("tray worker", lambda: self.controller.stop(STOP_TIMEOUT)),
             ("token API", lambda: self.api.close() if self.api is not None else None),
-            ("refresher", lambda: self.refresher.stop(STOP_TIMEOUT)),
+            ("refresher", lambda: self.refresher.stop(REFRESH_FINISH_TIMEOUT)),
             ("broker", self.broker.close),
         ]
         for name, step in steps:

@@ -109,6 +109,17 @@ def _interaction_required(state: State, reason: str) -> InteractionRequired:
     return InteractionRequired(reason)
 
 
+UNREACHABLE = "can't reach the authorization server"
+"""How a key whose refresh fails for a passing reason is described (status, tray): the user
+must not be told to sign in while the server is merely away, and the refresh token is kept."""
+
+
+def _retry_reason(error: BrokerError) -> str:
+    if isinstance(error, ServerUnreachable):
+        return f"{UNREACHABLE}: {error}"
+    return str(error)  # e.g. another process holds the key's lock
+
+
 def _thread_only_lock(key: TokenKey) -> AbstractContextManager[object]:
     return contextlib.nullcontext()
 
@@ -354,7 +365,7 @@ class TokenService:
                 delay = self._backoff.delay(entry.failures, retry_after)
                 entry.retry_at = self.clock.monotonic() + delay
                 entry.last_error = error
-                self._set_state_locked(entry, State.RETRYING, str(error))
+                self._set_state_locked(entry, State.RETRYING, _retry_reason(error))
         if moved:
             # Signed in or out (here or in another process) while this refresh ran: its failure
             # says nothing about the tokens now in force (#29).

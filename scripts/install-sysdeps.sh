@@ -11,6 +11,7 @@ packages=(
   xvfb trayer dunst xdotool x11-utils imagemagick   # tray tests: X server, tray host, notifications
   desktop-file-utils            # desktop-file-validate for the autostart entry
   wrk                           # load generator for make bench
+  faketime                      # libfaketime: the sleep-and-resume test jumps a running clock
   libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
 )
 

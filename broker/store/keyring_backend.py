@@ -101,7 +101,7 @@ def translated(fn: Callable[[], T]) -> T:
 
 
 def _translate_other(exc: Exception) -> StorageError:
-    name = _secretstorage_error(exc)
+    name = secretstorage_error(exc)
     dbus_error = str(getattr(exc, "name", ""))
     if name in {"LockedException", "PromptDismissedException"} or dbus_error.endswith(".IsLocked"):
         return StorageLocked("The keyring is locked or its unlock prompt was dismissed. Retry.")
@@ -112,7 +112,7 @@ def _translate_other(exc: Exception) -> StorageError:
     return StorageError(f"The keyring call failed ({type(exc).__name__}).")
 
 
-def _secretstorage_error(exc: BaseException) -> str | None:
+def secretstorage_error(exc: BaseException) -> str | None:
     """The secretstorage/jeepney exception class name, without importing them on other OSes."""
     module = type(exc).__module__
     return type(exc).__name__ if module.startswith(("secretstorage", "jeepney")) else None

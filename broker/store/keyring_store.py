@@ -23,7 +23,13 @@ from keyring.backend import KeyringBackend
 from broker.store import codec
 from broker.store.chunks import ChunkedEntries
 from broker.store.codec import CorruptEntry
-from broker.store.keyring_backend import backend_name, check_usable, default_backend, translated
+from broker.store.keyring_backend import (
+    backend_name,
+    check_usable,
+    default_backend,
+    secretstorage_error,
+    translated,
+)
 from broker.store.worker import BoundedWorker
 from broker.tokens import TokenKey, TokenSet
 
@@ -126,7 +132,7 @@ class KeyringTokenStore:
 
     def _load_tokens(self, entries: ChunkedEntries, key: TokenKey) -> TokenSet | None:
         try:
-            text = entries.read(codec.token_entry_name(key))
+            text = _read(entries, codec.token_entry_name(key))
             tokens = None if text is None else codec.decode_tokens(text, key)
         except CorruptEntry as exc:
             logger.warning(
@@ -141,7 +147,7 @@ class KeyringTokenStore:
 
     def _load_secret(self, entries: ChunkedEntries, issuer: str, client_id: str) -> str | None:
         try:
-            text = entries.read(codec.client_secret_entry_name(issuer, client_id))
+            text = _read(entries, codec.client_secret_entry_name(issuer, client_id))
             secret = None if text is None else codec.decode_client_secret(text, issuer, client_id)
         except CorruptEntry as exc:
             logger.warning("Stored client secret for %s is unreadable: %s", issuer, exc)
@@ -188,3 +194,20 @@ class KeyringTokenStore:
                 self._tokens.pop(key, None)
             else:
                 self._secrets.pop(key, None)
+
+
+#: Reads of an entry that another process replaced meanwhile, before giving up.
+_READ_ATTEMPTS = 3
+
+
+def _read(entries: ChunkedEntries, name: str) -> str | None:
+    """Read ``name``, again if another process replaced the item between the Secret Service's
+    search and the secret's fetch (``ItemNotFoundException``): a writer, not a dead keyring."""
+    for attempt in range(1, _READ_ATTEMPTS + 1):
+        try:
+            return entries.read(name)
+        except Exception as exc:
+            if secretstorage_error(exc) != "ItemNotFoundException" or attempt == _READ_ATTEMPTS:
+                raise
+            logger.debug("a keyring entry was replaced while being read; reading it again")
+    return None  # not reached

@@ -7,10 +7,13 @@ Codes are popped on first lookup, so a code can be redeemed once even under conc
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable
 
 from demo_server.idp.models import AuthorizationCode, RefreshTokenRecord
+
+logger = logging.getLogger(__name__)
 
 
 def token_key(token: str) -> str:
@@ -26,6 +29,10 @@ class Store:
         self._codes: dict[str, AuthorizationCode] = {}
         self._refresh: dict[str, RefreshTokenRecord] = {}
         self._revoked_origins: set[str] = set()
+        self.reused_refresh_tokens = 0
+        """Presentations of a refresh token already rotated out (within the grace or after):
+        a client that stores every rotated token before using it never makes one, so tests
+        and operators can watch this count stay at 0."""
 
     def save_code(self, code: AuthorizationCode) -> None:
         with self._lock:
@@ -50,6 +57,12 @@ class Store:
             record = self._refresh.get(token_key(token))
             if record is None or record.origin_jti in self._revoked_origins:
                 return None
+            if record.usable_until is not None:
+                self.reused_refresh_tokens += 1
+                logger.warning(
+                    "a rotated-out refresh token was presented again (%d so far)",
+                    self.reused_refresh_tokens,
+                )
         now = self._clock()
         if record.expires_at <= now:
             return None

@@ -83,8 +83,11 @@ variable "refresh_token_rotation" {
   default     = false
 }
 
+# Why a grace period: with rotation, a broker killed after Cognito answered a refresh and before
+# the new refresh token reached the keyring holds only the old one. With 0 s that sign-in is lost
+# (tests/e2e/test_real_life_kill_refresh.py); with 10 s every such kill recovered. Keep it above 0.
 variable "refresh_token_rotation_grace_period_seconds" {
-  description = "How long a rotated-out refresh token stays valid, 0-60 seconds."
+  description = "How long a rotated-out refresh token stays valid, 0-60 seconds; above 0 so that a broker killed mid-refresh keeps its sign-in."
   type        = number
   default     = 10
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from broker.backoff import Backoff
-from broker.errors import InvalidGrant, ServerUnreachable
+from broker.errors import InvalidGrant, ServerUnreachable, StorageTimeout
 from broker.freshness import RefreshPolicy
 from broker.refresher import Refresher
 from broker.service import State, TokenService
 from broker.store.memory import MemoryTokenStore
-from broker.tokens import TokenSet
+from broker.tokens import TokenKey, TokenSet
 from tests.broker.service_fakes import KEY, OTHER_KEY, FakeClock, FakeGrant, make_tokens
 
 
@@ -224,3 +225,37 @@ def test_one_slow_authorization_server_never_holds_up_another_servers_refresh(
     assert saw_quick_refreshed == [True]
     assert grant.calls == 2
     assert all(store.get(t.key) != t for t in old)  # both refreshed
+
+
+class FailingFirstReads(TokenService):
+    """A service whose store does not answer for the first ``failures`` reads of the schedule
+    (a keyring that is slow at login, or restarting)."""
+
+    failures = 2
+
+    def refresh_in(self, key: TokenKey) -> float | None:
+        if self.failures:
+            self.failures -= 1
+            raise StorageTimeout("the keyring did not answer within 10 s; cannot read tokens now")
+        return super().refresh_in(key)
+
+
+def test_the_thread_survives_a_keyring_that_does_not_answer_and_refreshes_later(
+    clock: FakeClock,
+) -> None:
+    grant = FakeGrant(clock, lifetime=3600)
+    store = MemoryTokenStore()
+    store.put(make_tokens(clock, lifetime=3600))
+    service = FailingFirstReads(store, grant, clock=clock)
+    refresher = Refresher(service, min_sleep=0.01, max_sleep=0.05)
+    refresher.watch(KEY)
+    clock.advance(3590)  # due
+    refresher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while grant.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        refresher.stop()
+    assert service.failures == 0
+    assert grant.calls == 1

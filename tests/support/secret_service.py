@@ -108,6 +108,25 @@ class SecretServiceDaemons:
         self.stop()
         raise RuntimeError("gnome-keyring-daemon did not publish its login keyring in time")
 
+    def restart_keyring(self) -> None:
+        """Kill gnome-keyring-daemon and start it again on the same bus and keyring files, as
+        after a crash or a session restart: it comes back with the login keyring locked."""
+        (old,) = [p for p in self._procs if "gnome-keyring-daemon" in p.args]
+        old.kill()
+        old.wait(10)
+        self._procs.remove(old)
+        self._spawn(
+            ["gnome-keyring-daemon", "--foreground", "--components=secrets"],
+            stdin=subprocess.DEVNULL,
+            env=self.environ(),
+        )
+        self._wait_ready()
+
+    def item_count(self) -> int:
+        """Every item in the login keyring (whatever its attributes)."""
+        with closing(self.connect()) as conn:
+            return len(list(secretstorage.Collection(conn).get_all_items()))
+
     def lock(self) -> None:
         with closing(self.connect()) as conn:
             secretstorage.Collection(conn).lock()
