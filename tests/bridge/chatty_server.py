@@ -63,10 +63,13 @@ def bearer_required(app: Any) -> Any:
 
 
 @contextmanager
-def chatty_server() -> Iterator[str]:
-    """Serve on a free loopback port; yields the MCP URL."""
+def chatty_server(*, protected: bool = True) -> Iterator[str]:
+    """Serve on a free loopback port (``protected``: behind a 401 without a bearer token);
+    yields the MCP URL."""
     port = free_port()
-    app = bearer_required(build_server().streamable_http_app(host="127.0.0.1"))
+    app = build_server().streamable_http_app(host="127.0.0.1")
+    if protected:
+        app = bearer_required(app)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, name="chatty-mcp", daemon=True)
     thread.start()
