@@ -38,7 +38,7 @@ def configure_connect_parser(
 def run_connect(args: argparse.Namespace, *_: object) -> int:
     """Run the bridge until stdin closes. Extra positional arguments (a broker, an output
     stream) are accepted and ignored: stdout belongs to MCP, tokens are found here."""
-    # The mcp SDK takes seconds to import: only `connect` pays for it, not the parser.
+    # Loaded here so that other commands do not pay for them.
     import anyio
 
     from broker.bridge.relay import serve_stdio

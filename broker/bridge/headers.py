@@ -4,11 +4,10 @@
 Over stdio a message is only its JSON-RPC body; over HTTP a client also sends
 ``MCP-Protocol-Version`` (the version negotiated by ``initialize``, or for the per-request
 envelope of 2026-07-28 the version in ``params._meta``), ``Mcp-Method``, ``Mcp-Name`` and the
-``Mcp-Param-*`` headers a tool's ``x-mcp-header`` annotations ask for. The SDK's client session
-computes these for the messages it writes itself; the bridge relays messages it did not write,
-so :class:`RoutingHeaders` derives them from the bodies, learning the negotiated version and the
-tools' annotations from the answers that pass back. The header rules and codecs are the SDK's
-(:mod:`mcp.shared.inbound`), so both ends read the same source of truth.
+``Mcp-Param-*`` headers a tool's ``x-mcp-header`` annotations ask for. The bridge relays
+messages it did not write, so :class:`RoutingHeaders` derives these from the bodies (plain
+decoded JSON), learning the negotiated version and the tools' annotations from the answers that
+pass back. The rules themselves are in :mod:`broker.bridge.header_rules`.
 """
 
 from __future__ import annotations
@@ -17,27 +16,32 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from mcp.shared.inbound import (
+from broker.bridge.header_rules import (
     MCP_METHOD_HEADER,
     MCP_NAME_HEADER,
     MCP_PROTOCOL_VERSION_HEADER,
+    MODERN_PROTOCOL_VERSIONS,
     NAME_BEARING_METHODS,
+    PROTOCOL_VERSION_META_KEY,
     encode_header_value,
     find_invalid_x_mcp_header,
     mcp_param_headers,
     x_mcp_header_map,
 )
-from mcp_types import (
-    PROTOCOL_VERSION_META_KEY,
-    JSONRPCMessage,
-    JSONRPCNotification,
-    JSONRPCRequest,
-    JSONRPCResponse,
-    RequestId,
-)
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 logger = logging.getLogger(__name__)
+
+#: A JSON-RPC message as decoded JSON.
+Message = dict[str, Any]
+
+
+def is_request(message: Mapping[str, Any]) -> bool:
+    return "method" in message and "id" in message
+
+
+def is_answer(message: Mapping[str, Any]) -> bool:
+    """A response or an error (to either side's request)."""
+    return "method" not in message and ("result" in message or "error" in message)
 
 
 class RoutingHeaders:
@@ -46,45 +50,48 @@ class RoutingHeaders:
     def __init__(self) -> None:
         self.negotiated_version: str | None = None
         # client request id -> (method, its envelope's version), until answered
-        self._asked: dict[RequestId, tuple[str, str | None]] = {}
+        self._asked: dict[Any, tuple[str, str | None]] = {}
         self._param_headers: dict[str, dict[tuple[str, ...], str]] = {}  # tool -> header map
 
-    def for_client_message(self, message: JSONRPCMessage) -> dict[str, str]:
+    def for_client_message(self, message: Mapping[str, Any]) -> dict[str, str]:
         """Headers for a message from the stdio client to the HTTP server."""
         headers: dict[str, str] = {}
-        if not isinstance(message, JSONRPCRequest | JSONRPCNotification):
+        method = message.get("method")
+        if not isinstance(method, str):
             if self.negotiated_version:
                 headers[MCP_PROTOCOL_VERSION_HEADER] = self.negotiated_version
             return headers
-        params = message.params or {}
+        params = message.get("params")
+        params = params if isinstance(params, Mapping) else {}
         version = _envelope_version(params)
-        if isinstance(message, JSONRPCRequest):
-            self._asked[message.id] = (message.method, version)
+        if "id" in message and _hashable(message["id"]):
+            self._asked[message["id"]] = (method, version)
         if version is not None:
-            headers.update(self._routing(message.method, params))
+            headers.update(self._routing(method, params))
             headers[MCP_PROTOCOL_VERSION_HEADER] = version
-        elif self.negotiated_version and message.method != "initialize":
+        elif self.negotiated_version and method != "initialize":
             headers[MCP_PROTOCOL_VERSION_HEADER] = self.negotiated_version
         return headers
 
-    def observe_server_message(self, message: JSONRPCMessage) -> JSONRPCMessage:
+    def observe_server_message(self, message: Message) -> Message:
         """Learn from an answer on its way back (the negotiated version, tools' annotations);
-        return the message to relay: unchanged, except a 2026-07-28 tool listing, from which
-        tools with invalid ``x-mcp-header`` annotations are dropped (SEP-2243: a client MUST
-        exclude them; the bridge is the HTTP client that would have to send those headers)."""
-        if isinstance(message, JSONRPCRequest | JSONRPCNotification) or message.id is None:
+        return the message to relay: the same object, except a 2026-07-28 tool listing, from
+        which tools with invalid ``x-mcp-header`` annotations are dropped (SEP-2243: a client
+        MUST exclude them; the bridge is the HTTP client that would have to send those
+        headers)."""
+        if not is_answer(message) or not _hashable(message.get("id")):
             return message
-        method, version = self._asked.pop(message.id, (None, None))
-        if not isinstance(message, JSONRPCResponse):
+        method, version = self._asked.pop(message.get("id"), (None, None))
+        result = message.get("result")
+        if not isinstance(result, dict):
             return message
-        result = message.result
         if method == "initialize" and isinstance(result.get("protocolVersion"), str):
             self.negotiated_version = result["protocolVersion"]
         elif method == "tools/list" and isinstance(result.get("tools"), list):
             modern = (version or self.negotiated_version) in MODERN_PROTOCOL_VERSIONS
             kept = self._learn_tools(result["tools"], drop_invalid=modern)
             if len(kept) != len(result["tools"]):
-                return message.model_copy(update={"result": {**result, "tools": kept}})
+                return {**message, "result": {**result, "tools": kept}}
         return message
 
     def _routing(self, method: str, params: Mapping[str, Any]) -> dict[str, str]:
@@ -118,6 +125,10 @@ class RoutingHeaders:
             else:
                 kept.append(tool)
         return kept
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, str | int | float) or value is None
 
 
 def _printable(text: str) -> str:

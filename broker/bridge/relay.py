@@ -1,38 +1,40 @@
 """Relay MCP messages between a stdio client and a Streamable HTTP server, both ways.
 
-Both ends are the mcp SDK's transports (``stdio_server`` and ``streamable_http_client``): the
-relay only moves :class:`SessionMessage` objects, so requests, responses, notifications,
-progress and server-initiated requests (sampling, elicitation, roots) all pass unchanged, with
-their ids. What the HTTP side needs beyond the body (routing headers) comes from
-:class:`RoutingHeaders`; the token from the HTTP client the transport was given.
+A faithful relay: each message goes on as the bytes it arrived as — a line from the client is
+the body of its POST, a server's JSON body or SSE event is a line to the client — so requests,
+responses, notifications, progress and server-initiated requests (sampling, elicitation, roots)
+pass unchanged, ids and all, and a schema is never re-serialised. The relay decodes each message
+only to read it: what the HTTP side needs beyond the body (routing headers,
+:class:`~broker.bridge.headers.RoutingHeaders`), which requests still await an answer. It
+rewrites a message in two cases only: a 2026-07-28 tool listing loses the tools whose
+``x-mcp-header`` annotations are invalid (SEP-2243), and an error the server sent without the
+request's id gets it (:mod:`broker.bridge.streamable`).
 
-The session ends when the client closes stdin (or the server side closes): the relay stops
-both directions, closes the client's write stream so the stdio transport can finish, and the
-HTTP transport then ends the server session (``DELETE``).
+The session ends when the client closes stdin: answers still owed are awaited a little, then
+the server's session is ended (``DELETE``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import queue
+import sys
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any, BinaryIO
 
 import anyio
 import httpx2
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server.stdio import stdio_server
-from mcp.shared._stream_protocols import ReadStream, WriteStream
-from mcp.shared.message import ClientMessageMetadata, SessionMessage
-from mcp_types import JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 
-from broker.bridge.headers import RoutingHeaders
+from broker.bridge.headers import Message, RoutingHeaders, is_answer, is_request
+from broker.bridge.streamable import StreamableHttp
 from broker.bridge.tokens import TokenSource
 from broker.bridge.transport import BrokerTokenTransport
 
 logger = logging.getLogger(__name__)
 
-Inbound = ReadStream[SessionMessage | Exception]
-Outbound = WriteStream[SessionMessage]
-
-#: The SDK's defaults: a response may stream for a long time.
+#: A response may stream for a long time (the mcp SDK's defaults).
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 #: After the client's input ends, answers still owed to it are awaited this long.
 DRAIN_SECONDS = 5.0
@@ -42,19 +44,19 @@ class Outstanding:
     """Ids of client requests not yet answered, and a way to wait until there are none."""
 
     def __init__(self) -> None:
-        self._ids: set[RequestId] = set()
+        self._ids: set[Any] = set()
         self._idle = anyio.Event()
         self._idle.set()
 
-    def sent(self, message: JSONRPCMessage) -> None:
-        if isinstance(message, JSONRPCRequest):
+    def sent(self, message: Message) -> None:
+        if is_request(message) and _hashable(message["id"]):
             if self._idle.is_set():
                 self._idle = anyio.Event()
-            self._ids.add(message.id)
+            self._ids.add((type(message["id"]), message["id"]))
 
-    def answered(self, message: JSONRPCMessage) -> None:
-        if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
-            self._ids.discard(message.id)
+    def answered(self, message: Message) -> None:
+        if is_answer(message) and _hashable(message.get("id")):
+            self._ids.discard((type(message["id"]), message["id"]))
             if not self._ids:
                 self._idle.set()
 
@@ -63,58 +65,112 @@ class Outstanding:
 
 
 async def relay(
-    client: tuple[Inbound, Outbound],
-    server: tuple[Inbound, Outbound],
-    headers: RoutingHeaders | None = None,
+    lines: AsyncIterable[bytes],
+    write_line: Callable[[bytes], None],
+    url: str,
+    http: httpx2.AsyncClient,
 ) -> None:
-    """Move messages until either side closes; then close the client's write stream."""
-    client_read, client_write = client
-    server_read, server_write = server
-    routing = headers or RoutingHeaders()
+    """Relay the client's ``lines`` to the MCP server at ``url`` and its messages back through
+    ``write_line`` (one JSON-RPC message, no newline; must not block), until ``lines`` ends."""
+    routing = RoutingHeaders()
     outstanding = Outstanding()
 
-    async def upstream(scope: anyio.CancelScope) -> None:
-        async for item in client_read:
-            if isinstance(item, Exception):
-                logger.warning("dropped a line from the client that is not JSON-RPC: %s", item)
+    async def to_client(message: Message, raw: bytes | None) -> None:
+        relayed = routing.observe_server_message(message)
+        write_line(one_line(raw) if raw is not None and relayed is message else encode(relayed))
+        outstanding.answered(relayed)
+
+    async with anyio.create_task_group() as tg:
+        server = StreamableHttp(url, http, to_client, tg)
+        async for line in lines:
+            body = line.strip()
+            message = decode(body)
+            if message is None:
                 continue
-            extra = routing.for_client_message(item.message)
-            metadata = ClientMessageMetadata(headers=extra) if extra else None
-            outstanding.sent(item.message)
-            await server_write.send(SessionMessage(item.message, metadata))
+            outstanding.sent(message)
+            await server.send(message, body, routing.for_client_message(message))
         logger.info("the client closed its input; ending the session")
         # A client piping requests in may close its input before the answers are out.
         with anyio.move_on_after(DRAIN_SECONDS):
             await outstanding.drained()
-        scope.cancel()
+        await server.close()
+        tg.cancel_scope.cancel()
 
-    async def downstream(scope: anyio.CancelScope) -> None:
-        async for item in server_read:
-            if isinstance(item, Exception):
-                logger.warning("the server sent something that is not JSON-RPC: %s", item)
-                continue
-            message = routing.observe_server_message(item.message)
-            await client_write.send(SessionMessage(message))
-            outstanding.answered(message)
-        logger.info("the server side closed; ending the session")
-        scope.cancel()
 
+def decode(body: bytes) -> Message | None:
+    """A line from the client as a JSON-RPC message; None (and a warning) for anything else."""
+    if not body:
+        return None
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(upstream, tg.cancel_scope)
-            tg.start_soon(downstream, tg.cancel_scope)
-    finally:
-        await client_write.aclose()
+        message = json.loads(body)
+    except ValueError:
+        logger.warning("dropped a line from the client that is not JSON")
+        return None
+    if not isinstance(message, dict) or not ("method" in message or is_answer(message)):
+        logger.warning("dropped a line from the client that is not a JSON-RPC message")
+        return None
+    return message
+
+
+def one_line(raw: bytes) -> bytes:
+    """A JSON text as one line, byte for byte otherwise: once it has been parsed, a CR or LF in
+    it can only be whitespace between tokens (inside strings they must be escaped)."""
+    return raw.strip().replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def encode(message: Message) -> bytes:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, str | int)
+
+
+# -- stdio -------------------------------------------------------------------------------------
+
+
+async def stdin_lines(stdin: BinaryIO) -> AsyncIterator[bytes]:
+    """Lines from ``stdin``, each read in a worker thread (a pipe read would block the loop)."""
+    wrapped = anyio.wrap_file(stdin)
+    async for line in wrapped:
+        yield line
+
+
+class LineWriter:
+    """Writes lines to ``out`` from a thread of its own: writing never blocks the relay (a
+    client that is slow to read must not stall the HTTP side), lines keep their order."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="bridge-stdout", daemon=True)
+        self._thread.start()
+
+    def write(self, line: bytes) -> None:
+        self._lines.put(line)
+
+    def close(self) -> None:
+        self._lines.put(None)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while (line := self._lines.get()) is not None:
+            try:
+                self._out.write(line + b"\n")
+                self._out.flush()
+            except (OSError, ValueError):  # the client is gone; stdin ends the session
+                logger.info("stdout is closed; dropping the server's messages")
+                return
 
 
 async def serve_stdio(url: str, tokens: TokenSource) -> None:
     """Serve one MCP session on this process's stdin/stdout, relayed to ``url``."""
+    writer = LineWriter(sys.stdout.buffer)
     http = httpx2.AsyncClient(
         transport=BrokerTokenTransport(tokens), timeout=HTTP_TIMEOUT, trust_env=False
     )
-    async with (
-        stdio_server() as client,
-        http,
-        streamable_http_client(url, http_client=http) as server,
-    ):
-        await relay(client, server)
+    try:
+        async with http:
+            await relay(stdin_lines(sys.stdin.buffer), writer.write, url, http)
+    finally:
+        writer.close()

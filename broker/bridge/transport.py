@@ -1,10 +1,10 @@
 """The bridge's HTTP layer: every request to the MCP server carries the broker's current token.
 
 An ``httpx2`` transport (the layer under the client, above the sockets) rather than an
-``httpx2.Auth``: when no token can be had, the bridge must still *answer* — the SDK's Streamable
-HTTP transport turns an exception from the HTTP client into the end of the whole session, but
-turns a 4xx response whose body is a JSON-RPC error into that error for the one request that was
-sent (MCP transports: "the server MAY return a JSON-RPC error in the body"). So a refusal here is
+``httpx2.Auth``: when no token can be had, the bridge must still *answer*, and the relay
+(:mod:`broker.bridge.streamable`) turns a 4xx response whose body is a JSON-RPC error into that
+error for the one request that was sent (MCP transports: "the server MAY return a JSON-RPC error
+in the body"), as any Streamable HTTP client does. So a refusal here is
 a local response carrying a JSON-RPC error that tells the user how to sign in, and the session
 lives on; once the user has signed in, the next request simply works.
 
@@ -17,13 +17,13 @@ so they run in worker threads.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
 
 import anyio.to_thread
 import httpx2
-from mcp_types import ErrorData, JSONRPCError
 
 from broker.bridge.tokens import TokenSource, sign_in_hint
 from broker.errors import (
@@ -40,7 +40,7 @@ from broker.safetext import safe_text
 logger = logging.getLogger(__name__)
 
 #: JSON-RPC codes of the bridge's own refusals, in the implementation-defined band
-#: -32000..-32019 (mcp_types.jsonrpc; the SDK uses -32000 and -32001).
+#: -32000..-32019 (the mcp SDK uses -32000 and -32001).
 SIGN_IN_REQUIRED = -32010
 BROKER_UNAVAILABLE = -32011
 
@@ -134,7 +134,8 @@ async def _blocking(fn: Callable[[], str]) -> str:
 def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.Response:
     """A local 4xx whose body is the JSON-RPC error the MCP client will see for its request.
 
-    The id is null: the SDK's transport answers the request it sent with this error.
+    The id is null: the relay answers the request it sent with this error (as it does any
+    JSON-RPC error a server returns with a 4xx).
     """
     needs_user = isinstance(exc, AuthorizationError)
     reason = safe_text(_REPEATED_HINT.sub("", str(exc)))
@@ -143,12 +144,12 @@ def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.
     else:
         text = f"mcp-broker: {reason}"
     logger.warning("%s", text)
-    error = ErrorData(
-        code=SIGN_IN_REQUIRED if needs_user else BROKER_UNAVAILABLE,
-        message=text,
-        data={"resource": resource, "reason": getattr(exc, "error", None) or type(exc).__name__},
-    )
-    body = JSONRPCError(jsonrpc="2.0", id=None, error=error).model_dump_json(by_alias=True)
+    error = {
+        "code": SIGN_IN_REQUIRED if needs_user else BROKER_UNAVAILABLE,
+        "message": text,
+        "data": {"resource": resource, "reason": getattr(exc, "error", None) or type(exc).__name__},
+    }
+    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error})
     return httpx2.Response(
         401 if needs_user else 503,
         headers={"content-type": "application/json"},

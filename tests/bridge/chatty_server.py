@@ -63,11 +63,14 @@ def bearer_required(app: Any) -> Any:
 
 
 @contextmanager
-def chatty_server() -> Iterator[str]:
-    """Serve on a loopback port bound here (port 0); yields the MCP URL."""
+def chatty_server(*, protected: bool = True) -> Iterator[str]:
+    """Serve on a loopback port bound here (port 0; ``protected``: behind a 401 without a bearer
+    token); yields the MCP URL."""
     sock = bind_loopback("127.0.0.1", 0)
     port = int(sock.getsockname()[1])
-    app = bearer_required(build_server().streamable_http_app(host="127.0.0.1"))
+    app = build_server().streamable_http_app(host="127.0.0.1")
+    if protected:
+        app = bearer_required(app)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="chatty-mcp", daemon=True

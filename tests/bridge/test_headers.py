@@ -4,28 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp_types import (
-    PROTOCOL_VERSION_META_KEY,
-    JSONRPCNotification,
-    JSONRPCRequest,
-    JSONRPCResponse,
-)
+from mcp_types import PROTOCOL_VERSION_META_KEY
 
 from broker.bridge.headers import RoutingHeaders
+
+Json = dict[str, Any]
 
 MODERN = "2026-07-28"
 
 
-def request(id: int, method: str, params: dict[str, Any] | None = None) -> JSONRPCRequest:
-    return JSONRPCRequest(jsonrpc="2.0", id=id, method=method, params=params)
+def request(id: int, method: str, params: Json | None = None) -> Json:
+    return {"jsonrpc": "2.0", "id": id, "method": method, **({"params": params} if params else {})}
 
 
-def modern(id: int, method: str, **params: Any) -> JSONRPCRequest:
+def modern(id: int, method: str, **params: Any) -> Json:
     return request(id, method, {**params, "_meta": {PROTOCOL_VERSION_META_KEY: MODERN}})
 
 
-def answer(id: int, result: dict[str, Any]) -> JSONRPCResponse:
-    return JSONRPCResponse(jsonrpc="2.0", id=id, result=result)
+def answer(id: int, result: Json) -> Json:
+    return {"jsonrpc": "2.0", "id": id, "result": result}
 
 
 def test_after_initialize_every_message_carries_the_negotiated_version() -> None:
@@ -33,7 +30,7 @@ def test_after_initialize_every_message_carries_the_negotiated_version() -> None
 
     first = routing.for_client_message(request(1, "initialize", {"protocolVersion": "2025-11-25"}))
     routing.observe_server_message(answer(1, {"protocolVersion": "2025-06-18"}))
-    note = JSONRPCNotification(jsonrpc="2.0", method="notifications/initialized")
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     later = [
         routing.for_client_message(note),
         routing.for_client_message(request(2, "tools/list")),
@@ -109,8 +106,8 @@ def test_a_modern_tool_listing_drops_tools_with_invalid_x_mcp_header_and_keeps_t
 
     relayed = routing.observe_server_message(answer(1, listing))
 
-    assert isinstance(relayed, JSONRPCResponse)
-    assert relayed.result == {"tools": [{"name": "good", "inputSchema": VALID}], "nextCursor": "c2"}
+    kept = [{"name": "good", "inputSchema": VALID}]
+    assert relayed["result"] == {"tools": kept, "nextCursor": "c2"}
 
 
 def test_before_2026_07_28_x_mcp_header_means_nothing_and_every_tool_is_relayed() -> None:

@@ -1,11 +1,13 @@
 """The relay passes everything both ways: progress notifications and a server-to-client
 elicitation request reach the client while a tool runs, and every request carries the token.
 
-The client is the SDK's ``Client`` on in-memory streams, the relay runs in this process, and
-the server is a real Streamable HTTP server (``chatty_server``)."""
+The client is the SDK's ``Client``, its messages serialised to lines and back as its stdio
+transport does, the relay runs in this process, and the server is a real Streamable HTTP server
+(``chatty_server``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,10 +16,9 @@ import anyio
 import httpx2
 import pytest
 from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp.shared.memory import create_client_server_memory_streams
-from mcp_types import ElicitResult, TextContent
+from mcp.shared.message import SessionMessage
+from mcp_types import ElicitResult, TextContent, jsonrpc_message_adapter
 
 from broker.bridge.relay import relay
 from broker.bridge.transport import SIGN_IN_REQUIRED, BrokerTokenTransport
@@ -32,23 +33,40 @@ MODES = ["legacy", "2026-07-28"]
 
 @asynccontextmanager
 async def bridged(url: str, tokens: FakeTokens, **client_options: Any) -> AsyncIterator[Client]:
-    """A Client whose messages go through the relay to ``url``."""
-    async with create_client_server_memory_streams() as (client_side, bridge_side):
+    """A Client whose messages go through the relay to ``url``, as lines (what the SDK's stdio
+    transport writes and reads)."""
+    lines_in, lines_out = anyio.create_memory_object_stream[bytes](math.inf)
+    to_client, client_read = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
+    client_write, from_client = anyio.create_memory_object_stream[SessionMessage](0)
 
-        @asynccontextmanager
-        async def transport() -> AsyncIterator[Any]:
-            yield client_side
+    async def serialise() -> None:
+        async with lines_in:
+            async for item in from_client:
+                dumped = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+                await lines_in.send(dumped.encode() + b"\n")
 
-        async with (
-            httpx2.AsyncClient(transport=BrokerTokenTransport(tokens)) as http,
-            streamable_http_client(url, http_client=http) as server_side,
-            anyio.create_task_group() as tg,
-        ):
-            tg.start_soon(relay, bridge_side, server_side)
-            async with Client(transport(), **client_options) as client:
-                yield client
-            await bridge_side[1].aclose()  # as stdio does when the client goes
-            tg.cancel_scope.cancel()
+    def write_line(line: bytes) -> None:
+        assert b"\n" not in line
+        message = jsonrpc_message_adapter.validate_json(line, by_name=False)
+        to_client.send_nowait(SessionMessage(message))
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for line in lines_out:
+            yield line
+
+    @asynccontextmanager
+    async def transport() -> AsyncIterator[Any]:
+        yield client_read, client_write
+
+    async with (
+        httpx2.AsyncClient(transport=BrokerTokenTransport(tokens)) as http,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serialise)
+        tg.start_soon(relay, lines(), write_line, url, http)
+        async with Client(transport(), **client_options) as client:
+            yield client
+        tg.cancel_scope.cancel()
 
 
 def text_of(result: Any) -> str:
