@@ -187,17 +187,7 @@ def request_token(
         "Authorization": f"Bearer {secret or endpoint.secret}",
         "Content-Type": "application/json",
     }
-    try:
-        status, answer = loopback_request(
-            endpoint.port, "POST", "/v1/token", headers, json.dumps(body).encode()
-        )
-    except _HTTP_ERRORS as exc:
-        raise errors.BrokerNotRunning(
-            f"the broker stopped answering: {type(exc).__name__}"
-        ) from None
-    doc = _json(answer)
-    if status != 200:
-        raise _error_for(status, doc)
+    doc = _call_api(endpoint, "POST", "/v1/token", headers, json.dumps(body).encode())
     try:
         return ApiToken(
             access_token=str(doc["access_token"]),
@@ -220,15 +210,7 @@ def running_status(paths: BrokerPaths | None = None) -> list[dict[str, Any]]:
     endpoint = read_endpoint((paths or broker_paths()).endpoint_file)
     verify_endpoint(endpoint)
     headers = {**API_HEADER, "Authorization": f"Bearer {endpoint.secret}"}
-    try:
-        status, answer = loopback_request(endpoint.port, "GET", "/v1/status", headers)
-    except _HTTP_ERRORS as exc:
-        raise errors.BrokerNotRunning(
-            f"the broker stopped answering: {type(exc).__name__}"
-        ) from None
-    doc = _json(answer)
-    if status != 200:
-        raise _error_for(status, doc)
+    doc = _call_api(endpoint, "GET", "/v1/status", headers)
     servers = doc.get("servers")
     if not isinstance(servers, list):
         raise errors.LocalApiError("the broker's answer was malformed")
@@ -236,6 +218,22 @@ def running_status(paths: BrokerPaths | None = None) -> list[dict[str, Any]]:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _call_api(
+    endpoint: Endpoint, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+) -> dict[str, Any]:
+    """The JSON answer of one call to the verified broker; its error answers as broker errors."""
+    try:
+        status, answer = loopback_request(endpoint.port, method, path, headers, body)
+    except _HTTP_ERRORS as exc:
+        raise errors.BrokerNotRunning(
+            f"the broker stopped answering: {type(exc).__name__}"
+        ) from None
+    doc = _json(answer)
+    if status != 200:
+        raise _error_for(status, doc)
+    return doc
 
 
 def _nonce() -> str:
