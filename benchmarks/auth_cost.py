@@ -37,8 +37,8 @@ import httpx2
 from _common import Result, parse_wrk
 
 from broker.app import Broker
+from broker.cli.demo import CLIENT_ID, follow_to_callback
 from broker.config import ServerConfig
-from broker.demo import CLIENT_ID, follow_to_callback
 from broker.store.memory import MemoryTokenStore
 from demo_server import idp
 from demo_server.idp.settings import IdpSettings, ResourceServerConfig

@@ -12,10 +12,10 @@ Reported:
   requests the API refused (``503 temporarily_unavailable`` while a refresh is slow).
 - refresh grants the authorization server received (a WSGI counter around it, by
   ``grant_type``) versus token lifetimes elapsed (run time / 5 s); target: equal, +-1. The
-  broker's policy (``broker/freshness.py``) refreshes once 15% of a lifetime is left and keeps
-  serving the current token meanwhile, so there is one refresh per token turn. Two details make
-  that exact for 5 s tokens: the ``cognito`` profile reads the access token's ``exp`` claim (the
-  exact expiry; ``expires_in`` is whole seconds), and the local authorization server runs with
+  broker's policy (``broker/tokens/freshness.py``) refreshes once 15% of a lifetime is left and
+  keeps serving the current token meanwhile, so there is one refresh per token turn. Two details
+  make that exact for 5 s tokens: the ``cognito`` profile reads the access token's ``exp`` claim
+  (the exact expiry; ``expires_in`` is whole seconds), and the local authorization server runs with
   ``--round-expiry-up``, so a token lives at least its ``expires_in`` (by default it rounds down
   as Cognito does, which makes every 5 s token a 4.x s token: one refresh every 4 s).
 
@@ -44,7 +44,7 @@ from pathlib import Path
 import _common as common
 import httpx2
 
-from broker.endpoint import Endpoint, read_endpoint
+from broker.api.endpoint import Endpoint, read_endpoint
 
 TTL = 5
 

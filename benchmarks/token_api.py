@@ -41,9 +41,9 @@ from flask import Flask, Response, jsonify
 from waitress import wasyncore
 from waitress.server import create_server
 
-from broker.api import ApiSettings, start_api
+from broker.api.server import ApiSettings, start_api
 from broker.paths import broker_paths
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 RESOURCE = "https://mcp.example.com/mcp"
 CONNECTIONS = 32

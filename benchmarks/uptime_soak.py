@@ -40,7 +40,7 @@ from pathlib import Path
 import _common as common
 import httpx2
 
-from broker.endpoint import Endpoint, read_endpoint
+from broker.api.endpoint import Endpoint, read_endpoint
 from tests.e2e.real_life import Stack, real_life_stack
 
 TTL = 5

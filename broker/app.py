@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from broker.auth_servers import AuthServerCache
 from broker.config import (
     Config,
     ServerConfig,
@@ -42,19 +41,20 @@ from broker.errors import (
 from broker.filelock import FileLock, lock_for
 from broker.paths import BrokerPaths, broker_paths
 from broker.safetext import safe_text
-from broker.service import KeyStatus, State, TokenService
-from broker.stamps import FileStamps
 from broker.store.base import ClientSecretStore, TokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.auth_servers import AuthServerCache
+from broker.tokens.service import KeyStatus, State, TokenService
+from broker.tokens.stamps import FileStamps
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
 # `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
 if TYPE_CHECKING:
-    from broker.discovery import Sender
-    from broker.login import ClientRegistry, SignInOptions
     from broker.oauth.discovery import Discovered
     from broker.oauth.registration import ClientCredentials
     from broker.oauth.www_authenticate import BearerChallenge
+    from broker.signin.discovery import Sender
+    from broker.signin.login import ClientRegistry, SignInOptions
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class Broker:
     def _sender(self) -> Sender:
         with self._sender_lock:
             if self._send is None:
-                from broker.discovery import LimitedSender
+                from broker.signin.discovery import LimitedSender
 
                 self._send = LimitedSender()
             return self._send
@@ -160,8 +160,6 @@ class Broker:
         """Load what a refresh needs (its modules, the HTTP client and its TLS context) ahead
         of time. A long-running broker calls it once it serves: done on the first refresh
         instead, under load, it kept callers waiting for seconds."""
-        import broker.login
-        import broker.oauth.discovery  # noqa: F401
 
         self._sender  # noqa: B018 - created for its side effect
 
@@ -222,9 +220,9 @@ class Broker:
         asks for and to the current token's (step-up, MCP authorization "Scope Challenge
         Handling": the union of the old and the new scopes, so one step-up never drops
         another)."""
-        from broker.discovery import discover
-        from broker.login import ClientRegistry, SignIn
         from broker.oauth.scopes import union_scopes
+        from broker.signin.discovery import discover
+        from broker.signin.login import ClientRegistry, SignIn
 
         server = self.server(url)
         challenge = self._probe(server.url)
@@ -293,7 +291,7 @@ class Broker:
     # -- the refresh grant (called by the token service under its locks) ----------------------
 
     def _refresh_grant(self, tokens: TokenSet) -> TokenSet:
-        from broker.login import ClientRegistry, SignIn
+        from broker.signin.login import ClientRegistry, SignIn
 
         server = self._server_for_key(tokens.key)
         found = self._discovered(server, tokens.key)
@@ -343,7 +341,7 @@ class Broker:
             yield lock
 
     def _options(self, server: ServerConfig) -> SignInOptions:
-        from broker.login import SignInOptions
+        from broker.signin.login import SignInOptions
 
         return SignInOptions(
             profile=server.profile_name,
@@ -433,8 +431,8 @@ class Broker:
         """
         import httpx2
 
-        from broker.discovery import LimitedSender
         from broker.oauth.www_authenticate import parse_bearer_challenge
+        from broker.signin.discovery import LimitedSender
 
         accept = {"Accept": "application/json, text/event-stream"}
         ping = {"jsonrpc": "2.0", "id": 0, "method": "ping"}

@@ -20,9 +20,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from broker.api import errors
+from broker.api.clients import ApiClients, Client
 from broker.api.guards import MAX_BODY_BYTES, allowed_hosts, bearer_secret, check_request
 from broker.api.provider import BoundedCalls, RecentTokens, TokenProvider
-from broker.clients import ApiClients, Client
 from broker.hints import login_command
 
 logger = logging.getLogger(__name__)

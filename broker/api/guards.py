@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker.api.errors import Forbidden, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from broker.loopback_hosts import allowed_hosts
+from broker.signin.loopback_hosts import allowed_hosts
 
 __all__ = ["MAX_BODY_BYTES", "allowed_hosts", "bearer_secret", "check_request"]
 

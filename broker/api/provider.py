@@ -8,10 +8,10 @@ whose call is stuck are turned away at once. Either way the client gets
 ``503 temporarily_unavailable`` and the API keeps answering everything else (SECURITY #31).
 
 Handing a call to another thread costs two thread wake-ups, more than the rest of a request, so
-:class:`RecentTokens` keeps the token set the provider last returned for each server for one
-second and answers from it on the request thread while it is still fresh enough for the caller
-(:meth:`broker.freshness.RefreshPolicy.threshold`). The provider stays the authority: a sign-out
-is seen within that second (or at once through :meth:`RecentTokens.forget`).
+:class:`RecentTokens` keeps the token set the provider last returned for each server for one second
+and answers from it on the request thread while it is still fresh enough for the caller
+(:meth:`broker.tokens.freshness.RefreshPolicy.threshold`). The provider stays the authority: a
+sign-out is seen within that second (or at once through :meth:`RecentTokens.forget`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Protocol, TypeVar
 
-from broker.freshness import RefreshPolicy
-from broker.tokens import TokenSet
+from broker.tokens.freshness import RefreshPolicy
+from broker.tokens.tokenset import TokenSet
 
 logger = logging.getLogger(__name__)
 

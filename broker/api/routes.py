@@ -11,9 +11,9 @@ from flask import Blueprint, Response, request
 
 from broker.api import errors
 from broker.api.app import api_context, json_response
+from broker.api.endpoint import hello_proof
 from broker.api.openapi import openapi_document
 from broker.api.token import answer_token, bounded
-from broker.endpoint import hello_proof
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
 

@@ -40,10 +40,10 @@ from broker.api.app import (
     json_parts,
     log_interaction_required,
 )
+from broker.api.clients import ApiClients, ConsentPrompt, log_consent_prompt
+from broker.api.endpoint import Endpoint, remove_endpoint, write_endpoint
 from broker.api.guards import MAX_BODY_BYTES
 from broker.api.provider import BoundedCalls, RecentTokens, TokenProvider
-from broker.clients import ApiClients, ConsentPrompt, log_consent_prompt
-from broker.endpoint import Endpoint, remove_endpoint, write_endpoint
 from broker.paths import BrokerPaths, broker_paths
 
 logger = logging.getLogger(__name__)

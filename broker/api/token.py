@@ -24,11 +24,11 @@ from broker import errors as broker_errors
 from broker.api import errors
 from broker.api.app import ApiContext, WsgiApp, error_parts, json_parts, send, unexpected_parts
 from broker.api.body import TokenRequest, parse_token_request
+from broker.api.clients import Client, Verdict
 from broker.api.provider import Busy
-from broker.clients import Client, Verdict
 from broker.hints import login_command
 from broker.oauth.scopes import is_scope_of
-from broker.tokens import TokenSet
+from broker.tokens.tokenset import TokenSet
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from broker import endpoint
+from broker.api import endpoint
 from broker.bridge.tokens import (
     MIN_VALID_SECONDS,
     RENEW_MIN_VALID_SECONDS,

@@ -13,8 +13,8 @@ from broker.oauth.scopes import union_scopes
 
 if TYPE_CHECKING:
     from broker.app import Broker
-    from broker.httpauth import ServerAuthenticator
-    from broker.tokens import TokenSet
+    from broker.signin.httpauth import ServerAuthenticator
+    from broker.tokens.tokenset import TokenSet
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 class LibraryTokens:
     """Tokens from the broker library in this process (no broker is running): the keyring
     store, the token service's cache and refresh, and for step-up a browser sign-in through
-    :class:`broker.httpauth.ServerAuthenticator`."""
+    :class:`broker.signin.httpauth.ServerAuthenticator`."""
 
     def __init__(self, broker: Broker, resource: str) -> None:
         self.resource = resource
@@ -68,10 +68,10 @@ class LibraryTokens:
 
     def _authenticator(self) -> ServerAuthenticator:
         # Sign-in pulls in the mcp SDK's auth helpers: loaded only when a step-up happens.
-        from broker.discovery import LimitedSender
-        from broker.httpauth import ServerAuthenticator
-        from broker.login import ClientRegistry, SignIn, SignInOptions
         from broker.oauth.registration import ClientCredentials
+        from broker.signin.discovery import LimitedSender
+        from broker.signin.httpauth import ServerAuthenticator
+        from broker.signin.login import ClientRegistry, SignIn, SignInOptions
 
         server = self._broker.server(self.resource)
         if server.issuer is None or server.client_id is None:

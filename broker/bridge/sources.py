@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from broker import endpoint
+from broker.api import endpoint
 from broker.bridge.api_tokens import ApiTokens
 from broker.bridge.library_tokens import LibraryTokens
 from broker.bridge.tokens import TokenSource

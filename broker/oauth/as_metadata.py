@@ -116,7 +116,7 @@ def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderPro
     registration_endpoint = _optional_endpoint(body, "registration_endpoint")
     revocation_endpoint = _optional_endpoint(body, "revocation_endpoint")
     # Imported here: the mcp SDK takes a second and 36 MB to import, and a broker that only
-    # refreshes (with cached metadata, broker/auth_servers.py) never needs it.
+    # refreshes (with cached metadata, broker/tokens/auth_servers.py) never needs it.
     from mcp.shared.auth import OAuthMetadata
 
     try:

@@ -33,7 +33,7 @@ from broker.errors import InvalidGrant, TokenRequestFailed
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.registration import ClientCredentials, client_authentication
 from broker.safetext import safe_text
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 logger = logging.getLogger(__name__)
 

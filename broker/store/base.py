@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 
 class TokenStore(Protocol):

@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 FORMAT_VERSION = 1
 

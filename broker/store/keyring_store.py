@@ -31,7 +31,7 @@ from broker.store.keyring_backend import (
     translated,
 )
 from broker.store.worker import BoundedWorker
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 
 class MemoryTokenStore:

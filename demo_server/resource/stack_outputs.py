@@ -9,9 +9,9 @@ It sets ``--issuer`` (Issuer), ``--client-id`` (ClientId), ``--resource``
 (ResourceServerIdentifier), ``--jwks-url`` (JwksUri, when present) and ``--profile cognito``, at
 its place on the command line: options after it override it.
 
-(The broker has its own reader, :mod:`broker.cloudformation`: ``demo_server`` and ``broker`` do not
-import each other. ``tests/demo_server/test_resource_cloudformation.py`` holds both to the same
-inputs.)
+(The broker has its own reader, :mod:`broker.integrations.cloudformation`: ``demo_server`` and
+``broker`` do not import each other. ``tests/demo_server/test_resource_cloudformation.py`` holds
+both to the same inputs.)
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from broker.api import ApiServer, ApiSettings, start_api
-from broker.clients import ConsentRequest
+from broker.api.clients import ConsentRequest
+from broker.api.server import ApiServer, ApiSettings, start_api
 from broker.paths import BrokerPaths, broker_paths
 from tests.api.fakes import FakeProvider
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from broker.app import ServerStatus
 from broker.errors import BrokerError, ConfigError
 from broker.oauth.resource import canonical_resource
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 ISSUER = "https://idp.example/pool"
 SERVER_A = "https://a.example/mcp"

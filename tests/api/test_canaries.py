@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from broker.clients import ClientsFile
+from broker.api.clients import ClientsFile
 from broker.errors import InteractionRequired
 from tests.api.conftest import Api
 from tests.api.fakes import (

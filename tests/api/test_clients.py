@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import stat
 
-from broker.clients import ClientsFile, ConsentRequest, Decision, read_audit_log
+from broker.api.clients import ClientsFile, ConsentRequest, Decision, read_audit_log
 from tests.api.conftest import Api
 from tests.api.fakes import CANARY_ACCESS, CANARY_REFRESH, SERVER_A, SERVER_B
 

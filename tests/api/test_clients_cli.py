@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from broker.clients import ClientsFile
-from broker.clients_cli import configure_clients_parser
+from broker.api.clients import ClientsFile
+from broker.cli.clients import configure_clients_parser
 from broker.errors import ConfigError
 from broker.paths import BrokerPaths
 from tests.api.fakes import SERVER_A, SERVER_B

@@ -15,10 +15,10 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from broker.api import ApiSettings, start_api
+from broker.api.endpoint import request_token
+from broker.api.server import ApiSettings, start_api
 from broker.app import Broker
 from broker.config import ServerConfig
-from broker.endpoint import request_token
 from broker.paths import broker_paths
 from tests.support.procs import ServerProcess, demo_server_cmd
 

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx2
 import pytest
 
-from broker import endpoint as client_side
-from broker.api import ApiSettings, start_api
+from broker.api import endpoint as client_side
+from broker.api.server import ApiSettings, start_api
 from broker.errors import (
     BrokerNotRunning,
     ConfigError,
@@ -154,7 +154,7 @@ def test_a_stale_endpoint_file_never_sends_the_secret(api: Api, squatter: Squatt
 
 
 def test_a_named_client_proves_the_server_with_its_own_secret(api: Api) -> None:
-    from broker.clients import ClientsFile
+    from broker.api.clients import ClientsFile
 
     secret = ClientsFile(api.paths.state_dir, api.paths.lock_dir).add("script", [SERVER_A])
     token = client_side.request_token(

@@ -9,7 +9,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.api import ApiSettings, start_api
+from broker.api.server import ApiSettings, start_api
 from broker.paths import BrokerPaths
 from tests.api.fakes import SERVER_A, FakeProvider, build_request, raw_request
 

@@ -76,16 +76,16 @@ def test_another_auth_scheme_is_401(api: Api) -> None:
 
 def test_secrets_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch, api: Api) -> None:
     """The comparison goes through hmac.compare_digest on bytes (timing is not measured)."""
-    import broker.clients
+    import broker.api.clients
 
     compared: list[tuple[object, object]] = []
-    real = broker.clients.hmac.compare_digest
+    real = broker.api.clients.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(broker.clients.hmac, "compare_digest", spy)
+    monkeypatch.setattr(broker.api.clients.hmac, "compare_digest", spy)
     post_token(api, {"Authorization": "Bearer wrong"})
     assert compared and all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in compared)
 

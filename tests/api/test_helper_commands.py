@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from broker.endpoint import Endpoint, write_endpoint
+from broker.api.endpoint import Endpoint, write_endpoint
 from tests.api.conftest import Api
 from tests.api.fakes import SERVER_A, token_set
 from tests.support.procs import refusing_port
@@ -55,7 +55,7 @@ def test_headers_asks_the_running_broker_and_imports_nothing_heavy(api: Api) -> 
     assert json.loads(out) == {"Authorization": f"Bearer {token_set(SERVER_A).access_token}"}
     assert api.provider.calls_for(SERVER_A) == 1  # the broker's token service answered
     assert heavy_in(modules) == []
-    assert "broker.app" not in modules and "broker.service" not in modules
+    assert "broker.app" not in modules and "broker.tokens.service" not in modules
 
 
 def test_token_through_the_api_keeps_the_library_messages_and_exit_codes(api: Api) -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import httpx2
 import pytest
 
-from broker.api import ApiSettings, start_api
+from broker.api.server import ApiSettings, start_api
 from broker.paths import BrokerPaths
 from tests.api.conftest import Api, api_threads
 from tests.api.fakes import SERVER_A, FakeProvider

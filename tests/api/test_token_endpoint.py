@@ -207,7 +207,7 @@ def test_a_token_kept_for_another_server_is_never_returned(api: Api) -> None:
 def test_a_blocked_token_side_is_bounded_and_the_api_keeps_answering(paths, api_settings) -> None:
     import httpx2
 
-    from broker.api import start_api
+    from broker.api.server import start_api
     from tests.api.fakes import FakeProvider
 
     provider = FakeProvider()

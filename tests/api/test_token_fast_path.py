@@ -23,8 +23,8 @@ from werkzeug.test import EnvironBuilder
 
 import broker.api.token
 from broker.api.app import EXTENSION, create_app
+from broker.api.clients import ApiClients, ClientsFile, ConsentRequest, read_audit_log
 from broker.api.provider import BoundedCalls
-from broker.clients import ApiClients, ClientsFile, ConsentRequest, read_audit_log
 from broker.errors import InteractionRequired, ServerUnreachable, StorageLocked
 from tests.api.fakes import (
     SERVER_A,

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from broker.api.endpoint import ApiToken
 from broker.bridge import tokens as bridge_tokens
 from broker.bridge.api_tokens import ApiTokens
 from broker.bridge.library_tokens import LibraryTokens
 from broker.bridge.sources import BrokerTokens
-from broker.endpoint import ApiToken
 from broker.errors import (
     BrokerNotRunning,
     ConfigError,
@@ -19,7 +19,7 @@ from broker.errors import (
     InteractionRequired,
     LocalApiError,
 )
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.bridge.fakes import FakeTokens
 
 URL = "http://127.0.0.1:1/mcp"
@@ -129,7 +129,7 @@ def test_library_step_up_refuses_tokens_from_another_authorization_server() -> N
 
 
 class FakeApi:
-    """Stands in for ``broker.endpoint.request_token``."""
+    """Stands in for ``broker.api.endpoint.request_token``."""
 
     def __init__(self, *answers: ApiToken | Exception) -> None:
         self.answers = list(answers)
@@ -149,7 +149,7 @@ def api_token(access: str, scope: str = "mcp/tools") -> ApiToken:
 
 def api(monkeypatch: pytest.MonkeyPatch, *answers: ApiToken | Exception) -> FakeApi:
     fake = FakeApi(*answers)
-    monkeypatch.setattr("broker.endpoint.request_token", fake)
+    monkeypatch.setattr("broker.api.endpoint.request_token", fake)
     return fake
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from broker.errors import InvalidGrant
 from broker.filelock import lock_for
 from broker.paths import write_private_file
-from broker.service import TokenService
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.service import TokenService
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.broker.service_fakes import KEY
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.errors import InvalidGrant
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 KEY = TokenKey("https://as.example/pool", "client-1", "https://mcp.example/mcp")
 OTHER_KEY = TokenKey("https://as.example/pool", "client-1", "https://other.example/mcp")

@@ -1,4 +1,4 @@
-"""The cache of validated authorization server metadata (broker/auth_servers.py)."""
+"""The cache of validated authorization server metadata (broker/tokens/auth_servers.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.auth_servers import FILE_NAME, MAX_AGE, AuthServerCache
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.providers import COGNITO, GENERIC
+from broker.tokens.auth_servers import FILE_NAME, MAX_AGE, AuthServerCache
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Test"
 SERVER = AuthServer(

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from broker.autostart import (
+from broker.desktop.autostart import (
     APP_ID,
     RUN_KEY,
     autostart_for,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from broker.callback import CallbackListener
 from broker.errors import SignInTimeout
+from broker.signin.callback import CallbackListener
 from tests.broker.test_callback_listener import STATE, listener_on
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from broker.callback import CallbackListener
+from broker.signin.callback import CallbackListener
 from tests.support.cpu import assert_idle
 
 

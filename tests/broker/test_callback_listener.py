@@ -10,7 +10,6 @@ from contextlib import contextmanager
 import httpx2
 import pytest
 
-from broker.callback import CallbackListener
 from broker.errors import (
     CallbackPortUnavailable,
     CallbackRejected,
@@ -18,6 +17,7 @@ from broker.errors import (
     SignInTimeout,
 )
 from broker.safetext import html_text
+from broker.signin.callback import CallbackListener
 from tests.support.procs import fixed_port
 
 STATE = "expected-state"

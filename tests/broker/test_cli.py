@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from mcp_types import CallToolResult, TextContent
 
-from broker import cli, mcpcall
+from broker import cli
 from broker.app import ServerStatus, SignOutResult
+from broker.cli import call as mcpcall
 from broker.config import ServerConfig
 from broker.errors import (
     ConfigError,
@@ -20,7 +21,7 @@ from broker.errors import (
     StorageUnavailable,
 )
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
 TOKEN = "CANARY-SECRET-access"
@@ -91,7 +92,7 @@ def test_no_command_runs_the_tray_app(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append((headless, config))
         return 0
 
-    monkeypatch.setattr("broker.runner.run", fake_run)
+    monkeypatch.setattr("broker.desktop.runner.run", fake_run)
     assert cli.main([]) == 0
     assert cli.main(["--config", "/x.toml", "run", "--headless"]) == 0
     assert calls == [(None, None), (True, "/x.toml")]

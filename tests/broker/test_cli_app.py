@@ -16,7 +16,6 @@ import pytest
 
 from broker.app import Broker, is_needing_user
 from broker.config import ServerConfig
-from broker.discovery import LimitedSender
 from broker.errors import (
     InteractionRequired,
     InvalidGrant,
@@ -24,9 +23,10 @@ from broker.errors import (
     TokenRequestFailed,
 )
 from broker.paths import broker_paths
-from broker.service import State
+from broker.signin.discovery import LimitedSender
 from broker.store.memory import MemoryTokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.service import State
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 ISSUER = "https://as.example/us-east-1_Test"
 URL = "https://mcp.example/mcp"
@@ -363,14 +363,14 @@ REFRESH_IN_A_FRESH_PROCESS = """
 import sys, time
 import httpx2
 from broker.app import Broker
-from broker.auth_servers import AuthServerCache
+from broker.tokens.auth_servers import AuthServerCache
 from broker.config import ServerConfig
-from broker.discovery import LimitedSender
+from broker.signin.discovery import LimitedSender
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.providers import COGNITO
 from broker.paths import broker_paths
 from broker.store.memory import MemoryTokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 issuer, url, home = sys.argv[1:4]
 answer = {"access_token": "new", "token_type": "Bearer", "expires_in": 3600}

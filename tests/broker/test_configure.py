@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from broker.clientconfigs import CLIENTS, Environment, default_entry_name, served_url
+from broker.cli.helpers import configure_headers_parser
 from broker.config import ServerConfig, add_server
-from broker.configure import configure_configure_parser
 from broker.errors import ClientConfigError, ConfigError
-from broker.helpers_cli import configure_headers_parser
+from broker.integrations.clientconfigs import CLIENTS, Environment, default_entry_name, served_url
+from broker.integrations.configure import configure_configure_parser
 
 URL = "https://mcp.example.com/mcp"
 SCRIPT = Path(sys.executable).parent / "mcp-broker"
@@ -425,7 +425,7 @@ def test_per_os_locations() -> None:
 def test_a_file_changed_during_the_edit_is_not_overwritten(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import broker.jsonconfig as jsonconfig
+    import broker.integrations.jsonconfig as jsonconfig
 
     path, _ = write_existing(home, "cursor")
     real_backup: Callable[[Path], Path] = jsonconfig._backup

@@ -12,13 +12,13 @@ import httpx2
 import pytest
 
 from broker import cli
-from broker.auth_servers import AuthServerCache
-from broker.endpoint import read_endpoint
+from broker.api.endpoint import read_endpoint
 from broker.errors import BrokerNotRunning
 from broker.oauth.prm import handle_prm_response
 from broker.paths import broker_paths
 from broker.store.codec import CorruptEntry, decode_tokens
-from broker.tokens import TokenKey
+from broker.tokens.auth_servers import AuthServerCache
+from broker.tokens.tokenset import TokenKey
 
 DEPTH = 100_000
 DEEP_JSON = "[" * DEPTH + "]" * DEPTH

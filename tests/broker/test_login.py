@@ -30,13 +30,13 @@ from broker.errors import (
     SignInTimeout,
     UnsafeEndpoint,
 )
-from broker.login import ClientRegistry, SignIn, SignInOptions
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.discovery import Discovered
 from broker.oauth.providers import GENERIC
 from broker.oauth.registration import ClientCredentials
+from broker.signin.login import ClientRegistry, SignIn, SignInOptions
 from broker.store import MemoryTokenStore
-from broker.tokens import TokenKey
+from broker.tokens.tokenset import TokenKey
 from tests.support.procs import fixed_port
 
 ISSUER = "https://auth.example.com"
@@ -189,7 +189,7 @@ def test_no_client_and_no_registration_asks_for_a_client_id() -> None:
 def test_concurrent_sign_ins_for_one_server_share_one_flow(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="broker.login")
+    caplog.set_level(logging.INFO, logger="broker.signin.login")
     fake = FakeAS(gate=threading.Event())
     sign_in = make(fake)
     joined = threading.Event()
@@ -200,7 +200,7 @@ def test_concurrent_sign_ins_for_one_server_share_one_flow(
                 joined.set()
 
     handler = Joined()
-    logging.getLogger("broker.login").addHandler(handler)
+    logging.getLogger("broker.signin.login").addHandler(handler)
     results: list[object] = []
     try:
         threads = [
@@ -216,7 +216,7 @@ def test_concurrent_sign_ins_for_one_server_share_one_flow(
         for t in threads:
             t.join(30)
     finally:
-        logging.getLogger("broker.login").removeHandler(handler)
+        logging.getLogger("broker.signin.login").removeHandler(handler)
     assert len(fake.opened) == 1 and len(fake.token_requests()) == 1
     assert len(results) == 2 and results[0] is results[1]
 

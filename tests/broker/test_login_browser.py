@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from broker.login import ClientRegistry, SignIn
 from broker.oauth.registration import ClientCredentials
+from broker.signin.login import ClientRegistry, SignIn
 from tests.broker.test_login import CANARIES, FOUND, SERVER, FakeAS
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.realparts import require

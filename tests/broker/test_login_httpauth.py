@@ -11,8 +11,8 @@ import httpx2
 import pytest
 
 from broker.errors import ResourceMismatch
-from broker.httpauth import BrokerAuth, ServerAuthenticator
-from broker.login import ClientRegistry, SignIn
+from broker.signin.httpauth import BrokerAuth, ServerAuthenticator
+from broker.signin.login import ClientRegistry, SignIn
 from tests.broker.test_login import ISSUER, SERVER, FakeAS
 
 MCP = "https://mcp.example.com/mcp"

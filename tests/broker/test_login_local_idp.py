@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from broker.discovery import LimitedSender
 from broker.errors import PkceNotSupported
-from broker.login import ClientRegistry, SignIn, SignInOptions
 from broker.oauth.discovery import Discovered, drive, find_auth_server
 from broker.oauth.providers import FIXED_CALLBACK_PORTS, profile_for
 from broker.oauth.registration import ClientCredentials
+from broker.signin.discovery import LimitedSender
+from broker.signin.login import ClientRegistry, SignIn, SignInOptions
 from tests.support.procs import ISSUER, ServerProcess, demo_server_cmd
 
 RESOURCE = "http://127.0.0.1:8000/mcp"

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from broker.discovery import HttpLimits, LimitedSender
 from broker.errors import ResponseLimitExceeded, ServerUnreachable
+from broker.signin.discovery import HttpLimits, LimitedSender
 from tests.support.procs import refusing_port
 
 LIMITS = HttpLimits(max_bytes=64 * 1024, total_seconds=1.0, connect_seconds=1.0)

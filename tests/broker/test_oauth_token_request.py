@@ -23,7 +23,7 @@ from broker.oauth.token_request import (
     handle_token_response,
     lifetime,
 )
-from broker.tokens import TokenKey
+from broker.tokens.tokenset import TokenKey
 
 ISSUER = "https://auth.example.com"
 SERVER = AuthServer(ISSUER, f"{ISSUER}/authorize", f"{ISSUER}/token", GENERIC)

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from broker.backoff import Backoff
 from broker.errors import InvalidGrant, ServerUnreachable, StorageTimeout
-from broker.freshness import RefreshPolicy
-from broker.refresher import Refresher
-from broker.service import State, TokenService
 from broker.store.memory import MemoryTokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.backoff import Backoff
+from broker.tokens.freshness import RefreshPolicy
+from broker.tokens.refresher import Refresher
+from broker.tokens.service import State, TokenService
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.broker.service_fakes import KEY, OTHER_KEY, FakeClock, FakeGrant, make_tokens
 
 
@@ -153,7 +153,7 @@ def test_sleep_and_resume_refreshes_on_the_next_wakeup(clock: FakeClock) -> None
 
 def test_the_thread_refreshes_in_the_background_and_stops_cleanly() -> None:
     """Real time: a token of 2 s is refreshed by the thread without any caller asking."""
-    from broker.clock import SystemClock
+    from broker.tokens.clock import SystemClock
 
     real = SystemClock()
     refreshed = threading.Event()

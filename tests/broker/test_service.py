@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from broker.backoff import Backoff
 from broker.errors import (
     InteractionRequired,
     InvalidGrant,
@@ -22,11 +21,12 @@ from broker.errors import (
     TokenRequestFailed,
 )
 from broker.filelock import lock_for
-from broker.freshness import RefreshPolicy, lifetime
-from broker.service import KeyStatus, State, TokenService
-from broker.stamps import FileStamps
 from broker.store.memory import MemoryTokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.backoff import Backoff
+from broker.tokens.freshness import RefreshPolicy, lifetime
+from broker.tokens.service import KeyStatus, State, TokenService
+from broker.tokens.stamps import FileStamps
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.broker.service_fakes import CANARY, KEY, OTHER_KEY, FakeClock, FakeGrant, make_tokens
 
 
@@ -822,7 +822,7 @@ def test_this_process_own_sign_in_is_not_mistaken_for_another(
     service = make_service(store, FakeGrant(clock), clock, stamps=FileStamps(tmp_path))
     tokens = make_tokens(clock)
     service.put(tokens)
-    caplog.set_level(logging.INFO, logger="broker.service")
+    caplog.set_level(logging.INFO, logger="broker.tokens.service")
 
     clock.advance(5)
     assert service.get_token(KEY) == tokens

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from broker.backoff import Backoff
 from broker.errors import InteractionRequired, InvalidGrant, ServerUnreachable
-from broker.service import UNREACHABLE, State, TokenService
 from broker.store.memory import MemoryTokenStore
+from broker.tokens.backoff import Backoff
+from broker.tokens.service import UNREACHABLE, State, TokenService
 from tests.broker.service_fakes import KEY, FakeClock, FakeGrant, make_tokens
 
 

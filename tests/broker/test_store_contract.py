@@ -17,7 +17,7 @@ import pytest
 
 from broker.store import KeyringTokenStore, MemoryTokenStore
 from broker.store.codec import decode_tokens, dumps, encode_tokens
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.support.keyrings import LimitedKeyring
 
 CANARY = "CANARY-contract-7f3a"

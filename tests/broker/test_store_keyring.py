@@ -20,7 +20,7 @@ from keyring.backends import SecretService, fail, null
 from broker.errors import StorageError, StorageLocked, StorageTimeout, StorageUnavailable
 from broker.store import KeyringTokenStore
 from broker.store.chunks import MAX_ENTRY_CHARS
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.support.keyrings import HangingKeyring, LimitedKeyring, RaisingKeyring
 
 CANARY = "CANARY-keyring-51d2"
@@ -394,7 +394,7 @@ def test_default_backend_without_d_bus_refuses_and_writes_no_file(tmp_path: Path
         "import time\n"
         "from broker.errors import StorageUnavailable\n"
         "from broker.store import KeyringTokenStore\n"
-        "from broker.tokens import TokenKey, TokenSet\n"
+        "from broker.tokens.tokenset import TokenKey, TokenSet\n"
         "k = TokenKey('https://i', 'c', 'https://r')\n"
         f"t = TokenSet(k, access_token='{CANARY}', expires_at=time.time() + 60)\n"
         "try:\n"

@@ -8,7 +8,7 @@ from secretstorage.exceptions import ItemNotFoundException
 
 from broker.errors import StorageUnavailable
 from broker.store import KeyringTokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.support.keyrings import LimitedKeyring
 
 KEY = TokenKey("https://as.example/pool", "client", "https://mcp.example/mcp")

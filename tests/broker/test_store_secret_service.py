@@ -14,7 +14,7 @@ import pytest
 from broker.errors import StorageError, StorageLocked
 from broker.store import KeyringTokenStore
 from broker.store.chunks import MAX_ENTRY_CHARS
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.support.keyrings import CrashingDeletes
 from tests.support.realparts import require
 from tests.support.secret_service import SecretServiceHandle
@@ -52,7 +52,7 @@ USER_PROCESS = """
 import sys, time
 from broker.store import KeyringTokenStore
 from broker.store.keyring_backend import backend_name, default_backend
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 key = TokenKey(*sys.argv[2:5])
 store = KeyringTokenStore(service=sys.argv[1], timeout=30)

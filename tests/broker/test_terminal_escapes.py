@@ -19,10 +19,10 @@ import pytest
 from broker import cli
 from broker.app import ServerStatus
 from broker.config import ServerConfig, load_config
-from broker.menu import server_name
+from broker.desktop.menu import server_name
 from broker.paths import broker_paths
 from broker.safetext import safe_lines, safe_text
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from demo_server.resource import RunningResourceServer
 from tests.support.jwt_issuer import JwksServer
 from tests.support.resource_server import running_resource

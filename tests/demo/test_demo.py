@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.endpoint import request_token
+from broker.api.endpoint import request_token
 from broker.paths import broker_paths
 from broker.store.keyring_store import SERVICE
 from tests.e2e.conftest import BrokerCli

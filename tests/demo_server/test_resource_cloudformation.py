@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from broker.cloudformation import read_stack_outputs, server_config_from_outputs
 from broker.errors import ConfigError
+from broker.integrations.cloudformation import read_stack_outputs, server_config_from_outputs
 from demo_server.cli import build_parser
 from demo_server.resource import settings_from_args
 from demo_server.resource.stack_outputs import read_outputs

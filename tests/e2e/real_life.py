@@ -21,7 +21,7 @@ from waitress.server import create_server
 
 from broker.paths import BrokerPaths, broker_paths
 from broker.store.keyring_store import KeyringTokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from demo_server.idp.app import create_app
 from demo_server.idp.sessions import EXTENSION
 from demo_server.idp.settings import IdpSettings, ResourceServerConfig
@@ -157,7 +157,7 @@ def headless_env(cli: BrokerCli) -> dict[str, str]:
 def running_broker(
     cli: BrokerCli, log: Path, env: dict[str, str] | None = None
 ) -> Iterator[tuple[BrokerRun, BrokerPaths]]:
-    """``mcp-broker run --headless`` (``python -m broker.runner``), its API answering."""
+    """``mcp-broker run --headless`` (``python -m broker.desktop.runner``), its API answering."""
     env = env or headless_env(cli)
     broker = BrokerRun(env, log, "--headless")
     try:

@@ -12,7 +12,7 @@ import pytest
 
 from broker.paths import HOME_ENV as HOME
 from broker.store import KeyringTokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.e2e.conftest import BrokerCli, DemoStack, demo_stack, require_chromium
 from tests.support.canaries import files_under, leaks
 from tests.support.secret_service import SecretServiceHandle

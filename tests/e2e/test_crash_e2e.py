@@ -18,7 +18,7 @@ import httpx2
 import pytest
 
 from broker.store.keyring_store import KeyringTokenStore
-from broker.tokens import TokenKey
+from broker.tokens.tokenset import TokenKey
 from tests.e2e.conftest import BrokerCli, DemoStack, demo_stack
 from tests.e2e.test_cli_e2e import claims, sign_in
 from tests.support.secret_service import SecretServiceHandle

@@ -27,9 +27,9 @@ import anyio
 import httpx2
 import pytest
 
-from broker.endpoint import API_HEADER
-from broker.icons import dominant_state
-from broker.menu import Overall, server_name
+from broker.api.endpoint import API_HEADER
+from broker.desktop.icons import dominant_state
+from broker.desktop.menu import Overall, server_name
 from broker.paths import broker_paths
 from broker.store.chunks import ChunkedEntries
 from broker.store.keyring_store import SERVICE

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.endpoint import request_token
+from broker.api.endpoint import request_token
 from broker.errors import InteractionRequired
 from broker.paths import broker_paths
 from tests.e2e.conftest import BrokerCli, demo_stack

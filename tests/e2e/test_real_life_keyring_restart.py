@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.endpoint import request_token
+from broker.api.endpoint import request_token
 from broker.errors import BrokerError
 from tests.e2e.conftest import ROOT, BrokerCli, browser_command
 from tests.e2e.real_life import real_life_stack, running_broker, sign_in

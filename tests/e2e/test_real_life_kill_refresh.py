@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 
-from broker.endpoint import running_status
+from broker.api.endpoint import running_status
 from broker.paths import BrokerPaths, broker_paths
 from broker.store.keyring_store import KeyringTokenStore
-from broker.tokens import TokenKey
+from broker.tokens.tokenset import TokenKey
 from tests.e2e.conftest import BrokerCli
 from tests.e2e.real_life import Stack, headless_env, real_life_stack, sign_in, stored
 from tests.e2e.test_cli_e2e import claims

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from broker.endpoint import request_token
+from broker.api.endpoint import request_token
 from tests.e2e.conftest import BrokerCli
 from tests.e2e.real_life import real_life_stack, running_broker, sign_in, stored
 from tests.support.secret_service import SecretServiceHandle

@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from broker.endpoint import request_token
-from broker.refresher import Refresher
+from broker.api.endpoint import request_token
+from broker.tokens.refresher import Refresher
 from demo_server.idp.settings import IdpSettings
 from demo_server.resource import ResourceSettings
 from demo_server.resource import start as start_resource

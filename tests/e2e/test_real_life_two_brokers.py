@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.endpoint import request_token
+from broker.api.endpoint import request_token
 from tests.e2e.conftest import BrokerCli
 from tests.e2e.real_life import real_life_stack, running_broker, sign_in
 from tests.e2e.test_cli_e2e import claims

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from broker.app import Broker
+from broker.cli.demo import CLIENT_ID, follow_to_callback
 from broker.config import ServerConfig
-from broker.demo import CLIENT_ID, follow_to_callback
 from broker.paths import broker_paths
 from broker.store.memory import MemoryTokenStore
 from tests.e2e.conftest import demo_stack

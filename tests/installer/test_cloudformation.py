@@ -14,7 +14,7 @@ import moto
 import pytest
 from botocore.exceptions import ParamValidationError
 
-from broker.cloudformation import server_config_from_outputs
+from broker.integrations.cloudformation import server_config_from_outputs
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 from tests.installer import moto_cognito
 

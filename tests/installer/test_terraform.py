@@ -11,7 +11,7 @@ import hcl2  # python-hcl2
 import pytest
 import yaml
 
-from broker.cloudformation import normalized
+from broker.integrations.cloudformation import normalized
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 
 INSTALLER = Path(__file__).resolve().parents[2] / "installer"

@@ -1,4 +1,4 @@
-"""``python -m broker.runner`` (what ``mcp-broker run`` runs) as a real process, for tray tests."""
+"""``python -m broker.desktop.runner`` (what ``mcp-broker run`` runs) for tray tests."""
 
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ def session_processes(sid: int) -> list[int]:
 
 
 class BrokerRun:
-    """``python -m broker.runner`` as a real process (what ``mcp-broker run`` runs)."""
+    """``python -m broker.desktop.runner`` as a real process (what ``mcp-broker run`` runs)."""
 
     def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker.runner", *args],
+            [sys.executable, "-m", "broker.desktop.runner", *args],
             env=env,
             cwd=ROOT,
             stdout=self._log,

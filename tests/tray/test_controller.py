@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from broker.api.clients import ConsentRequest, Decision
 from broker.app import ServerStatus, SignOutResult
-from broker.clients import ConsentRequest, Decision
-from broker.controller import STEP_UP_TTL, Controller
+from broker.desktop.controller import STEP_UP_TTL, Controller
+from broker.desktop.menu import Action, Command, Overall, View, overall
 from broker.errors import AuthorizationDenied, InteractionRequired
-from broker.menu import Action, Command, Overall, View, overall
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
 ISSUER = "https://idp.example/pool"
@@ -298,7 +298,7 @@ def test_views_never_carry_tokens(fake: FakeBroker) -> None:
 def test_start_at_login_checkbox_shows_and_toggles_the_real_autostart_entry(
     fake: FakeBroker, tray: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from broker import autostart
+    from broker.desktop import autostart
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     entry = tmp_path / "xdg" / "autostart"

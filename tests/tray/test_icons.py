@@ -6,8 +6,8 @@ import itertools
 
 from PIL import Image, ImageChops
 
-from broker.icons import SIZE, dominant_state, draw_icon
-from broker.menu import Overall
+from broker.desktop.icons import SIZE, dominant_state, draw_icon
+from broker.desktop.menu import Overall
 
 STATES = [s for s in Overall if s is not Overall.NO_SERVERS]
 

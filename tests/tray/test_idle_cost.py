@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.endpoint import discover_endpoint
+from broker.api.endpoint import discover_endpoint
 from broker.paths import BrokerPaths, broker_paths
 from tests.support.cpu import process_cpu_seconds
 from tests.support.desktop import wait_for

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from broker.desktop.instance import hold_instance, read_running
 from broker.errors import AlreadyRunning
-from broker.instance import hold_instance, read_running
 from broker.paths import broker_paths
 from tests.support.desktop import wait_for
 from tests.tray.brokerrun import BrokerRun

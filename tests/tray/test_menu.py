@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from broker.api.clients import ConsentRequest, Decision
 from broker.app import ServerStatus
-from broker.clients import ConsentRequest, Decision
-from broker.menu import (
+from broker.desktop.menu import (
     SEPARATOR,
     Action,
     Command,

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
+from broker.desktop.menu import View
+from broker.desktop.notify import DBusNotifier, LogNotifier, desktop_notifier
+from broker.desktop.tray import open_tray
 from broker.errors import TrayUnavailable
-from broker.menu import View
-from broker.notify import DBusNotifier, LogNotifier, desktop_notifier
-from broker.tray import open_tray
 from tests.support.desktop import Desktop, wait_for
 
 HOSTILE = "Server says <b>click</b> &amp; <a href='http://evil.example'>here</a>\x1b[2J"
@@ -37,7 +37,7 @@ def test_without_a_notification_daemon_the_message_goes_to_the_log(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
-    with caplog.at_level(logging.WARNING, logger="broker.notify"):
+    with caplog.at_level(logging.WARNING, logger="broker.desktop.notify"):
         DBusNotifier().notify("Sign-in needed", "Sign in to a.example/mcp again.")
     assert "Sign-in needed: Sign in to a.example/mcp again." in caplog.text
 

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from broker.api.endpoint import request_token
 from broker.config import ServerConfig, add_server
-from broker.endpoint import request_token
-from broker.instance import hold_instance
-from broker.menu import Action, Command
+from broker.desktop.instance import hold_instance
+from broker.desktop.menu import Action, Command
+from broker.desktop.runner import BrokerSession
 from broker.paths import broker_paths
-from broker.runner import BrokerSession
 from broker.store.keyring_store import KeyringTokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.support.desktop import wait_for
 from tests.support.secret_service import SecretServiceHandle
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from broker.instance import hold_instance
-from broker.menu import Action, Command
+from broker.desktop.instance import hold_instance
+from broker.desktop.menu import Action, Command
+from broker.desktop.runner import BrokerSession
 from broker.paths import broker_paths
-from broker.runner import BrokerSession
 from tests.support.desktop import wait_for
 from tests.support.secret_service import SecretServiceHandle
 
@@ -46,8 +46,8 @@ def test_any_token_change_ends_the_apis_reuse_of_the_old_token(
 ) -> None:
     """A refresh, or a sign-in seen from another process, must not leave the API handing out
     the previous token for its reuse second."""
-    from broker.service import KeyStatus, State
-    from broker.tokens import TokenKey, TokenSet
+    from broker.tokens.service import KeyStatus, State
+    from broker.tokens.tokenset import TokenKey, TokenSet
 
     monkeypatch.setenv("MCP_BROKER_HOME", str(tmp_path / "home"))
     url = "https://a.example/mcp"

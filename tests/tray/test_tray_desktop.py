@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from PIL import ImageStat
 
-from broker.icons import dominant_state
-from broker.menu import Overall
+from broker.desktop.icons import dominant_state
+from broker.desktop.menu import Overall
 from tests.support.desktop import Desktop, Window, wait_for
 from tests.support.procs import ServerProcess, demo_server_cmd
 from tests.tray.brokerrun import ROOT, BrokerRun, session_processes

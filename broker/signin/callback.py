@@ -25,8 +25,8 @@ from broker.errors import (
     SignInCancelled,
     SignInTimeout,
 )
-from broker.loopback_hosts import allowed_hosts
 from broker.safetext import html_text
+from broker.signin.loopback_hosts import allowed_hosts
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import math
 
 from PIL import Image, ImageDraw
 
-from broker.menu import Overall
+from broker.desktop.menu import Overall
 
 SIZE = 64
 COLOURS: dict[Overall, tuple[int, int, int]] = {

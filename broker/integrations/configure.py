@@ -1,10 +1,10 @@
 """``mcp-broker configure CLIENT``: put the broker's servers into an MCP client's config file.
 
-The entry is merged into the client's own file (see :mod:`broker.clientconfigs` for where and in
-which shape): every other server, every unknown key and the key order survive, a backup is made
-before each change, running it twice changes nothing the second time, and a file that cannot be
-parsed is refused untouched (:mod:`broker.jsonconfig`). ``--print`` shows the entry and writes
-nothing; ``--remove`` takes the broker's entries out again.
+The entry is merged into the client's own file (see :mod:`broker.integrations.clientconfigs` for
+where and in which shape): every other server, every unknown key and the key order survive, a backup
+is made before each change, running it twice changes nothing the second time, and a file that cannot
+be parsed is refused untouched (:mod:`broker.integrations.jsonconfig`). ``--print`` shows the entry
+and writes nothing; ``--remove`` takes the broker's entries out again.
 
 An entry is the broker's when it runs ``mcp-broker connect URL`` or ``mcp-broker headers URL``;
 the broker finds it by that, whatever it is called, and never changes or removes an entry it did
@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from broker.clientconfigs import (
+from broker.config import config_path, load_config
+from broker.errors import ClientConfigError, ConfigError
+from broker.integrations.clientconfigs import (
     CLIENTS,
     VIAS,
     Entry,
@@ -33,10 +35,8 @@ from broker.clientconfigs import (
     default_entry_name,
     served_url,
 )
-from broker.config import config_path, load_config
-from broker.errors import ClientConfigError, ConfigError
-from broker.executable import broker_command, carried_environment
-from broker.jsonconfig import JsonDocument, read_json_document, write_json_document
+from broker.integrations.executable import broker_command, carried_environment
+from broker.integrations.jsonconfig import JsonDocument, read_json_document, write_json_document
 from broker.oauth.resource import canonical_resource
 from broker.paths import broker_paths
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import httpx2
 
-from broker.deadline import watched_client, within
 from broker.errors import ResponseLimitExceeded, ServerUnreachable
+from broker.net.deadline import watched_client, within
 from broker.oauth import discovery as steps
 from broker.oauth.discovery import Discovered
 from broker.oauth.www_authenticate import BearerChallenge
@@ -37,7 +37,7 @@ class HttpLimits:
 class LimitedSender:
     """Send one request and read its whole body within the limits; a closable callable.
 
-    The total time limit covers the whole exchange, headers included (:mod:`broker.deadline`)
+    The total time limit covers the whole exchange, headers included (:mod:`broker.net.deadline`)
     when the sender makes its own client; a client passed in bounds only the body's time.
     """
 

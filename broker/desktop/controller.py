@@ -1,11 +1,11 @@
 """What the tray's menu items do, off the tray thread.
 
-The tray posts :class:`~broker.menu.Command` objects; a worker thread carries them out against the
-broker (keyring, network, browser) and pushes a fresh :class:`~broker.menu.View` back to the tray
-after each one, after every token state change the service reports, and every ``tick`` seconds
-(so "token until 14:05" stays true). Sign-in and sign-out run on their own daemon threads because
-a sign-in waits for the user's browser for minutes; the worker stays free meanwhile. Quit is
-handled at once in the caller's thread: it only tells the runner to stop.
+The tray posts :class:`~broker.desktop.menu.Command` objects; a worker thread carries them out
+against the broker (keyring, network, browser) and pushes a fresh :class:`~broker.desktop.menu.View`
+back to the tray after each one, after every token state change the service reports, and every
+``tick`` seconds (so "token until 14:05" stays true). Sign-in and sign-out run on their own daemon
+threads because a sign-in waits for the user's browser for minutes; the worker stays free meanwhile.
+Quit is handled at once in the caller's thread: it only tells the runner to stop.
 
 Nothing here shows or logs a token: "Copy access token" hands it to the clipboard function only.
 """
@@ -20,19 +20,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from broker.api.clients import ConsentRequest, Decision
 from broker.app import ServerStatus, SignOutResult
-from broker.clients import ConsentRequest, Decision
-from broker.errors import BrokerError
-from broker.menu import (
+from broker.desktop.menu import (
     Action,
     Command,
     View,
     needs_sign_in,
     server_name,
 )
-from broker.notify import Notifier
+from broker.desktop.notify import Notifier
+from broker.errors import BrokerError
 from broker.safetext import safe_text
-from broker.tokens import TokenSet
+from broker.tokens.tokenset import TokenSet
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ STEP_UP_TTL = 600.0
 
 
 class StartAtLogin(Protocol):
-    """What the "Start at login" checkbox needs (:mod:`broker.autostart` provides it)."""
+    """What the "Start at login" checkbox needs (:mod:`broker.desktop.autostart` provides it)."""
 
     def is_installed(self) -> bool: ...
 

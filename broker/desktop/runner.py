@@ -1,12 +1,12 @@
 """``mcp-broker run [--headless]`` (and ``mcp-broker`` with no arguments): the long-running broker.
 
-One per user (:mod:`broker.instance`). It builds the broker, the background refresher, the local
-token API and, when a display is available, the tray icon; without one it runs headless and says
-so in one log line. Quit (tray menu, SIGTERM, Ctrl+C) stops the tray, the API and the refresher
+One per user (:mod:`broker.desktop.instance`). It builds the broker, the background refresher, the
+local token API and, when a display is available, the tray icon; without one it runs headless and
+says so in one log line. Quit (tray menu, SIGTERM, Ctrl+C) stops the tray, the API and the refresher
 within about a second (longer only to let a refresh in flight store its tokens); sign-ins still
 waiting on a browser run on daemon threads and end with the process.
 
-    from broker.runner import run
+    from broker.desktop.runner import run
     sys.exit(run(headless=None))   # None: tray if possible, else headless
 """
 
@@ -24,20 +24,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broker import autostart
 from broker.app import Broker
-from broker.controller import Controller
+from broker.desktop import autostart
+from broker.desktop.controller import Controller
+from broker.desktop.instance import Instance, hold_instance
+from broker.desktop.notify import CallbackNotifier, LogNotifier, desktop_notifier
 from broker.errors import AlreadyRunning, BrokerError, TrayUnavailable
-from broker.instance import Instance, hold_instance
-from broker.notify import CallbackNotifier, LogNotifier, desktop_notifier
 from broker.paths import broker_paths
-from broker.refresher import Refresher
-from broker.service import KeyStatus
-from broker.tokens import TokenKey
+from broker.tokens.refresher import Refresher
+from broker.tokens.service import KeyStatus
+from broker.tokens.tokenset import TokenKey
 
 if TYPE_CHECKING:
-    from broker.api import ApiServer
-    from broker.tray import Tray
+    from broker.api.server import ApiServer
+    from broker.desktop.tray import Tray
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class BrokerSession:
             tray = None
             if not headless:
                 try:
-                    from broker.tray import open_tray
+                    from broker.desktop.tray import open_tray
 
                     tray = open_tray(self.controller.post, self.controller.view)
                 except TrayUnavailable as exc:
@@ -184,7 +184,7 @@ class BrokerSession:
 
 def start_api(broker: Broker, controller: Controller) -> ApiServer:
     """The local token API, with the tray (or the log, headless) asking the user's consent."""
-    from broker.api import start_api as start  # Flask and waitress load only for `run`
+    from broker.api.server import start_api as start  # Flask and waitress load only for `run`
 
     api = start(
         broker,
@@ -209,7 +209,7 @@ def open_folder(path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m broker.runner [--headless]``: the same as ``mcp-broker run``."""
+    """``python -m broker.desktop.runner [--headless]``: the same as ``mcp-broker run``."""
     parser = argparse.ArgumentParser(prog="mcp-broker run")
     parser.add_argument("--headless", action="store_true", default=None)
     parser.add_argument("--config")

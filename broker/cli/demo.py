@@ -185,7 +185,7 @@ def _interactive(args: argparse.Namespace, out: TextIO) -> int:
             _print_intro(stack, broker, other, args.headless, out)
             _sign_in_in_background(broker, url, out)
             if other is None:
-                from broker.runner import run
+                from broker.desktop.runner import run
 
                 return run(True if args.headless else None, config=args.config, demo_url=url)
             _wait_for_stop()
@@ -196,7 +196,7 @@ def _interactive(args: argparse.Namespace, out: TextIO) -> int:
 
 def _other_broker(paths: BrokerPaths) -> str | None:
     """Who already runs as this user's broker, or None (the lock is taken and let go again)."""
-    from broker.instance import hold_instance
+    from broker.desktop.instance import hold_instance
 
     try:
         with hold_instance(paths):
@@ -429,7 +429,7 @@ def _smoke_token(
     if args.ephemeral:
         with steps.step("get a token from the broker library (in memory)"):
             return broker.token(url).access_token
-    from broker.endpoint import request_token
+    from broker.api.endpoint import request_token
 
     with steps.step("start a headless broker"):
         if _other_broker(paths) is None:
@@ -441,7 +441,7 @@ def _smoke_token(
 @contextlib.contextmanager
 def _headless_broker(paths: BrokerPaths, config_file: Path) -> Iterator[None]:
     """``mcp-broker run --headless`` as a child process, until its token API answers."""
-    from broker.endpoint import discover_endpoint
+    from broker.api.endpoint import discover_endpoint
 
     # The child finds its home through the environment, like every broker process.
     env = {**os.environ, HOME_ENV: str(paths.config_file.parent)}
@@ -490,7 +490,7 @@ def _safe_tail(path: Path, lines: int = 15) -> str:
 
 
 def _whoami(url: str, token: str) -> dict[str, Any]:
-    from broker.mcpcall import call_tool, render_result
+    from broker.cli.call import call_tool, render_result
 
     result = call_tool(url, "whoami", {}, lambda: token)
     text = render_result(result)

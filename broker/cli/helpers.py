@@ -5,7 +5,7 @@ start-up is most of their cost. :func:`broker.cli.main` builds only this module'
 them (not the full one, whose commands import the keyring, OAuth, config-file and bridge code),
 and a token is taken where it is cheapest:
 
-1. from the running broker's token API, as its default client (:func:`broker.endpoint.
+1. from the running broker's token API, as its default client (:func:`broker.api.endpoint.
    request_token`: ``endpoint.json`` checked, the listener's ``/v1/hello`` proof verified before
    the secret is sent, over the standard library's ``http.client``). The broker answers with
    the same token service and the same error messages; ``--config`` skips this step, since the
@@ -162,7 +162,7 @@ class HelperTokens:
 
     def token(self, url: str, min_valid: float | None = None) -> AccessToken:
         if self._use_api:
-            from broker.endpoint import request_token
+            from broker.api.endpoint import request_token
             from broker.errors import BrokerNotRunning
 
             try:

@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from broker.errors import BrokerError, InteractionRequired
-from broker.helpers_cli import (
+from broker.cli.helpers import (
     HelperTokens,
     configure_headers_parser,
     configure_token_parser,
@@ -24,6 +23,7 @@ from broker.helpers_cli import (
     is_helper_command,
     top_parser,
 )
+from broker.errors import BrokerError, InteractionRequired
 from broker.safetext import safe_lines, safe_text
 
 # Each command's modules load when the full parser is built or the command runs: the per-use
@@ -42,11 +42,11 @@ BrokerFactory = Callable[[argparse.Namespace], Any]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from broker.autostart import configure_install_parsers
     from broker.bridge import configure_connect_parser
-    from broker.clients_cli import configure_clients_parser
-    from broker.configure import configure_configure_parser
-    from broker.demo import configure_demo_parser
+    from broker.cli.clients import configure_clients_parser
+    from broker.cli.demo import configure_demo_parser
+    from broker.desktop.autostart import configure_install_parsers
+    from broker.integrations.configure import configure_configure_parser
 
     parser = top_parser()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from broker.cloudformation import add_from_cloudformation_argument
     from broker.config import PROVIDERS
+    from broker.integrations.cloudformation import add_from_cloudformation_argument
     from broker.oauth.providers import FIXED_CALLBACK_PORTS
 
     add = sub.add_parser(
@@ -200,7 +200,7 @@ def _add_url_command(
 
 
 def _run(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
-    from broker.runner import run
+    from broker.desktop.runner import run
 
     return run(True if args.headless else None, config=args.config)
 
@@ -208,8 +208,8 @@ def _run(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
 def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     from dataclasses import replace
 
-    from broker.cloudformation import server_config_from_outputs
     from broker.config import ServerConfig
+    from broker.integrations.cloudformation import server_config_from_outputs
     from broker.oauth.providers import FIXED_CALLBACK_PORTS
 
     existing = _existing(broker, args.url)
@@ -322,7 +322,7 @@ def _with_running_view(rows: list[Any], paths: Any) -> list[Any]:
     refreshes cannot reach the authorization server (the store still holds a token)."""
     from dataclasses import replace
 
-    from broker.endpoint import running_status
+    from broker.api.endpoint import running_status
 
     if paths is None:
         return rows
@@ -353,7 +353,7 @@ def _call(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         raise _UsageError(f"--args is not valid JSON: {exc}") from None
     if not isinstance(arguments, dict):
         raise _UsageError("--args must be a JSON object")
-    from broker.mcpcall import call_tool, render_result
+    from broker.cli.call import call_tool, render_result
 
     def token() -> str:
         access: str = broker.token(args.url).access_token
@@ -455,7 +455,3 @@ def main(
         if broker is not None:
             broker.close()
     return 1  # not reached: parser.error exits
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ with ``url``, ``port``, ``pid`` and the default client's ``secret``. A client:
    (#17); the port inside the MAC stops a squatter relaying the nonce to a broker elsewhere;
 3. asks for a token (:func:`request_token`), mapping API errors onto :mod:`broker.errors`.
 
-Requests go straight to 127.0.0.1 with :mod:`broker.loopback_http` (plain sockets): no proxy
+Requests go straight to 127.0.0.1 with :mod:`broker.net.loopback_http` (plain sockets): no proxy
 setting can divert the secret, and a per-use helper (``mcp-broker headers``, run for every
 connection) does not pay for importing an HTTP library.
 """
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from broker import errors
-from broker.loopback_http import LoopbackHttpError
-from broker.loopback_http import request as loopback_request
+from broker.net.loopback_http import LoopbackHttpError
+from broker.net.loopback_http import request as loopback_request
 from broker.paths import (
     BrokerPaths,
     broker_paths,

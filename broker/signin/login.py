@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from broker.callback import CallbackListener
-from broker.discovery import Sender
 from broker.errors import AuthorizationError, ClientRegistrationRequired
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.authorize import AuthorizationRequest, build_authorization_request
@@ -38,8 +36,10 @@ from broker.oauth.token_request import (
     build_token_request,
     handle_token_response,
 )
+from broker.signin.callback import CallbackListener
+from broker.signin.discovery import Sender
 from broker.store.base import TokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 logger = logging.getLogger(__name__)
 

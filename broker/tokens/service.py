@@ -17,9 +17,10 @@ Invariants:
   callers get the still-valid token or ``ServerUnreachable`` without touching the server (#26).
 - Tokens are stored and cached only under the key they were asked for; a set whose key differs is
   refused (#30).
-- Sign-in and sign-out bump the key's stamp (:mod:`broker.stamps`); a service that sees another
-  process's stamp (checked at most once per ``follow_interval``) drops what it holds for the key and
-  reads the store again, so a sign-out anywhere ends every process's serving of the token.
+- Sign-in and sign-out bump the key's stamp (:mod:`broker.tokens.stamps`); a service that sees
+  another process's stamp (checked at most once per ``follow_interval``) drops what it holds for
+  the key and reads the store again, so a sign-out anywhere ends every process's serving of the
+  token.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from broker.backoff import Backoff
-from broker.clock import Clock, SystemClock
 from broker.errors import (
     AuthorizationError,
     BrokerError,
@@ -43,10 +42,12 @@ from broker.errors import (
     ServerUnreachable,
     StorageError,
 )
-from broker.freshness import RefreshPolicy, Sighting
-from broker.stamps import SignInStamps
 from broker.store.base import TokenStore
-from broker.tokens import TokenKey, TokenSet
+from broker.tokens.backoff import Backoff
+from broker.tokens.clock import Clock, SystemClock
+from broker.tokens.freshness import RefreshPolicy, Sighting
+from broker.tokens.stamps import SignInStamps
+from broker.tokens.tokenset import TokenKey, TokenSet
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class _Entry:
         self.store_checked_at: float | None = None  # monotonic, for signed-out keys
         self.unsaved: TokenSet | None = None  # refreshed but not yet written to the store
         self.granted_at: float | None = None  # monotonic time of the last refresh grant
-        self.stamp: bytes | None = None  # the sign-in stamp last seen (broker.stamps)
+        self.stamp: bytes | None = None  # the sign-in stamp last seen (broker.tokens.stamps)
         self.stamp_checked_at: float | None = None  # monotonic
         self.store_cache_stale = False  # another process changed the key: read past the cache
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.clock import Clock
-from broker.tokens import TokenSet
+from broker.tokens.clock import Clock
+from broker.tokens.tokenset import TokenSet
 
 
 @dataclass(frozen=True)

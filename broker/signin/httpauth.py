@@ -23,13 +23,13 @@ from typing import Any
 import anyio.to_thread
 import httpx2
 
-from broker.discovery import Sender, discover
 from broker.errors import TokenRequestFailed
-from broker.login import SignIn, SignInOptions
 from broker.oauth.discovery import Discovered
 from broker.oauth.scopes import choose_scope, step_up_scope
 from broker.oauth.www_authenticate import BearerChallenge, parse_bearer_challenge
-from broker.tokens import TokenSet
+from broker.signin.discovery import Sender, discover
+from broker.signin.login import SignIn, SignInOptions
+from broker.tokens.tokenset import TokenSet
 
 logger = logging.getLogger(__name__)
 

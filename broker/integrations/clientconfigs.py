@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 VIAS = ("connect", "helper")
 CONNECT = "connect"
 HELPER = "helper"
-HEADERS_COMMAND = "headers"  # ``mcp-broker headers URL``, see broker.configure
+HEADERS_COMMAND = "headers"  # ``mcp-broker headers URL``, see broker.integrations.configure
 
 Entry = dict[str, Any]
 

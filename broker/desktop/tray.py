@@ -8,7 +8,7 @@ hosts: trayer, xfce, KDE) unless a StatusNotifier host is on the session bus, th
 ``PYSTRAY_BACKEND`` overrides the choice.
 
 ``run()`` owns the main thread; everything else here may be called from any thread. Menu items
-only post commands (see :mod:`broker.controller`).
+only post commands (see :mod:`broker.desktop.controller`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from broker.desktop.icons import draw_icon
+from broker.desktop.menu import Command, Entry, View, entries, overall, title
 from broker.errors import TrayUnavailable
-from broker.icons import draw_icon
-from broker.menu import Command, Entry, View, entries, overall, title
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def display_problem() -> str | None:
     if sys.platform.startswith("linux"):
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             return "no display (DISPLAY is not set)"
-        from broker.notify import session_bus_available
+        from broker.desktop.notify import session_bus_available
 
         if not session_bus_available():
             return "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)"

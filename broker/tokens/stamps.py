@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from broker.paths import ensure_private_dir, write_private_file
-from broker.tokens import TokenKey
+from broker.tokens.tokenset import TokenKey
 
 logger = logging.getLogger(__name__)
 

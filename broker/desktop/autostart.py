@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from broker.errors import AutostartError
-from broker.executable import broker_command, carried_environment
+from broker.integrations.executable import broker_command, carried_environment
 
 logger = logging.getLogger(__name__)
 

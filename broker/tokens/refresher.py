@@ -15,8 +15,8 @@ import threading
 import time
 
 from broker.errors import BrokerError
-from broker.service import KeyStatus, State, TokenService
-from broker.tokens import TokenKey
+from broker.tokens.service import KeyStatus, State, TokenService
+from broker.tokens.tokenset import TokenKey
 
 logger = logging.getLogger(__name__)
 

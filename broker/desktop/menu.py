@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from broker.api.clients import ConsentRequest, Decision
 from broker.app import ServerStatus
-from broker.clients import ConsentRequest, Decision
 from broker.safetext import safe_text
-from broker.service import UNREACHABLE
+from broker.tokens.service import UNREACHABLE
 
 _SIGNED_IN = {"valid"}
 _NEEDS_SIGN_IN = {"signed_out", "sign_in_required", "unknown"}

@@ -6,7 +6,7 @@
     mcp-broker clients allow NAME URL                  "always allow" NAME tokens for URL
     mcp-broker clients log [--limit N] [--json]        who got a token for which server, when
 
-The lead wires :func:`configure_clients_parser` into ``broker/cli.py``; each command is a
+The lead wires :func:`configure_clients_parser` into ``broker/cli/__init__.py``; each command is a
 ``run(args, broker, out) -> exit code`` like the others there, and needs no keyring.
 """
 
@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any, TextIO
 
-from broker.clients import ClientsFile, read_audit_log
+from broker.api.clients import ClientsFile, read_audit_log
 from broker.paths import BrokerPaths, broker_paths
 from broker.safetext import safe_text
 

@@ -1,0 +1,3 @@
+"""Other programs' files: MCP client config files (``configure``), the command they run, and the
+outputs of the Cognito stack in ``installer/``.
+"""

@@ -1,0 +1,1 @@
+"""HTTP plumbing: one total deadline per exchange, and a minimal client for the local token API."""
