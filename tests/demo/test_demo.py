@@ -19,11 +19,11 @@ import pytest
 from broker.api.endpoint import request_token
 from broker.paths import broker_paths
 from broker.store.keyring_store import SERVICE
+from tests.broker.desktop.brokerrun import session_processes
 from tests.e2e.conftest import BrokerCli
 from tests.e2e.test_cli_e2e import claims
 from tests.support.procs import fixed_port
 from tests.support.secret_service import SecretServiceDaemons
-from tests.tray.brokerrun import session_processes
 
 pytestmark = pytest.mark.integration
 

@@ -28,11 +28,11 @@ from demo_server.idp.settings import IdpSettings, ResourceServerConfig
 from demo_server.idp.store import Store
 from demo_server.resource import ResourceSettings
 from demo_server.resource import start as start_resource
+from tests.broker.desktop.brokerrun import BrokerRun
 from tests.e2e.conftest import BrokerCli, TokenRequestCounter
 from tests.support.desktop import wait_for
 from tests.support.procs import fixed_port
 from tests.support.secret_service import SecretServiceHandle
-from tests.tray.brokerrun import BrokerRun
 
 CLIENT_ID = "demo-broker"
 

@@ -33,8 +33,10 @@ from broker.desktop.menu import Overall, server_name
 from broker.paths import broker_paths
 from broker.store.chunks import ChunkedEntries
 from broker.store.keyring_store import SERVICE
-from tests.bridge.stdio import bridged_client
-from tests.bridge.test_connect_e2e import whoami as bridged_whoami
+from tests.broker.bridge.stdio import bridged_client
+from tests.broker.bridge.test_connect_e2e import whoami as bridged_whoami
+from tests.broker.desktop.brokerrun import BrokerRun, session_processes
+from tests.broker.desktop.test_tray_desktop import icon_with, open_menu
 from tests.e2e.conftest import ROOT, BrokerCli, require_chromium
 from tests.support.chromium_browser_driver import LOGIN_SHOT, SUCCESS_SHOT
 from tests.support.desktop import Desktop, desktop, wait_for  # noqa: F401 - fixture
@@ -42,8 +44,6 @@ from tests.support.procs import IDP_URL, ISSUER, ServerProcess, demo_server_cmd
 from tests.support.realparts import require
 from tests.support.resource_server import call_tool
 from tests.support.secret_service import SecretServiceDaemons, SecretServiceHandle
-from tests.tray.brokerrun import BrokerRun, session_processes
-from tests.tray.test_tray_desktop import icon_with, open_menu
 
 pytestmark = pytest.mark.integration
 

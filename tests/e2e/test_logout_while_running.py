@@ -10,10 +10,10 @@ import pytest
 from broker.api.endpoint import request_token
 from broker.errors import InteractionRequired
 from broker.paths import broker_paths
+from tests.broker.desktop.brokerrun import BrokerRun
 from tests.e2e.conftest import BrokerCli, demo_stack
 from tests.e2e.test_cli_e2e import sign_in
 from tests.support.desktop import wait_for
-from tests.tray.brokerrun import BrokerRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -30,12 +30,12 @@ from broker.api.endpoint import running_status
 from broker.paths import BrokerPaths, broker_paths
 from broker.store.keyring_store import KeyringTokenStore
 from broker.tokens.tokenset import TokenKey
+from tests.broker.desktop.brokerrun import BrokerRun
 from tests.e2e.conftest import BrokerCli
 from tests.e2e.real_life import Stack, headless_env, real_life_stack, sign_in, stored
 from tests.e2e.test_cli_e2e import claims
 from tests.support.desktop import wait_for
 from tests.support.secret_service import SecretServiceHandle
-from tests.tray.brokerrun import BrokerRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

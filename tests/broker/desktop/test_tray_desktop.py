@@ -1,0 +1,145 @@
+"""The tray on a real desktop: Xvfb, trayer (an XEmbed tray host), a private D-Bus session with
+dunst and the Secret Service, and ``mcp-demo-server stack`` to sign in to.
+
+The broker runs as a real process; the test only uses what a user has: it finds the docked icon,
+right-clicks it, picks menu entries with the keyboard, and reads the icon's colour and title
+(the status icon window's name) off the screen.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import ImageStat
+
+from broker.desktop.icons import dominant_state
+from broker.desktop.menu import Overall
+from tests.broker.desktop.brokerrun import ROOT, BrokerRun, session_processes
+from tests.support.desktop import Desktop, Window, wait_for
+from tests.support.procs import ServerProcess, demo_server_cmd
+
+pytestmark = pytest.mark.integration
+
+TITLE = "MCP OAuth Broker: "
+DRIVER = ROOT / "tests" / "e2e" / "browser_driver.py"  # follows the auto-login redirects
+
+
+@pytest.fixture
+def demo_stack(tmp_path: Path) -> Iterator[str]:
+    """``mcp-demo-server stack`` with ``--auto-login demo``; yields the MCP server's URL."""
+    args = demo_server_cmd("stack", "--idp-port=0", "--port=0", "--auto-login", "demo")
+    with ServerProcess(args, tmp_path / "stack.log") as stack:
+        yield stack.url
+
+
+def browser(tmp_path: Path) -> str:
+    """``BROWSER`` names one executable: a wrapper around the driver."""
+    wrapper = tmp_path / "tray-browser"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{DRIVER}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return str(wrapper)
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "broker.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{args}: {done.stderr}"
+    return done.stdout
+
+
+def icon_with(desktop: Desktop, words: str) -> Window | None:
+    icon = desktop.tray_icon(TITLE)
+    return icon if icon is not None and words in icon.name else None
+
+
+def open_menu(desktop: Desktop, icon: Window) -> None:
+    """Right-click ``icon`` and wait until its menu (light, below the icon) is on screen."""
+    region = Window(0, "", icon.x + icon.width - 250, icon.y + icon.height + 5, 240, 90)
+
+    def brightness() -> float:
+        return float(ImageStat.Stat(desktop.grab(region).convert("L")).mean[0])
+
+    wait_for("the last menu to close", lambda: brightness() < 100)
+    desktop.click(icon, button=3)
+    wait_for("the menu", lambda: brightness() > 150)
+
+
+def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
+    desktop: Desktop,
+    broker_env: dict[str, str],
+    demo_stack: str,
+    tmp_path: Path,
+    artifacts_dir: Path,
+) -> None:
+    env = desktop.environ(broker_env)
+    env["BROWSER"] = browser(tmp_path)
+    cli(env, "add", demo_stack, "--client-id", "demo-broker", "--provider", "cognito")
+    broker = BrokerRun(env, tmp_path / "broker.log")
+    try:
+        before = wait_for(
+            "the icon docked in trayer", lambda: icon_with(desktop, "sign-in needed"), 120
+        )
+        assert before.name == "MCP OAuth Broker: sign-in needed (1 of 1)"
+        assert dominant_state(desktop.grab(before)) is Overall.NEEDS_SIGN_IN
+
+        open_menu(desktop, before)  # a real right-click
+        desktop.screenshot(artifacts_dir / "tray-menu.png")
+        desktop.key("Down", "Right", "Return")  # the server → its submenu → "Sign in"
+
+        after = wait_for("the signed-in title", lambda: icon_with(desktop, "signed in"), 120)
+        assert after.name == "MCP OAuth Broker: signed in"
+        wait_for(
+            "the signed-in icon", lambda: dominant_state(desktop.grab(after)) is Overall.SIGNED_IN
+        )
+        desktop.screenshot(artifacts_dir / "tray-signed-in.png")
+
+        status = json.loads(cli(env, "status", "--json"))
+        assert [(s["state"], s["user"]) for s in status["servers"]] == [("valid", "demo")]
+        token = cli(env, "token", demo_stack).strip()
+
+        open_menu(desktop, after)  # rebuilt: "Copy access token" is enabled now
+        desktop.key("Down", "Right", "Down", "Down", "Return")
+        wait_for("the token on the clipboard", lambda: desktop.clipboard() == token)
+        copied = wait_for("the copy notification", lambda: [
+            n for n in desktop.notifications() if n[0] == "Access token copied"])  # fmt: skip
+        assert copied[0][1].startswith(f"Token for {demo_stack.removeprefix('http://')}, valid")
+
+        open_menu(desktop, after)
+        desktop.key("Up", "Return")  # Quit is the last entry
+        assert broker.wait() == 0, broker.log()
+        assert session_processes(broker.proc.pid) == []  # no browser, no helper left behind
+
+        shown = desktop.notifications()
+        assert ("Signed in", f"Signed in to {demo_stack.removeprefix('http://')}.") in shown
+        assert token not in broker.log()
+        assert all(token not in summary + body for summary, body in shown)
+    finally:
+        broker.kill()
+
+
+def test_ctrl_c_stops_the_tray_cleanly_without_a_notification_daemon(
+    desktop_without_notifications: Desktop, broker_env: dict[str, str], tmp_path: Path
+) -> None:
+    desktop = desktop_without_notifications
+    broker = BrokerRun(desktop.environ(broker_env), tmp_path / "broker.log")
+    try:
+        wait_for("the icon", lambda: icon_with(desktop, "no servers configured"), 120)
+        broker.proc.send_signal(signal.SIGINT)  # pystray resets SIGINT; the broker takes it back
+        assert broker.wait() == 0, broker.log()
+        assert "Traceback" not in broker.log()
+        assert session_processes(broker.proc.pid) == []
+    finally:
+        broker.kill()
