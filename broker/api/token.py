@@ -10,7 +10,7 @@ than all of it (a bare Flask view is the benchmark's baseline, README "Benchmark
 behind the request guards like every other request and calls the same :func:`answer_token`;
 its responses come from :func:`broker.api.app.json_parts`, as the Flask views' do, so the status
 line, headers and body are byte for byte what the Flask view of the same request gives
-(``tests/api/test_token_fast_path.py`` runs one request matrix through both).
+(``tests/broker/api/test_token_fast_path.py`` runs one request matrix through both).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 The same rules as the mcp SDK's ``mcp.shared.inbound`` (which servers built on the SDK validate
 against), restated here in plain Python because importing the SDK costs the bridge well over a
-second of start-up; ``tests/bridge/test_header_rules.py`` checks the two agree.
+second of start-up; ``tests/broker/bridge/test_header_rules.py`` checks the two agree.
 """
 
 from __future__ import annotations

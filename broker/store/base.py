@@ -1,6 +1,6 @@
 """The token store contract: every backend (OS keyring, in-memory) satisfies it.
 
-``tests/broker/test_store_contract.py`` runs the same tests against every backend.
+``tests/broker/store/test_contract.py`` runs the same tests against every backend.
 """
 
 from __future__ import annotations
