@@ -25,6 +25,7 @@ from collections.abc import Callable
 import anyio.to_thread
 import httpx2
 
+from broker.bridge.prompt_ack import PromptAckTransport
 from broker.bridge.tokens import TokenSource, sign_in_hint
 from broker.errors import (
     AuthorizationError,
@@ -53,7 +54,7 @@ class BrokerTokenTransport(httpx2.AsyncBaseTransport):
 
     def __init__(self, tokens: TokenSource, inner: httpx2.AsyncBaseTransport | None = None) -> None:
         self._tokens = tokens
-        self._inner = inner or httpx2.AsyncHTTPTransport()
+        self._inner = inner or PromptAckTransport()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         await request.aread()  # the body may have to be sent again after a 401 or 403
