@@ -101,8 +101,6 @@ class SignIn:
         self._send = send
         self._clients = clients
         self._opener = opener
-        self._lock = threading.Lock()
-        self._listeners: dict[tuple[str, str], CallbackListener[str]] = {}
 
     def sign_in(
         self, found: Discovered, scope: str | None, options: SignInOptions | None = None
@@ -110,23 +108,12 @@ class SignIn:
         """Sign in for ``found`` in the browser."""
         return self._run(found, scope, options or SignInOptions())
 
-    def cancel(self, issuer: str, resource: str) -> bool:
-        """Cancel a running sign-in; its caller gets :class:`SignInCancelled`."""
-        with self._lock:
-            listener = self._listeners.get((issuer, resource))
-        if listener is None:
-            return False
-        listener.cancel()
-        return True
-
     def _run(self, found: Discovered, scope: str | None, options: SignInOptions) -> TokenSet:
         server = found.auth_server
         ports = options.callback_ports
         listener: CallbackListener[str] = CallbackListener.bind(
             server.profile.callback_ports if ports is None else ports
         )
-        with self._lock:
-            self._listeners[(found.issuer, found.resource)] = listener
         try:
             client = self._client_for(server, listener.redirect_uri, scope)
             request = build_authorization_request(
@@ -144,9 +131,6 @@ class SignIn:
                 raise AuthorizationError("no browser could be opened (set BROWSER)")
             code = listener.wait(options.timeout)
         finally:
-            with self._lock:
-                if self._listeners.get((found.issuer, found.resource)) is listener:
-                    del self._listeners[(found.issuer, found.resource)]
             listener.close()
         return self._redeem(found, request, code)
 

@@ -27,7 +27,6 @@ from broker.errors import (
     ClientRegistrationRequired,
     InteractionRequired,
     InvalidGrant,
-    SignInCancelled,
     SignInTimeout,
     UnsafeEndpoint,
 )
@@ -198,19 +197,6 @@ def test_nobody_completing_the_sign_in_times_out_and_frees_the_port() -> None:
         sign_in.sign_in(FOUND, None, SignInOptions(callback_ports=(port,), timeout=0.05))
     assert isinstance(caught.value, InteractionRequired)
     assert port_can_be_bound(port)
-
-
-def test_cancel_ends_a_pending_sign_in() -> None:
-    holder: list[SignIn] = []
-
-    def open_then_cancel(url: str) -> bool:
-        assert holder[0].cancel(ISSUER, RESOURCE)
-        return True
-
-    holder.append(SignIn(FakeAS().send, ClientRegistry(), opener=open_then_cancel))
-    with pytest.raises(SignInCancelled):
-        holder[0].sign_in(FOUND, None)
-    assert not holder[0].cancel(ISSUER, RESOURCE)
 
 
 def test_no_browser_is_an_error() -> None:
