@@ -16,11 +16,11 @@ import threading
 import webbrowser
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from broker.config import (
-    Config,
     ServerConfig,
     add_server,
     config_path,
@@ -29,20 +29,19 @@ from broker.config import (
     update_config,
 )
 from broker.errors import (
-    BrokerError,
     ConfigError,
     DiscoveryError,
     InteractionRequired,
-    InvalidGrant,
     ServerUnreachable,
     StorageError,
     TokenRequestFailed,
 )
 from broker.filelock import FileLock, lock_for
 from broker.paths import BrokerPaths, broker_paths
-from broker.safetext import safe_text
+from broker.signin.flow import SignInFlow
 from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens.auth_servers import AuthServerCache
+from broker.tokens.grant import RefreshGrant, configured_client
 from broker.tokens.service import KeyStatus, State, TokenService
 from broker.tokens.stamps import FileStamps
 from broker.tokens.tokenset import TokenKey, TokenSet
@@ -50,11 +49,9 @@ from broker.tokens.tokenset import TokenKey, TokenSet
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
 # `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
 if TYPE_CHECKING:
-    from broker.oauth.discovery import Discovered
-    from broker.oauth.registration import ClientCredentials
-    from broker.oauth.www_authenticate import BearerChallenge
+    import httpx2
+
     from broker.signin.discovery import Sender
-    from broker.signin.login import ClientRegistry, SignInOptions
 
 logger = logging.getLogger(__name__)
 
@@ -92,18 +89,6 @@ class SignOutResult:
     problem: str | None = None
 
 
-def is_needing_user(exc: TokenRequestFailed) -> bool:
-    """Whether a refused refresh needs the user, or may pass (5xx, 429, a garbled answer).
-
-    ``invalid_grant`` always needs the user; any other OAuth error code from a 4xx does too
-    (``invalid_client``, ``unauthorized_client``, ``invalid_scope``): retrying cannot fix it.
-    """
-    if isinstance(exc, InvalidGrant):
-        return True
-    status = exc.status_code
-    return bool(exc.error) and 400 <= status < 500 and status != 429
-
-
 class Broker:
     def __init__(
         self,
@@ -124,15 +109,25 @@ class Broker:
             store = KeyringTokenStore(timeout=settings.keyring_timeout)
         self.store: Store = store
         self._send = send
-        self._opener = opener
-        self._sign_in_timeout = sign_in_timeout
         self._sender_lock = threading.Lock()
         self._auth_servers = AuthServerCache(self.paths.state_dir)
+        self.grant = RefreshGrant(self._send_one, self._auth_servers, self.servers, self.store)
         self.service = TokenService(
             self.store,
-            self._refresh_grant,
+            self.grant,
             lock_factory=self._lock_for,
             stamps=FileStamps(self.paths.lock_dir),
+        )
+        self.signin = SignInFlow(
+            send=self._send_one,
+            head_of=self._head_of,
+            service=self.service,
+            auth_servers=self._auth_servers,
+            secrets=self.store,
+            server=self.server,
+            update_config=partial(update_config, self.config_file, self.paths.lock_dir),
+            opener=opener,
+            timeout=sign_in_timeout,
         )
 
     @classmethod
@@ -155,6 +150,19 @@ class Broker:
 
                 self._send = LimitedSender()
             return self._send
+
+    def _send_one(self, request: httpx2.Request) -> httpx2.Response:
+        return self._sender(request)
+
+    def _head_of(self, request: httpx2.Request) -> httpx2.Response:
+        """Status and headers only, within the sender's limits (the body might be a stream)."""
+        from broker.signin.discovery import LimitedSender
+
+        probe = LimitedSender(limits=getattr(self._send, "limits", None))
+        try:
+            return probe.head_of(request)
+        finally:
+            probe.close()
 
     def prepare_refresh(self) -> None:
         """Load what a refresh needs (its modules, the HTTP client and its TLS context) ahead
@@ -216,36 +224,8 @@ class Broker:
     # -- sign-in and sign-out -----------------------------------------------------------------
 
     def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
-        """Sign in to ``url`` in the browser; ``extra_scope`` is added to the scope the server
-        asks for and to the current token's (step-up, MCP authorization "Scope Challenge
-        Handling": the union of the old and the new scopes, so one step-up never drops
-        another)."""
-        from broker.oauth.scopes import union_scopes
-        from broker.signin.discovery import discover
-        from broker.signin.login import ClientRegistry, SignIn
-
-        server = self.server(url)
-        challenge = self._probe(server.url)
-        found = discover(server.url, self._sender, challenge, server.profile_name)
-        self._auth_servers.put(found.auth_server)
-        if server.issuer is not None and found.issuer != server.issuer:
-            raise ConfigError(
-                f"{server.url} now names the authorization server {found.issuer}, not "
-                f"{server.issuer} as before. If you trust it, run "
-                f"`mcp-broker add {server.url} --reset-issuer`, then sign in."
-            )
-        clients = ClientRegistry(
-            self._preregistered(server, found.issuer), server.client_metadata_url
-        )
-        scope = self._scope_for(server, found, challenge)
-        if extra_scope:
-            scope = union_scopes(union_scopes(self._held_scope(server), scope), extra_scope)
-        sign_in = SignIn(self._sender, clients, opener=self._opener, store=None)
-        tokens = sign_in.sign_in(found, scope, self._options(server))
-        tokens = self._rekeyed(server, tokens)
-        self.service.put(tokens)
-        self._remember_client(server, clients, tokens.key)
-        return tokens
+        """Sign in to ``url`` in the browser (:class:`broker.signin.flow.SignInFlow`)."""
+        return self.signin.sign_in(url, extra_scope)
 
     def logout(self, url: str) -> SignOutResult:
         from broker.oauth.revocation import build_revocation_request, handle_revocation_response
@@ -264,16 +244,16 @@ class Broker:
             # With the cached metadata first; if that fails (or has no revocation endpoint), the
             # metadata may be stale: once more with a fresh discovery.
             try:
-                found = self._discovered(server, key)
+                found = self.grant.pinned(server, key)
             except (DiscoveryError, ServerUnreachable) as exc:
                 revoked = len(refresh_tokens) - len(pending)
                 return SignOutResult(len(removed), revoked, False, f"could not revoke: {exc}")
-            self._auth_servers.forget(found.issuer, found.auth_server.profile.name)
+            self.grant.forget(found)
             if found.auth_server.revocation_endpoint is None:
                 if attempt == 0:
                     continue
                 return SignOutResult(len(removed), 0, False)
-            client = self._client(server, key.issuer, key.client_id)
+            client = configured_client(server, key.issuer, key.client_id, self.store)
             failed = []
             for refresh_token in pending:
                 try:
@@ -288,50 +268,6 @@ class Broker:
             pending = failed
         return SignOutResult(len(removed), len(refresh_tokens) - len(pending), True, problem)
 
-    # -- the refresh grant (called by the token service under its locks) ----------------------
-
-    def _refresh_grant(self, tokens: TokenSet) -> TokenSet:
-        from broker.signin.login import ClientRegistry, SignIn
-
-        server = self._server_for_key(tokens.key)
-        found = self._discovered(server, tokens.key)
-        sign_in = SignIn(self._sender, ClientRegistry(self._preregistered(server, found.issuer)))
-        try:
-            return sign_in.refresh(found, tokens, self._options(server))
-        except TokenRequestFailed as exc:
-            self._auth_servers.forget(found.issuer, found.auth_server.profile.name)
-            if is_needing_user(exc):
-                raise
-            raise ServerUnreachable(f"refresh failed for now: {exc}") from exc
-        except BrokerError:
-            # The endpoint may have moved: look the metadata up again at the next attempt.
-            self._auth_servers.forget(found.issuer, found.auth_server.profile.name)
-            raise
-
-    def _server_for_key(self, key: TokenKey) -> ServerConfig:
-        for server in self.servers():
-            if (server.url, server.issuer, server.client_id) == (
-                key.resource,
-                key.issuer,
-                key.client_id,
-            ):
-                return server
-        raise InteractionRequired(f"{key.resource} is no longer configured for {key.issuer}")
-
-    def _discovered(self, server: ServerConfig, key: TokenKey) -> Discovered:
-        """The pinned issuer's metadata (no PRM round trip: the issuer is known), cached."""
-        from broker.oauth.discovery import Discovered, drive, find_auth_server
-        from broker.oauth.providers import profile_for
-
-        profile = profile_for(key.issuer, server.profile_name)
-        auth_server = self._auth_servers.get(key.issuer, profile.name)
-        if auth_server is None:
-            auth_server = drive(find_auth_server(key.issuer, profile), self._sender)
-            if auth_server is None:
-                raise DiscoveryError(f"no authorization server metadata found for {key.issuer}")
-            self._auth_servers.put(auth_server)
-        return Discovered(server.url, key.resource, auth_server)
-
     # -- helpers ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -339,109 +275,3 @@ class Broker:
         name = f"refresh\n{key.issuer}\n{key.client_id}\n{key.resource}"
         with lock_for(name, self.paths.lock_dir, timeout=REFRESH_LOCK_TIMEOUT) as lock:
             yield lock
-
-    def _options(self, server: ServerConfig) -> SignInOptions:
-        from broker.signin.login import SignInOptions
-
-        return SignInOptions(
-            profile=server.profile_name,
-            send_resource=server.send_resource,
-            callback_ports=server.callback_ports,
-            timeout=self._sign_in_timeout,
-        )
-
-    def _client(self, server: ServerConfig, issuer: str, client_id: str) -> ClientCredentials:
-        from broker.oauth.registration import ClientCredentials
-
-        secret = server.client_secret or self.store.get_client_secret(issuer, client_id)
-        return ClientCredentials(client_id=client_id, issuer=issuer, client_secret=secret)
-
-    def _preregistered(self, server: ServerConfig, issuer: str) -> list[ClientCredentials]:
-        if server.client_id is None:
-            return []
-        if server.issuer is not None and server.issuer != issuer:
-            return []  # credentials are bound to the issuer that issued them
-        return [self._client(server, issuer, server.client_id)]
-
-    def _held_scope(self, server: ServerConfig) -> str | None:
-        """The scope of the current sign-in to ``server``, if any."""
-        if server.issuer is None or server.client_id is None:
-            return None
-        try:
-            return self.service.status(self.key_for(server)).scope
-        except BrokerError:
-            return None
-
-    def _scope_for(
-        self, server: ServerConfig, found: Discovered, challenge: BearerChallenge | None
-    ) -> str | None:
-        from broker.oauth.scopes import choose_scope, own_scopes, with_offline_access
-
-        as_scopes = found.auth_server.scopes_supported
-        if server.scopes:  # the user's own choice: taken as it is
-            return with_offline_access(" ".join(server.scopes), as_scopes)
-        prm_scopes = found.prm.scopes_supported if found.prm else None
-        scope = choose_scope(challenge.scope if challenge else None, prm_scopes, as_scopes)
-        if not found.auth_server.profile.scopes_named_by_resource:
-            return scope
-        scope, dropped = own_scopes(scope, (server.url, found.resource))
-        if dropped:
-            logger.warning(
-                "%s asked for scopes of other servers; not requested: %s",
-                server.url,
-                safe_text(" ".join(dropped), 300),
-            )
-        return scope
-
-    def _rekeyed(self, server: ServerConfig, tokens: TokenSet) -> TokenSet:
-        if tokens.key.resource != server.url:
-            # A PRM at the origin names the origin as the resource; tokens are kept per server.
-            logger.info("keeping tokens for %s under the server URL", tokens.key.resource)
-            return replace(tokens, key=replace(tokens.key, resource=server.url))
-        return tokens
-
-    def _remember_client(
-        self, server: ServerConfig, clients: ClientRegistry, key: TokenKey
-    ) -> None:
-        """Pin the issuer and client id in the config; a registered client's secret goes to
-        the keyring."""
-        registered = clients.registered(key.issuer)
-        if registered is not None and registered.client_secret:
-            self.store.put_client_secret(key.issuer, key.client_id, registered.client_secret)
-
-        pinned: dict[str, Any] = {"issuer": key.issuer, "client_id": key.client_id}
-        if registered is not None and registered.client_id == key.client_id:
-            pinned["client_registered"] = True
-        elif key.client_id != server.client_id:
-            pinned["client_registered"] = None  # e.g. a metadata document URL: no registration
-
-        def pin(config: Config) -> Config:
-            current = config.get_server(server.url) or server
-            return config.with_server(replace(current, **pinned))
-
-        update_config(self.config_file, self.paths.lock_dir, pin)
-
-    def _probe(self, url: str) -> BearerChallenge | None:
-        """The server's 401 challenge (its ``scope`` and ``resource_metadata``), if it sends one.
-
-        A POST, as an MCP client's first request is (a server need not serve GET at all), of a
-        ``ping``, which changes nothing on any server. Only the status and headers are read (a
-        server without auth might open a stream), within the same total time limit as every other
-        exchange.
-        """
-        import httpx2
-
-        from broker.oauth.www_authenticate import parse_bearer_challenge
-        from broker.signin.discovery import LimitedSender
-
-        accept = {"Accept": "application/json, text/event-stream"}
-        ping = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
-        request = httpx2.Request("POST", url, headers=accept, json=ping)
-        probe = LimitedSender(limits=getattr(self._send, "limits", None))  # the sender's limits
-        try:
-            response = probe.head_of(request)
-        finally:
-            probe.close()
-        if response.status_code != 401:
-            return None
-        return parse_bearer_challenge(response.headers.get_list("www-authenticate"))

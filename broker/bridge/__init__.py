@@ -5,8 +5,8 @@ server with the broker's tokens (DESIGN §2, "stdio bridge").
   :mod:`broker.bridge.streamable`, the Streamable HTTP client side (POST, SSE, resumption);
 - :mod:`broker.bridge.headers` derives the HTTP routing headers a relayed message needs, by the
   rules in :mod:`broker.bridge.header_rules`;
-- :mod:`broker.bridge.transport` signs each HTTP request and answers refusals as JSON-RPC
-  errors;
+- :mod:`broker.bridge.transport` sends each HTTP request through the broker's one 401/403
+  handler (:mod:`broker.signin.httpauth`) and answers refusals as JSON-RPC errors;
 - :mod:`broker.bridge.sources` picks the token source: the running broker's API
   (:mod:`broker.bridge.api_tokens`) or the library (:mod:`broker.bridge.library_tokens`);
 - :mod:`broker.bridge.command` is the ``connect`` command.

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from typing import TYPE_CHECKING
 
 from broker.bridge.tokens import MIN_VALID_SECONDS, missing_scopes, sign_in_hint
-from broker.errors import ConfigError, InsufficientScope, InteractionRequired
-from broker.oauth.scopes import union_scopes
+from broker.errors import InsufficientScope, InteractionRequired
 
 if TYPE_CHECKING:
     from broker.app import Broker
-    from broker.signin.httpauth import ServerAuthenticator
     from broker.tokens.tokenset import TokenSet
 
 logger = logging.getLogger(__name__)
@@ -21,8 +18,8 @@ logger = logging.getLogger(__name__)
 
 class LibraryTokens:
     """Tokens from the broker library in this process (no broker is running): the keyring
-    store, the token service's cache and refresh, and for step-up a browser sign-in through
-    :class:`broker.signin.httpauth.ServerAuthenticator`."""
+    store, the token service's cache and refresh, and for step-up the broker's one sign-in
+    flow (:mod:`broker.signin.flow`), as ``mcp-broker login URL --scope S`` runs it."""
 
     def __init__(self, broker: Broker, resource: str) -> None:
         self.resource = resource
@@ -44,7 +41,7 @@ class LibraryTokens:
         return fresh.access_token
 
     def stepped_up(self, refused: str, challenged_scope: str | None) -> str:
-        with self._step_up_lock:  # one sign-in at a time; the others then find its token
+        with self._step_up_lock:  # one step-up at a time; the others then find its token
             current = self._current(MIN_VALID_SECONDS)
             missing = missing_scopes(current.scope, challenged_scope)
             if not missing and current.access_token != refused:
@@ -54,47 +51,13 @@ class LibraryTokens:
                     f"{self.resource} still refuses the token for lack of scope "
                     f"{challenged_scope or '(unnamed)'}"
                 )
-            scope = union_scopes(current.scope, challenged_scope)
-            logger.info("signing in to %s again for the scope %s", self.resource, scope)
-            tokens = self._authenticator().login(scope)
-            self._keep(current, tokens)
-            return tokens.access_token
+            logger.info(
+                "signing in to %s again for the scope %s", self.resource, " ".join(sorted(missing))
+            )
+            return self._broker.login(self.resource, extra_scope=challenged_scope).access_token
 
     def close(self) -> None:
         self._broker.close()
 
     def _current(self, min_valid: float) -> TokenSet:
         return self._broker.token(self.resource, min_valid)
-
-    def _authenticator(self) -> ServerAuthenticator:
-        # Sign-in pulls in the mcp SDK's auth helpers: loaded only when a step-up happens.
-        from broker.oauth.registration import ClientCredentials
-        from broker.signin.discovery import LimitedSender
-        from broker.signin.httpauth import ServerAuthenticator
-        from broker.signin.login import ClientRegistry, SignIn, SignInOptions
-
-        server = self._broker.server(self.resource)
-        if server.issuer is None or server.client_id is None:
-            raise InteractionRequired(f"not signed in; {sign_in_hint(self.resource)}")
-        secret = server.client_secret or self._broker.store.get_client_secret(
-            server.issuer, server.client_id
-        )
-        client = ClientCredentials(server.client_id, server.issuer, secret)
-        send = LimitedSender()
-        options = SignInOptions(
-            profile=server.profile_name,
-            send_resource=server.send_resource,
-            callback_ports=server.callback_ports,
-        )
-        return ServerAuthenticator(
-            self.resource, SignIn(send, ClientRegistry([client])), send, options
-        )
-
-    def _keep(self, current: TokenSet, tokens: TokenSet) -> None:
-        """Store the stepped-up tokens under the server's key, as ``mcp-broker login`` does."""
-        if (tokens.key.issuer, tokens.key.client_id) != (current.key.issuer, current.key.client_id):
-            raise ConfigError(
-                f"{self.resource} now names another authorization server or client; "
-                f"{sign_in_hint(self.resource)}"
-            )
-        self._broker.service.put(dataclasses.replace(tokens, key=current.key))

@@ -29,8 +29,8 @@ import httpx2
 
 from broker.bridge.headers import Message, RoutingHeaders, is_answer, is_request
 from broker.bridge.streamable import StreamableHttp
-from broker.bridge.tokens import TokenSource
 from broker.bridge.transport import BrokerTokenTransport
+from broker.signin.httpauth import TokenSource
 
 logger = logging.getLogger(__name__)
 

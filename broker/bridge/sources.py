@@ -9,8 +9,8 @@ from collections.abc import Callable
 from broker.api import endpoint
 from broker.bridge.api_tokens import ApiTokens
 from broker.bridge.library_tokens import LibraryTokens
-from broker.bridge.tokens import TokenSource
 from broker.errors import BrokerNotRunning
+from broker.signin.httpauth import TokenSource
 
 logger = logging.getLogger(__name__)
 

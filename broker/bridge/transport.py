@@ -1,18 +1,13 @@
-"""The bridge's HTTP layer: every request to the MCP server carries the broker's current token.
+"""The bridge's HTTP layer: every request to the MCP server goes through the broker's one
+401/403 handler (:class:`broker.signin.httpauth.BrokerAuth`) with the bridge's token source.
 
-An ``httpx2`` transport (the layer under the client, above the sockets) rather than an
-``httpx2.Auth``: when no token can be had, the bridge must still *answer*, and the relay
-(:mod:`broker.bridge.streamable`) turns a 4xx response whose body is a JSON-RPC error into that
-error for the one request that was sent (MCP transports: "the server MAY return a JSON-RPC error
-in the body"), as any Streamable HTTP client does. So a refusal here is
-a local response carrying a JSON-RPC error that tells the user how to sign in, and the session
-lives on; once the user has signed in, the next request simply works.
-
-Per request: a token from the broker (cache first; none yet: send without one, and a 401 then
-means "sign in") → send → on 401 one renewed token and one
-retry → on 403 ``insufficient_scope`` one step-up and one retry (RFC 6750 §3.1; MCP
-authorization, "Scope Challenge Handling"). Token lookups block (keyring, refresh, sign-in),
-so they run in worker threads.
+A transport (the layer under the client, above the sockets) that drives the handler itself,
+rather than the handler set on the client: when no token can be had, the bridge must still
+*answer*, and the relay (:mod:`broker.bridge.streamable`) turns a 4xx response whose body is a
+JSON-RPC error into that error for the one request that was sent (MCP transports: "the server
+MAY return a JSON-RPC error in the body"), as any Streamable HTTP client does. So a refusal here
+is a local response carrying a JSON-RPC error that tells the user how to sign in, and the
+session lives on; once the user has signed in, the next request simply works.
 """
 
 from __future__ import annotations
@@ -20,23 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
 
-import anyio.to_thread
 import httpx2
 
 from broker.bridge.prompt_ack import PromptAckTransport
-from broker.bridge.tokens import TokenSource, sign_in_hint
-from broker.errors import (
-    AuthorizationError,
-    BrokerError,
-    InsufficientScope,
-    InteractionRequired,
-    ServerUnreachable,
-)
-from broker.hints import login_command
-from broker.oauth.www_authenticate import parse_bearer_challenge
+from broker.bridge.tokens import sign_in_hint
+from broker.errors import AuthorizationError, BrokerError, ServerUnreachable
 from broker.safetext import safe_text
+from broker.signin.httpauth import BrokerAuth, TokenSource, asend_signed
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +40,13 @@ class BrokerTokenTransport(httpx2.AsyncBaseTransport):
 
     def __init__(self, tokens: TokenSource, inner: httpx2.AsyncBaseTransport | None = None) -> None:
         self._tokens = tokens
+        self._auth = BrokerAuth(tokens)
         self._inner = inner or PromptAckTransport()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         await request.aread()  # the body may have to be sent again after a 401 or 403
         try:
-            return await self._signed(request)
+            return await asend_signed(self._auth, request, self._inner.handle_async_request)
         except BrokerError as exc:
             return refusal(request, exc, self._tokens.resource)
         except httpx2.TransportError as exc:
@@ -71,65 +58,6 @@ class BrokerTokenTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-    async def _signed(self, request: httpx2.Request) -> httpx2.Response:
-        try:
-            token = await _blocking(self._tokens.token)
-        except InteractionRequired as needed:
-            return await self._unsigned(request, needed)
-        response = await self._send(request, token)
-        if response.status_code == 401:
-            await response.aclose()
-            token = await _blocking(lambda: self._tokens.renewed(token))
-            response = await self._send(request, token)
-            if response.status_code == 401:
-                await response.aclose()
-                raise InteractionRequired(
-                    f"{self._tokens.resource} refused a fresh token from the broker"
-                )
-        challenge = parse_bearer_challenge(response.headers.get_list("www-authenticate"))
-        if response.status_code == 403 and challenge is not None and challenge.insufficient_scope:
-            await response.aclose()
-            token = await _blocking(lambda: self._tokens.stepped_up(token, challenge.scope))
-            response = await self._send(request, token)
-            if response.status_code == 403:
-                await response.aclose()
-                raise InsufficientScope(
-                    f"{self._tokens.resource} still refuses the request after signing in "
-                    f"again with the scope {challenge.scope or '(unnamed)'}"
-                )
-        return response
-
-    async def _unsigned(
-        self, request: httpx2.Request, needed: InteractionRequired
-    ) -> httpx2.Response:
-        """Without a sign-in, the request goes out as any MCP client's first one does: a server
-        that needs no authorization answers it; one that does answers 401, and the user is told
-        how to sign in (MCP authorization: a client learns of the need from the 401)."""
-        request.headers.pop("Authorization", None)
-        response = await self._inner.handle_async_request(request)
-        if response.status_code != 401:
-            return response
-        await response.aclose()
-        challenge = parse_bearer_challenge(response.headers.get_list("www-authenticate"))
-        if challenge is None or not challenge.scope:
-            raise needed
-        # The scope this request needs is named only here (the login's own probe may not be
-        # challenged for it): the command the user is shown asks for it.
-        resource = self._tokens.resource
-        command = login_command(resource, challenge.scope.split())
-        raise InteractionRequired(
-            f"not signed in to {resource}, which asks for the scope {challenge.scope}; "
-            f"run `{command}`"
-        )
-
-    async def _send(self, request: httpx2.Request, token: str) -> httpx2.Response:
-        request.headers["Authorization"] = f"Bearer {token}"
-        return await self._inner.handle_async_request(request)
-
-
-async def _blocking(fn: Callable[[], str]) -> str:
-    return await anyio.to_thread.run_sync(fn)
 
 
 def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.Response:

@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         _call,
         "call a tool on a server with a broker token and print the result",
         "Connects to the MCP server with the mcp SDK (Streamable HTTP), calls TOOL with the "
-        "arguments in --args and prints the result.",
+        "arguments in --args and prints the result. Each request carries the broker's current "
+        "token; after a 401 it is renewed once and the request retried, and a 403 "
+        "insufficient_scope signs in again in the browser with the added scope, as the "
+        "bridge does.",
     )
     call.add_argument("tool", metavar="TOOL", help="the tool's name")
     call.add_argument(
@@ -353,15 +356,12 @@ def _call(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         raise _UsageError(f"--args is not valid JSON: {exc}") from None
     if not isinstance(arguments, dict):
         raise _UsageError("--args must be a JSON object")
+    from broker.bridge.library_tokens import LibraryTokens
     from broker.cli.call import call_tool, render_result
-
-    def token() -> str:
-        access: str = broker.token(args.url).access_token
-        return access
 
     broker.token(args.url)  # fail fast (and with the right exit code) before connecting
     try:
-        result = call_tool(args.url, args.tool, arguments, token)
+        result = call_tool(args.url, args.tool, arguments, LibraryTokens(broker, args.url))
     except Exception as exc:
         inner = _broker_error_in(exc)
         if inner is not None:

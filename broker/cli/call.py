@@ -1,57 +1,41 @@
 """``mcp-broker call``: one MCP tool call with a broker token, through the mcp SDK client.
 
-The token is asked of the broker for every HTTP request of the session (cache first, so this is
-cheap), so a long call keeps working across a refresh.
+Every HTTP request of the session goes through the broker's one 401/403 handler
+(:class:`broker.signin.httpauth.BrokerAuth`): the token is asked of the broker for each (cache
+first, so this is cheap, and a long call keeps working across a refresh), a 401 gets one renewed
+token and a 403 ``insufficient_scope`` one step-up, as the bridge's requests do.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 import anyio
-import anyio.to_thread
 import httpx2
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
-TokenSource = Callable[[], str]
+from broker.signin.httpauth import BrokerAuth, TokenSource
+
 _TIMEOUT = httpx2.Timeout(30.0, read=300.0)  # the SDK's defaults: a response may stream a while
 
 
-class TokenAuth(httpx2.Auth):
-    """Attach ``Authorization: Bearer`` with a token from the broker to every request."""
-
-    def __init__(self, token: TokenSource) -> None:
-        self._token = token
-
-    def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, Any, None]:
-        request.headers["Authorization"] = f"Bearer {self._token()}"
-        yield request
-
-    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, Any]:
-        # The token source may read the keyring or refresh: keep it off the event loop.
-        token = await anyio.to_thread.run_sync(self._token)
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
-
-
 async def call_tool_async(
-    url: str, tool: str, arguments: dict[str, Any] | None, token: TokenSource
+    url: str, tool: str, arguments: dict[str, Any] | None, tokens: TokenSource
 ) -> CallToolResult:
     async with (
-        httpx2.AsyncClient(auth=TokenAuth(token), timeout=_TIMEOUT) as http,
+        httpx2.AsyncClient(auth=BrokerAuth(tokens), timeout=_TIMEOUT) as http,
         Client(streamable_http_client(url, http_client=http)) as client,
     ):
         return await client.call_tool(tool, arguments)
 
 
 def call_tool(
-    url: str, tool: str, arguments: dict[str, Any] | None, token: TokenSource
+    url: str, tool: str, arguments: dict[str, Any] | None, tokens: TokenSource
 ) -> CallToolResult:
-    result: CallToolResult = anyio.run(call_tool_async, url, tool, arguments, token)
+    result: CallToolResult = anyio.run(call_tool_async, url, tool, arguments, tokens)
     return result
 
 

@@ -491,8 +491,9 @@ def _safe_tail(path: Path, lines: int = 15) -> str:
 
 def _whoami(url: str, token: str) -> dict[str, Any]:
     from broker.cli.call import call_tool, render_result
+    from broker.signin.httpauth import HandedToken
 
-    result = call_tool(url, "whoami", {}, lambda: token)
+    result = call_tool(url, "whoami", {}, HandedToken(url, token))
     text = render_result(result)
     if result.is_error:
         raise BrokerError(f"whoami answered with an error: {safe_text(text)}")

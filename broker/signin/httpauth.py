@@ -1,146 +1,91 @@
-"""An ``httpx2.Auth`` that signs MCP requests with a broker token and reacts to challenges.
+"""What happens on 401 and 403: the one ``httpx2.Auth`` every MCP request of the broker goes
+through — the bridge's (:mod:`broker.bridge.transport`), ``mcp-broker call``'s and the login's
+probe (:mod:`broker.signin.flow`).
 
-- Attaches ``Authorization: Bearer`` when a token is at hand.
-- On 401: discovery (the challenge's ``resource_metadata`` first), then a refresh when the
-  refresh token belongs to the same authorization server, else a sign-in; retries once.
-- On 403 ``insufficient_scope``: signs in again with the union of the scopes asked for before
-  and the challenged ones, at most once per request, and not at all when the challenge asks for
-  nothing new (MCP authorization, "Scope Challenge Handling").
+Per request, over a :class:`TokenSource`:
 
-:class:`ServerAuthenticator` holds the per-server state and does the blocking work; the async
-flow runs it in a worker thread so an event loop is never blocked by a browser sign-in.
+- a token valid for a while yet (the source answers from its cache and refreshes when needed);
+  none (``InteractionRequired``): the request goes out without one, as any MCP client's first
+  request does — a server that needs no authorization answers it;
+- 401 to a request that carried a token: one renewed token (another than the refused one, or
+  an error) and one retry; a second 401 means the user must sign in;
+- 401 to a request without a token: the "not signed in" policy decides (by default: an error
+  that names the command to sign in, with the scope the challenge asks for; the login's probe
+  keeps the challenge and stops);
+- 403 ``insufficient_scope``: one step-up (the union of the scopes held and the challenged ones,
+  MCP authorization "Scope Challenge Handling") and one retry; a second 403 is an
+  ``InsufficientScope`` error (RFC 6750 §3.1).
+
+Errors are :mod:`broker.errors` classes, raised out of the request. The token source's calls
+block (keyring, refresh, browser sign-in): an async client runs them in a worker thread, so an
+event loop is never blocked.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import anyio.to_thread
 import httpx2
 
-from broker.errors import TokenRequestFailed
-from broker.oauth.discovery import Discovered
-from broker.oauth.scopes import choose_scope, step_up_scope
+from broker.errors import InsufficientScope, InteractionRequired
+from broker.hints import login_command
 from broker.oauth.www_authenticate import BearerChallenge, parse_bearer_challenge
-from broker.signin.discovery import Sender, discover
-from broker.signin.login import SignIn, SignInOptions
-from broker.tokens.tokenset import TokenSet
 
 logger = logging.getLogger(__name__)
 
-#: A token must have at least this much life left to be attached.
-MIN_VALID_SECONDS = 5.0
+
+class TokenSource(Protocol):
+    """Where the handler gets tokens. Each call blocks; errors are :mod:`broker.errors` classes,
+    ``InteractionRequired`` meaning the user must sign in.
+
+    - :meth:`token`: a token valid for a while yet (cheap to ask before every request);
+    - :meth:`renewed`: a token other than one the server just refused (401), or an error;
+    - :meth:`stepped_up`: a token that also carries the scopes a 403 ``insufficient_scope``
+      named (re-authorization with the union of the old and the challenged scopes).
+    """
+
+    resource: str
+
+    def token(self) -> str: ...
+
+    def renewed(self, refused: str) -> str: ...
+
+    def stepped_up(self, refused: str, challenged_scope: str | None) -> str: ...
+
+    def close(self) -> None: ...
 
 
-class ServerAuthenticator:
-    """Tokens for one MCP server, obtained on demand. Thread-safe."""
+NotSignedIn = Callable[[BearerChallenge | None, InteractionRequired], str | None]
+"""What to do about a 401 to a request sent without a token: given the challenge (if any) and
+why there was no token, return a token to retry with, return None to take the 401 as the
+answer, or raise."""
 
-    def __init__(
-        self,
-        server_url: str,
-        sign_in: SignIn,
-        send: Sender,
-        options: SignInOptions | None = None,
-    ) -> None:
-        self.server_url = server_url
-        self.options = options or SignInOptions()
-        self._sign_in = sign_in
-        self._send = send
-        self._lock = threading.Lock()
-        self._found: Discovered | None = None
-        self._tokens: TokenSet | None = None
-        self._requested_scope: str | None = None
 
-    @property
-    def tokens(self) -> TokenSet | None:
-        with self._lock:
-            return self._tokens
+def refuse_unsigned(resource: str) -> NotSignedIn:
+    """The policy of MCP requests made for a client: the user is told how to sign in, with the
+    scope the challenge names (the login's own probe may not be challenged for it)."""
 
-    def current_token(self) -> str | None:
-        """A token valid for a few more seconds (refreshing it if needed), or None."""
-        with self._lock:
-            tokens, found = self._tokens, self._found
-        if tokens is None:
-            return None
-        if tokens.is_valid_for(MIN_VALID_SECONDS):
-            return tokens.access_token
-        if tokens.refresh_token and found is not None:
-            try:
-                return self._keep(self._sign_in.refresh(found, tokens, self.options)).access_token
-            except TokenRequestFailed as exc:
-                logger.info("refresh failed (%s); a sign-in will be needed", exc.error or "error")
-        return None
-
-    def login(self, scope: str | None = None) -> TokenSet:
-        """Sign in now (``mcp-broker login URL``): discovery from the well-known URLs, then the
-        browser. ``scope`` overrides the PRM's ``scopes_supported``."""
-        found = self._discover(None)
-        prm_scopes = found.prm.scopes_supported if found.prm else None
-        chosen = choose_scope(scope, prm_scopes, found.auth_server.scopes_supported)
-        return self._signed_in(found, chosen)
-
-    def after_unauthorized(self, challenge: BearerChallenge | None, failed: str | None) -> TokenSet:
-        """Get a token after a 401 to a request that carried ``failed`` (or no token)."""
-        with self._lock:
-            current = self._tokens
-        if current is not None and failed is not None and current.access_token != failed:
-            return current  # another request already renewed it
-        found = self._discover(challenge)
-        if (
-            current is not None
-            and current.refresh_token
-            and failed is not None
-            and (current.key.issuer, current.key.resource) == (found.issuer, found.resource)
-        ):
-            try:
-                return self._keep(self._sign_in.refresh(found, current, self.options))
-            except TokenRequestFailed as exc:
-                logger.info("refresh failed (%s); signing in", exc.error or "error")
-        prm_scopes = found.prm.scopes_supported if found.prm else None
-        scope = choose_scope(
-            challenge.scope if challenge else None, prm_scopes, found.auth_server.scopes_supported
+    def refuse(challenge: BearerChallenge | None, needed: InteractionRequired) -> str | None:
+        if challenge is None or not challenge.scope:
+            raise needed
+        command = login_command(resource, challenge.scope.split())
+        raise InteractionRequired(
+            f"not signed in to {resource}, which asks for the scope {challenge.scope}; "
+            f"run `{command}`"
         )
-        return self._signed_in(found, scope)
 
-    def after_forbidden(self, challenge: BearerChallenge, failed: str | None) -> TokenSet | None:
-        """Step up after 403 ``insufficient_scope``; None when there is nothing new to ask for."""
-        with self._lock:
-            current, requested = self._tokens, self._requested_scope
-        if current is not None and failed is not None and current.access_token != failed:
-            return current
-        wanted = set((challenge.scope or "").split())
-        if not wanted or wanted <= set((requested or "").split()):
-            logger.info("the server wants scopes already asked for; not signing in again")
-            return None
-        found = self._discover(challenge)
-        scope = step_up_scope(requested, challenge.scope, found.auth_server.scopes_supported)
-        return self._signed_in(found, scope)
-
-    def _discover(self, challenge: BearerChallenge | None) -> Discovered:
-        found = discover(self.server_url, self._send, challenge, self.options.profile)
-        with self._lock:
-            self._found = found
-        return found
-
-    def _signed_in(self, found: Discovered, scope: str | None) -> TokenSet:
-        with self._lock:
-            self._requested_scope = scope
-        return self._keep(self._sign_in.sign_in(found, scope, self.options))
-
-    def _keep(self, tokens: TokenSet) -> TokenSet:
-        with self._lock:
-            self._tokens = tokens
-        return tokens
+    return refuse
 
 
 @dataclass(frozen=True)
 class _Call:
-    """A blocking step of the flow: run inline (sync) or in a worker thread (async)."""
+    """A blocking step of the flow: run inline (sync) or in a worker thread (async); what it
+    raises is raised into the flow."""
 
     fn: Callable[[], Any]
 
@@ -149,64 +94,188 @@ _Step = httpx2.Request | _Call
 
 
 class BrokerAuth(httpx2.Auth):
-    requires_request_body = True
+    requires_request_body = True  # the body may have to be sent again after a 401 or 403
 
-    def __init__(self, authenticator: ServerAuthenticator) -> None:
-        self.authenticator = authenticator
+    def __init__(self, tokens: TokenSource, when_not_signed_in: NotSignedIn | None = None) -> None:
+        self.tokens = tokens
+        self._when_not_signed_in = when_not_signed_in or refuse_unsigned(tokens.resource)
 
     def _flow(self, request: httpx2.Request) -> Generator[_Step, Any, None]:
-        auth = self.authenticator
-        token: str | None = yield _Call(auth.current_token)
+        tokens = self.tokens
+        token: str | None
+        not_signed_in: InteractionRequired | None = None
+        try:
+            token = yield _Call(tokens.token)
+        except InteractionRequired as needed:
+            token, not_signed_in = None, needed
         _attach(request, token)
         response: httpx2.Response = yield request
         if response.status_code == 401:
             challenge = _challenge(response)
-            tokens: TokenSet | None = yield _Call(
-                partial(auth.after_unauthorized, challenge, token)
-            )
-            assert tokens is not None
-            token = tokens.access_token
+            if token is None:
+                assert not_signed_in is not None
+                token = yield _Call(partial(self._when_not_signed_in, challenge, not_signed_in))
+                if token is None:
+                    return
+            else:
+                token = yield _Call(partial(tokens.renewed, token))
             _attach(request, token)
             response = yield request
-        if response.status_code == 403:
-            challenge = _challenge(response)
-            if challenge is not None and challenge.insufficient_scope:
-                tokens = yield _Call(partial(auth.after_forbidden, challenge, token))
-                if tokens is not None:
-                    _attach(request, tokens.access_token)
-                    yield request
+            if response.status_code == 401:
+                raise InteractionRequired(
+                    f"{tokens.resource} refused a fresh token from the broker"
+                )
+        challenge = _challenge(response)
+        if (
+            response.status_code == 403
+            and token is not None
+            and challenge is not None
+            and challenge.insufficient_scope
+        ):
+            token = yield _Call(partial(tokens.stepped_up, token, challenge.scope))
+            _attach(request, token)
+            response = yield request
+            if response.status_code == 403:
+                raise InsufficientScope(
+                    f"{tokens.resource} still refuses the request after signing in "
+                    f"again with the scope {challenge.scope or '(unnamed)'}"
+                )
 
     def sync_auth_flow(
         self, request: httpx2.Request
     ) -> Generator[httpx2.Request, httpx2.Response, None]:
         flow = self._flow(request)
         sent: Any = None
+        error: BaseException | None = None
         while True:
             try:
-                step = flow.send(sent)
+                step = flow.throw(error) if error is not None else flow.send(sent)
             except StopIteration:
                 return
-            sent = step.fn() if isinstance(step, _Call) else (yield step)
+            sent, error = None, None
+            if isinstance(step, _Call):
+                try:
+                    sent = step.fn()
+                except Exception as exc:
+                    error = exc
+            else:
+                sent = yield step
 
     async def async_auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         flow = self._flow(request)
         sent: Any = None
+        error: BaseException | None = None
         while True:
             try:
-                step = flow.send(sent)
+                step = flow.throw(error) if error is not None else flow.send(sent)
             except StopIteration:
                 return
+            sent, error = None, None
             if isinstance(step, _Call):
-                sent = await anyio.to_thread.run_sync(step.fn)
+                try:
+                    sent = await anyio.to_thread.run_sync(step.fn)
+                except Exception as exc:
+                    error = exc
             else:
                 sent = yield step
+
+
+def send_signed(
+    auth: BrokerAuth, request: httpx2.Request, send: Callable[[httpx2.Request], httpx2.Response]
+) -> httpx2.Response:
+    """Send ``request`` through ``auth`` with ``send`` (one exchange per call, each within its
+    own limits; the token source's calls happen between them)."""
+    flow = auth.sync_auth_flow(request)
+    try:
+        outgoing = next(flow)
+        while True:
+            response = send(outgoing)
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return response
+            except BaseException:
+                response.close()
+                raise
+            response.close()
+    finally:
+        flow.close()
+
+
+async def asend_signed(
+    auth: BrokerAuth,
+    request: httpx2.Request,
+    send: Callable[[httpx2.Request], Awaitable[httpx2.Response]],
+) -> httpx2.Response:
+    """Send ``request`` through ``auth`` with ``send`` (a transport's, for a layer that must
+    answer every request itself); a response that is not the answer is closed."""
+    flow = auth.async_auth_flow(request)
+    try:
+        outgoing = await flow.__anext__()
+        while True:
+            response = await send(outgoing)
+            try:
+                outgoing = await flow.asend(response)
+            except StopAsyncIteration:
+                return response
+            except BaseException:
+                await response.aclose()
+                raise
+            await response.aclose()
+    finally:
+        await flow.aclose()
+
+
+class Unsigned:
+    """No token at all: requests go out without one (the login's probe)."""
+
+    def __init__(self, resource: str) -> None:
+        self.resource = resource
+
+    def token(self) -> str:
+        raise InteractionRequired(f"not signed in to {self.resource}")
+
+    def renewed(self, refused: str) -> str:
+        raise InteractionRequired(f"not signed in to {self.resource}")
+
+    def stepped_up(self, refused: str, challenged_scope: str | None) -> str:
+        raise InteractionRequired(f"not signed in to {self.resource}")
+
+    def close(self) -> None:
+        pass
+
+
+class HandedToken:
+    """A token someone handed over (e.g. the token API's answer), used as it is: renewing or
+    widening it is the giver's business."""
+
+    def __init__(self, resource: str, token: str) -> None:
+        self.resource = resource
+        self._token = token
+
+    def token(self) -> str:
+        return self._token
+
+    def renewed(self, refused: str) -> str:
+        raise InteractionRequired(f"{self.resource} refused the token")
+
+    def stepped_up(self, refused: str, challenged_scope: str | None) -> str:
+        raise InsufficientScope(
+            f"{self.resource} wants the scope {challenged_scope or '(unnamed)'}, "
+            "which the token lacks"
+        )
+
+    def close(self) -> None:
+        pass
 
 
 def _attach(request: httpx2.Request, token: str | None) -> None:
     if token:
         request.headers["Authorization"] = f"Bearer {token}"
+    else:
+        request.headers.pop("Authorization", None)
 
 
 def _challenge(response: httpx2.Response) -> BearerChallenge | None:

@@ -1,11 +1,11 @@
-"""Signing in: Authorization Code + PKCE in the system browser, one sign-in at a time.
+"""The browser step of signing in: Authorization Code + PKCE in the system browser.
 
 :class:`SignIn` binds the loopback listener, gets a client identity (pre-registered, Client ID
 Metadata Document or Dynamic Client Registration), opens the authorization URL with ``opener``
 (``webbrowser.open``, so ``$BROWSER`` chooses the browser; tests inject an authorizer), waits
-for the response, checks it (:mod:`broker.oauth.callback_params`) and redeems the code. Callers
-asking for the same (issuer, resource) while a sign-in runs share its outcome (SECURITY #42).
-It also refreshes tokens (RFC 6749 §6) for whoever schedules refreshes.
+for the response, checks it (:mod:`broker.oauth.callback_params`) and redeems the code. One
+sign-in per server at a time is the business of :mod:`broker.signin.flow`, which every caller
+goes through; the refresh grant is :mod:`broker.tokens.grant`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from broker.errors import AuthorizationError, ClientRegistrationRequired
@@ -31,14 +30,9 @@ from broker.oauth.registration import (
     handle_registration_response,
     metadata_document_client,
 )
-from broker.oauth.token_request import (
-    build_refresh_request,
-    build_token_request,
-    handle_token_response,
-)
+from broker.oauth.token_request import build_token_request, handle_token_response
 from broker.signin.callback import CallbackListener
 from broker.signin.discovery import Sender
-from broker.store.base import TokenStore
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 logger = logging.getLogger(__name__)
@@ -102,94 +96,24 @@ class ClientRegistry:
 
 class SignIn:
     def __init__(
-        self,
-        send: Sender,
-        clients: ClientRegistry,
-        opener: Opener = webbrowser.open,
-        store: TokenStore | None = None,
+        self, send: Sender, clients: ClientRegistry, opener: Opener = webbrowser.open
     ) -> None:
         self._send = send
         self._clients = clients
         self._opener = opener
-        self._store = store
-        self._lock = threading.Lock()
-        self._flights: dict[tuple[str, str], _Flight] = {}
 
     def sign_in(
         self, found: Discovered, scope: str | None, options: SignInOptions | None = None
     ) -> TokenSet:
-        """Sign in for ``found``; joins a sign-in already running for the same server."""
-        options = options or SignInOptions()
-        key = (found.issuer, found.resource)
-        with self._lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-        if not leader:
-            logger.info("joining the sign-in already running for %s", found.resource)
-            return flight.future.result()
-        try:
-            tokens = self._run(found, scope, options, flight)
-        except BaseException as exc:
-            flight.future.set_exception(exc)
-            raise
-        else:
-            flight.future.set_result(tokens)
-            return tokens
-        finally:
-            with self._lock:
-                self._flights.pop(key, None)
+        """Sign in for ``found`` in the browser."""
+        return self._run(found, scope, options or SignInOptions())
 
-    def cancel(self, issuer: str, resource: str) -> bool:
-        """Cancel a running sign-in (tray menu); its waiters get :class:`SignInCancelled`."""
-        with self._lock:
-            flight = self._flights.get((issuer, resource))
-        if flight is None or flight.listener is None:
-            return False
-        flight.listener.cancel()
-        return True
-
-    def refresh(
-        self, found: Discovered, tokens: TokenSet, options: SignInOptions | None = None
-    ) -> TokenSet:
-        """Refresh ``tokens`` (RFC 6749 §6); raises :class:`InvalidGrant` when sign-in is needed."""
-        if tokens.refresh_token is None:
-            raise AuthorizationError("no refresh token: sign in again")
-        key = tokens.key
-        if key.issuer != found.issuer:
-            # A refresh token is only ever shown to the authorization server that issued it.
-            raise AuthorizationError("the server now uses another authorization server: sign in")
-        client = self._clients.find(key.issuer, key.client_id) or ClientCredentials(
-            client_id=key.client_id, issuer=key.issuer
-        )
-        request = build_refresh_request(
-            found.auth_server,
-            client,
-            tokens.refresh_token,
-            key.resource if (options or SignInOptions()).send_resource else None,
-        )
-        sent = time.time()
-        fresh = handle_token_response(
-            self._send(request),
-            key,
-            tokens.scope,
-            tokens.refresh_token,
-            sent,
-            exp_claim=found.auth_server.profile.jwt_access_tokens,
-        )
-        self._save(fresh)
-        return fresh
-
-    def _run(
-        self, found: Discovered, scope: str | None, options: SignInOptions, flight: _Flight
-    ) -> TokenSet:
+    def _run(self, found: Discovered, scope: str | None, options: SignInOptions) -> TokenSet:
         server = found.auth_server
         ports = options.callback_ports
         listener: CallbackListener[str] = CallbackListener.bind(
             server.profile.callback_ports if ports is None else ports
         )
-        flight.listener = listener
         try:
             client = self._client_for(server, listener.redirect_uri, scope)
             request = build_authorization_request(
@@ -228,7 +152,6 @@ class SignIn:
             now=sent,
             exp_claim=request.server.profile.jwt_access_tokens,
         )
-        self._save(tokens)
         logger.info("signed in to %s at %s", found.resource, found.issuer)
         return tokens
 
@@ -252,13 +175,3 @@ class SignIn:
         client = handle_registration_response(response, server, redirect_uri)
         self._clients.remember(client)
         return client
-
-    def _save(self, tokens: TokenSet) -> None:
-        if self._store is not None:
-            self._store.put(tokens)
-
-
-class _Flight:
-    def __init__(self) -> None:
-        self.future: Future[TokenSet] = Future()
-        self.listener: CallbackListener[str] | None = None

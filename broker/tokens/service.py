@@ -55,7 +55,8 @@ RefreshGrant = Callable[[TokenSet], TokenSet]
 """Runs the refresh-token grant for a stored set and returns the new set (same key).
 
 Raises ``InteractionRequired`` (or another ``AuthorizationError``) when the grant is dead
-(``invalid_grant`` and friends), ``ServerUnreachable`` when the failure may pass.
+(``invalid_grant`` and friends), ``ServerUnreachable`` when the failure may pass. The broker's is
+:class:`broker.tokens.grant.RefreshGrant`.
 """
 LockFactory = Callable[[TokenKey], AbstractContextManager[object]]
 Listener = Callable[[TokenKey, "KeyStatus"], None]

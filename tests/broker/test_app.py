@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from broker.app import Broker, is_needing_user
+from broker.app import Broker
 from broker.config import ServerConfig
 from broker.errors import (
     InteractionRequired,
@@ -25,6 +25,7 @@ from broker.errors import (
 from broker.paths import broker_paths
 from broker.signin.discovery import LimitedSender
 from broker.store.memory import MemoryTokenStore
+from broker.tokens.grant import needs_user
 from broker.tokens.service import State
 from broker.tokens.tokenset import TokenKey, TokenSet
 
@@ -224,7 +225,7 @@ def test_dns_failure_and_refused_connections_are_passing_failures(
 
 
 @pytest.mark.parametrize(
-    ("error", "needs_user"),
+    ("error", "needing"),
     [
         (InvalidGrant("x", error="invalid_grant", status_code=400), True),
         (TokenRequestFailed("x", error="invalid_scope", status_code=400), True),
@@ -235,9 +236,9 @@ def test_dns_failure_and_refused_connections_are_passing_failures(
     ],
 )
 def test_which_token_endpoint_refusals_need_the_user(
-    error: TokenRequestFailed, needs_user: bool
+    error: TokenRequestFailed, needing: bool
 ) -> None:
-    assert is_needing_user(error) is needs_user
+    assert needs_user(error) is needing
 
 
 def test_logout_deletes_the_tokens_and_revokes_the_refresh_token(

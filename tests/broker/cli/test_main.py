@@ -195,8 +195,8 @@ def test_logout_reports_revocation() -> None:
 def test_call_prints_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_call(url: str, tool: str, arguments: dict[str, Any], token: Any) -> CallToolResult:
-        seen.update(url=url, tool=tool, arguments=arguments, token=token())
+    def fake_call(url: str, tool: str, arguments: dict[str, Any], tokens: Any) -> CallToolResult:
+        seen.update(url=url, tool=tool, arguments=arguments, token=tokens.token())
         return CallToolResult(content=[TextContent(type="text", text="hello demo")])
 
     monkeypatch.setattr(mcpcall, "call_tool", fake_call)

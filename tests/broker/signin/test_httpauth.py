@@ -1,170 +1,182 @@
-"""BrokerAuth on an httpx2 client: attach, sign in on 401, step up on 403 (at most once)."""
+"""The one 401/403 handler (``BrokerAuth``) set on an httpx2 client, as ``mcp-broker call``
+uses it: attach, one renewal after a 401, one step-up after a 403 insufficient_scope, and the
+"not signed in" policy. (The bridge drives the same handler from its transport:
+tests/broker/bridge/test_transport.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+import threading
 
+import anyio
 import httpx2
 import pytest
 
-from broker.errors import ResourceMismatch
-from broker.signin.httpauth import BrokerAuth, ServerAuthenticator
-from broker.signin.login import ClientRegistry, SignIn
-from tests.broker.signin.test_login import ISSUER, SERVER, FakeAS
+from broker.errors import InsufficientScope, InteractionRequired
+from broker.oauth.www_authenticate import BearerChallenge
+from broker.signin.httpauth import BrokerAuth, HandedToken, Unsigned, send_signed
+from tests.broker.bridge.fakes import FakeTokens
 
-MCP = "https://mcp.example.com/mcp"
-PRM_URL = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
-
-
-class ScopedAS(FakeAS):
-    """Issues numbered tokens and remembers which scope each was asked for."""
-
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.granted: dict[str, set[str]] = {}
-        self._numbers = itertools.count(1)
-        self.prm_resource = MCP
-
-    def send(self, request: httpx2.Request) -> httpx2.Response:
-        url = str(request.url)
-        if url == PRM_URL:
-            body = {"resource": self.prm_resource, "authorization_servers": [ISSUER]}
-            return httpx2.Response(200, json=body, request=request)
-        if url == f"{ISSUER}/.well-known/oauth-authorization-server":
-            body = {
-                "issuer": ISSUER,
-                "authorization_endpoint": SERVER.authorization_endpoint,
-                "token_endpoint": SERVER.token_endpoint,
-                "registration_endpoint": SERVER.registration_endpoint,
-                "code_challenge_methods_supported": ["S256"],
-                "authorization_response_iss_parameter_supported": True,
-            }
-            return httpx2.Response(200, json=body, request=request)
-        if url == SERVER.token_endpoint:
-            # Grants exactly the scope of the latest authorization request (refreshes too).
-            self.access_token = f"tok-{next(self._numbers)}"
-            scope = parse_qs(urlsplit(self.opened[-1]).query).get("scope", [""])[0]
-            self.granted[self.access_token] = set(scope.split())
-        return super().send(request)
+URL = FakeTokens.resource
 
 
-class FakeMCP:
-    """A resource server: ``/mcp`` needs ``mcp:basic``; ``/mcp?write`` needs ``mcp:write``."""
+class Server:
+    """Answers in order; records the Authorization header and body of each request."""
 
-    def __init__(self, authz: ScopedAS, always_forbid: str | None = None) -> None:
-        self.authz = authz
-        self.always_forbid = always_forbid
-        self.revoked: set[str] = set()
-        self.stubborn = False
-        self.seen: list[str | None] = []
+    def __init__(self, *answers: httpx2.Response) -> None:
+        self.answers = list(answers)
+        self.seen: list[tuple[str | None, bytes]] = []
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        auth = request.headers.get("authorization")
-        self.seen.append(auth)
-        token = auth.removeprefix("Bearer ") if auth else None
-        if token is None or token not in self.authz.granted or token in self.revoked:
-            challenge = f'Bearer resource_metadata="{PRM_URL}", scope="mcp:basic"'
-            return httpx2.Response(401, headers={"WWW-Authenticate": challenge})
-        need = self.always_forbid or ("mcp:write" if "write" in request.url.query.decode() else "")
-        if need and (self.stubborn or need not in self.authz.granted[token]):
-            challenge = f'Bearer error="insufficient_scope", scope="{need}"'
-            return httpx2.Response(403, headers={"WWW-Authenticate": challenge})
-        return httpx2.Response(200, json={"ok": True})
+        self.seen.append((request.headers.get("authorization"), request.content))
+        return self.answers.pop(0)
 
 
-def client_for(authz: ScopedAS, mcp: FakeMCP) -> httpx2.Client:
-    sign_in = SignIn(authz.send, ClientRegistry(), opener=authz.open)
-    auth = BrokerAuth(ServerAuthenticator(MCP, sign_in, authz.send))
-    return httpx2.Client(transport=httpx2.MockTransport(mcp), auth=auth)
+def ok() -> httpx2.Response:
+    return httpx2.Response(200, json={"ok": True})
 
 
-def test_401_signs_in_and_retries_once_with_the_token() -> None:
-    authz = ScopedAS()
-    mcp = FakeMCP(authz)
-    with client_for(authz, mcp) as http:
-        assert http.get(MCP).status_code == 200
-        assert http.get(MCP).status_code == 200
-    assert len(authz.opened) == 1
-    assert mcp.seen == [None, "Bearer tok-1", "Bearer tok-1"]
-    assert parse_qs(urlsplit(authz.opened[0]).query)["scope"] == ["mcp:basic"]
+def challenge(status: int, params: str) -> httpx2.Response:
+    return httpx2.Response(status, headers={"www-authenticate": f"Bearer {params}"})
 
 
-def test_403_steps_up_once_with_the_union_of_scopes() -> None:
-    authz = ScopedAS()
-    mcp = FakeMCP(authz)
-    with client_for(authz, mcp) as http:
-        assert http.get(MCP).status_code == 200
-        assert http.get(MCP + "?write").status_code == 200
-    assert len(authz.opened) == 2
-    assert parse_qs(urlsplit(authz.opened[1]).query)["scope"] == ["mcp:basic mcp:write"]
+def client(auth: BrokerAuth, server: Server) -> httpx2.Client:
+    return httpx2.Client(transport=httpx2.MockTransport(server), auth=auth)
 
 
-def test_a_403_that_never_ends_is_given_up_after_one_step_up() -> None:
-    authz = ScopedAS()
-    mcp = FakeMCP(authz, always_forbid="mcp:admin")
-    mcp.stubborn = True  # refuses every token, whatever its scopes
-    with client_for(authz, mcp) as http:
-        first = http.get(MCP)
-        second = http.get(MCP)
-    assert (first.status_code, second.status_code) == (403, 403)
-    # One sign-in for the 401 and one step-up; the second request asks for nothing new.
-    assert len(authz.opened) == 2
-    assert mcp.seen == [None, "Bearer tok-1", "Bearer tok-2", "Bearer tok-2"]
+def test_every_request_carries_the_current_token() -> None:
+    tokens = FakeTokens(["a", "b"])
+    server = Server(ok(), ok())
+    with client(BrokerAuth(tokens), server) as http:
+        http.post(URL, content=b"1")
+        tokens.rotate()
+        http.post(URL, content=b"2")
+    assert server.seen == [("Bearer a", b"1"), ("Bearer b", b"2")]
 
 
-def test_challenge_for_scopes_already_asked_for_does_not_sign_in_again() -> None:
-    authz = ScopedAS()
-    mcp = FakeMCP(authz)
-    with client_for(authz, mcp) as http:
-        http.get(MCP)
-        mcp.always_forbid = "mcp:basic"  # granted already, yet the server keeps refusing
-        authz.granted["tok-1"].discard("mcp:basic")
-        assert http.get(MCP).status_code == 403
-    assert len(authz.opened) == 1
+def test_a_401_gets_one_renewed_token_and_the_same_body_again() -> None:
+    tokens = FakeTokens(["old"])
+    tokens.renew_to = "new"
+    server = Server(challenge(401, 'error="invalid_token"'), ok())
+    with client(BrokerAuth(tokens), server) as http:
+        assert http.post(URL, content=b"body").status_code == 200
+    assert server.seen == [("Bearer old", b"body"), ("Bearer new", b"body")]
+    assert ("renewed", "old") in tokens.calls
 
 
-def test_rejected_token_is_refreshed_without_the_browser() -> None:
-    authz = ScopedAS()
-    mcp = FakeMCP(authz)
-    with client_for(authz, mcp) as http:
-        http.get(MCP)
-        mcp.revoked.add("tok-1")
-        assert http.get(MCP).status_code == 200
-    assert len(authz.opened) == 1
-    assert mcp.seen[-1] == "Bearer tok-2"
-    grants = [parse_qs(r.content.decode())["grant_type"][0] for r in authz.token_requests()]
-    assert grants == ["authorization_code", "refresh_token"]
+def test_a_second_401_means_sign_in_not_a_third_try() -> None:
+    tokens = FakeTokens(["old"])
+    tokens.renew_to = "new"
+    server = Server(challenge(401, ""), challenge(401, ""))
+    with client(BrokerAuth(tokens), server) as http, pytest.raises(InteractionRequired):
+        http.post(URL, content=b"x")
+    assert len(server.seen) == 2
 
 
-def test_resource_mismatch_never_opens_the_browser() -> None:
-    authz = ScopedAS()
-    authz.prm_resource = "https://evil.example.com/mcp"
-    with client_for(authz, FakeMCP(authz)) as http, pytest.raises(ResourceMismatch):
-        http.get(MCP)
-    assert authz.opened == []
+def test_insufficient_scope_steps_up_once_with_the_challenged_scope() -> None:
+    tokens = FakeTokens(["narrow"])
+    tokens.step_up_to = "wide"
+    server = Server(challenge(403, 'error="insufficient_scope", scope="mcp:write"'), ok())
+    with client(BrokerAuth(tokens), server) as http:
+        assert http.post(URL, content=b"x").status_code == 200
+    assert ("stepped_up", "narrow", "mcp:write") in tokens.calls
+    assert [auth for auth, _ in server.seen] == ["Bearer narrow", "Bearer wide"]
 
 
-def test_async_clients_sign_in_off_the_event_loop() -> None:
-    authz = ScopedAS()
-    mcp = FakeMCP(authz)
-    sign_in = SignIn(authz.send, ClientRegistry(), opener=authz.open)
-    auth = BrokerAuth(ServerAuthenticator(MCP, sign_in, authz.send))
-
-    async def run() -> list[int]:
-        transport = httpx2.MockTransport(mcp)
-        async with httpx2.AsyncClient(transport=transport, auth=auth) as http:
-            return [(await http.get(MCP)).status_code, (await http.get(MCP)).status_code]
-
-    assert asyncio.run(run()) == [200, 200]
-    assert len(authz.opened) == 1
+def test_still_forbidden_after_one_step_up_is_an_error_without_another() -> None:
+    tokens = FakeTokens(["narrow"])
+    tokens.step_up_to = "wide"
+    refused = 'error="insufficient_scope", scope="mcp:write"'
+    server = Server(challenge(403, refused), challenge(403, refused))
+    with client(BrokerAuth(tokens), server) as http, pytest.raises(InsufficientScope):
+        http.post(URL, content=b"x")
+    assert [c[0] for c in tokens.calls].count("stepped_up") == 1
 
 
-def test_login_signs_in_without_a_request_using_prm_discovery() -> None:
-    authz = ScopedAS()
-    sign_in = SignIn(authz.send, ClientRegistry(), opener=authz.open)
-    tokens = ServerAuthenticator(MCP, sign_in, authz.send).login("mcp:basic")
-    assert tokens.key.resource == MCP and tokens.scope == "mcp:basic"
-    assert len(authz.opened) == 1
+def test_a_403_for_another_reason_is_the_answer() -> None:
+    tokens = FakeTokens(["t"])
+    server = Server(httpx2.Response(403))
+    with client(BrokerAuth(tokens), server) as http:
+        assert http.post(URL, content=b"x").status_code == 403
+    assert [c[0] for c in tokens.calls] == ["token"]
+
+
+def test_not_signed_in_the_request_goes_out_without_a_token_and_a_401_says_how() -> None:
+    tokens = FakeTokens()
+    tokens.fail = InteractionRequired("not signed in")
+    server = Server(challenge(401, 'scope="mcp:basic mcp:write"'))
+    with client(BrokerAuth(tokens), server) as http, pytest.raises(InteractionRequired) as err:
+        http.post(URL, content=b"x")
+    assert server.seen == [(None, b"x")]
+    assert f"mcp-broker login {URL} --scope mcp:basic --scope mcp:write" in str(err.value)
+
+
+def test_not_signed_in_a_server_without_auth_is_answered() -> None:
+    tokens = FakeTokens()
+    tokens.fail = InteractionRequired("not signed in")
+    server = Server(ok())
+    with client(BrokerAuth(tokens), server) as http:
+        assert http.post(URL, content=b"x").status_code == 200
+
+
+def test_the_not_signed_in_policy_gets_the_challenge_and_may_take_the_401_as_answer() -> None:
+    seen: list[BearerChallenge | None] = []
+
+    def keep(found: BearerChallenge | None, _needed: InteractionRequired) -> str | None:
+        seen.append(found)
+        return None
+
+    server = Server(challenge(401, 'resource_metadata="https://x/prm", scope="a"'))
+    request = httpx2.Request("POST", URL, content=b"ping")
+    sender = httpx2.Client(transport=httpx2.MockTransport(server))
+    with sender:
+        response = send_signed(BrokerAuth(Unsigned(URL), keep), request, sender.send)
+    assert response.status_code == 401
+    assert [(c.scope, c.resource_metadata) for c in seen if c] == [("a", "https://x/prm")]
+    assert server.seen == [(None, b"ping")]
+
+
+def test_the_not_signed_in_policy_may_sign_in_and_retry() -> None:
+    server = Server(challenge(401, 'scope="a"'), ok())
+    auth = BrokerAuth(Unsigned(URL), lambda found, needed: "signed-in")
+    with client(auth, server) as http:
+        assert http.post(URL, content=b"x").status_code == 200
+    assert [a for a, _ in server.seen] == [None, "Bearer signed-in"]
+
+
+def test_a_handed_over_token_is_not_renewed() -> None:
+    server = Server(challenge(401, ""))
+    auth = BrokerAuth(HandedToken(URL, "t"))
+    with client(auth, server) as http, pytest.raises(InteractionRequired):
+        http.post(URL, content=b"x")
+    assert server.seen == [("Bearer t", b"x")]
+
+
+class ThreadRecordingTokens(FakeTokens):
+    def __init__(self) -> None:
+        super().__init__(["old"])
+        self.threads: list[threading.Thread] = []
+        self.renew_to = "new"
+
+    def token(self) -> str:
+        self.threads.append(threading.current_thread())
+        return super().token()
+
+    def renewed(self, refused: str) -> str:
+        self.threads.append(threading.current_thread())
+        return super().renewed(refused)
+
+
+def test_an_async_client_asks_the_token_source_off_the_event_loop() -> None:
+    tokens = ThreadRecordingTokens()
+    server = Server(challenge(401, ""), ok())
+
+    async def run() -> tuple[int, threading.Thread]:
+        transport = httpx2.MockTransport(server)
+        async with httpx2.AsyncClient(transport=transport, auth=BrokerAuth(tokens)) as http:
+            status = (await http.post(URL, content=b"x")).status_code
+            return status, threading.current_thread()
+
+    status, loop_thread = anyio.run(run)
+    assert status == 200
+    assert len(tokens.threads) == 2 and loop_thread not in tokens.threads
+    assert [a for a, _ in server.seen] == ["Bearer old", "Bearer new"]

@@ -1,4 +1,5 @@
-"""Sign-in orchestration against a scripted authorization server and a real loopback listener.
+"""The browser sign-in, and the refresh grant request, against a scripted authorization server
+and a real loopback listener.
 
 The "browser" is an authorizer that approves at once and delivers the redirect to the broker's
 listener over 127.0.0.1, as a browser would.
@@ -26,7 +27,6 @@ from broker.errors import (
     ClientRegistrationRequired,
     InteractionRequired,
     InvalidGrant,
-    SignInCancelled,
     SignInTimeout,
     UnsafeEndpoint,
 )
@@ -35,8 +35,8 @@ from broker.oauth.discovery import Discovered
 from broker.oauth.providers import GENERIC
 from broker.oauth.registration import ClientCredentials
 from broker.signin.login import ClientRegistry, SignIn, SignInOptions
-from broker.store import MemoryTokenStore
-from broker.tokens.tokenset import TokenKey
+from broker.tokens.grant import refresh_tokens
+from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.support.procs import fixed_port
 
 ISSUER = "https://auth.example.com"
@@ -128,19 +128,23 @@ def port_can_be_bound(port: int) -> bool:
         return True
 
 
-def make(
-    fake: FakeAS, *clients: ClientCredentials, store: MemoryTokenStore | None = None
-) -> SignIn:
-    return SignIn(fake.send, ClientRegistry(clients), opener=fake.open, store=store)
+def make(fake: FakeAS, *clients: ClientCredentials) -> SignIn:
+    return SignIn(fake.send, ClientRegistry(clients), opener=fake.open)
+
+
+def refresh(
+    fake: FakeAS, found: Discovered, tokens: TokenSet, *clients: ClientCredentials
+) -> TokenSet:
+    client = next(iter(clients), ClientCredentials(tokens.key.client_id, tokens.key.issuer))
+    return refresh_tokens(fake.send, found, tokens, client)
 
 
 def test_sign_in_registers_opens_the_browser_once_and_redeems_the_code() -> None:
-    fake, store = FakeAS(), MemoryTokenStore()
-    tokens = make(fake, store=store).sign_in(FOUND, "files:read")
+    fake = FakeAS()
+    tokens = make(fake).sign_in(FOUND, "files:read")
     assert len(fake.opened) == 1
     assert tokens.key == TokenKey(ISSUER, "dcr-client", RESOURCE)
     assert tokens.access_token == CANARIES["access"] and tokens.scope == "files:read"
-    assert store.get(tokens.key) == tokens
     (exchange,) = fake.token_requests()
     form = parse_qs(exchange.content.decode())
     assert form["resource"] == [RESOURCE]
@@ -186,41 +190,6 @@ def test_no_client_and_no_registration_asks_for_a_client_id() -> None:
     assert fake.opened == []
 
 
-def test_concurrent_sign_ins_for_one_server_share_one_flow(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="broker.signin.login")
-    fake = FakeAS(gate=threading.Event())
-    sign_in = make(fake)
-    joined = threading.Event()
-
-    class Joined(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "joining" in record.getMessage():
-                joined.set()
-
-    handler = Joined()
-    logging.getLogger("broker.signin.login").addHandler(handler)
-    results: list[object] = []
-    try:
-        threads = [
-            threading.Thread(target=lambda: results.append(sign_in.sign_in(FOUND, None)))
-            for _ in range(2)
-        ]
-        threads[0].start()
-        while not fake.opened:
-            threading.Event().wait(0.01)
-        threads[1].start()
-        assert joined.wait(30)
-        fake.gate.set()  # type: ignore[union-attr]
-        for t in threads:
-            t.join(30)
-    finally:
-        logging.getLogger("broker.signin.login").removeHandler(handler)
-    assert len(fake.opened) == 1 and len(fake.token_requests()) == 1
-    assert len(results) == 2 and results[0] is results[1]
-
-
 def test_nobody_completing_the_sign_in_times_out_and_frees_the_port() -> None:
     port = fixed_port()
     sign_in = SignIn(FakeAS().send, ClientRegistry(), opener=lambda url: True)
@@ -228,19 +197,6 @@ def test_nobody_completing_the_sign_in_times_out_and_frees_the_port() -> None:
         sign_in.sign_in(FOUND, None, SignInOptions(callback_ports=(port,), timeout=0.05))
     assert isinstance(caught.value, InteractionRequired)
     assert port_can_be_bound(port)
-
-
-def test_cancel_ends_a_pending_sign_in() -> None:
-    holder: list[SignIn] = []
-
-    def open_then_cancel(url: str) -> bool:
-        assert holder[0].cancel(ISSUER, RESOURCE)
-        return True
-
-    holder.append(SignIn(FakeAS().send, ClientRegistry(), opener=open_then_cancel))
-    with pytest.raises(SignInCancelled):
-        holder[0].sign_in(FOUND, None)
-    assert not holder[0].cancel(ISSUER, RESOURCE)
 
 
 def test_no_browser_is_an_error() -> None:
@@ -265,7 +221,7 @@ def test_refresh_keeps_key_and_old_refresh_token_when_not_rotated() -> None:
     sign_in = make(fake)
     first = sign_in.sign_in(FOUND, "a")
     fake.refresh_token, fake.access_token = None, "CANARY-ACCESS-2"
-    second = sign_in.refresh(FOUND, first)
+    second = refresh(fake, FOUND, first)
     assert second.key == first.key and second.access_token == "CANARY-ACCESS-2"
     assert second.refresh_token == CANARIES["refresh"] and second.scope == "a"
     form = parse_qs(fake.token_requests()[-1].content.decode())
@@ -278,7 +234,7 @@ def test_refresh_with_a_revoked_token_says_invalid_grant() -> None:
     first = sign_in.sign_in(FOUND, None)
     fake.token_status = 400
     with pytest.raises(InvalidGrant):
-        sign_in.refresh(FOUND, first)
+        refresh(fake, FOUND, first)
 
 
 def test_no_secret_ever_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
@@ -286,7 +242,7 @@ def test_no_secret_ever_reaches_the_log(caplog: pytest.LogCaptureFixture) -> Non
     fake = FakeAS()
     client = ClientCredentials("pre", ISSUER, CANARIES["secret"])
     sign_in = make(fake, client)
-    sign_in.refresh(FOUND, sign_in.sign_in(FOUND, "a"))
+    refresh(fake, FOUND, sign_in.sign_in(FOUND, "a"), client)
     params = parse_qs(urlsplit(fake.opened[0]).query)
     verifier = parse_qs(fake.token_requests()[0].content.decode())["code_verifier"][0]
     secrets = [*CANARIES.values(), verifier, params["state"][0]]
@@ -297,13 +253,13 @@ def test_no_secret_ever_reaches_the_log(caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_all_callback_ports_busy_fails_before_anything_is_registered_or_stored() -> None:
-    fake, store = FakeAS(), MemoryTokenStore()
+    fake = FakeAS()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         options = SignInOptions(callback_ports=(busy.getsockname()[1],))
         with pytest.raises(CallbackPortUnavailable):
-            make(fake, store=store).sign_in(FOUND, None, options)
+            make(fake).sign_in(FOUND, None, options)
     assert fake.requests == [] and fake.opened == []
 
 
@@ -325,5 +281,5 @@ def test_refresh_token_is_never_sent_to_another_authorization_server() -> None:
     tokens = sign_in.sign_in(FOUND, None)
     moved = replace(FOUND, auth_server=replace(SERVER, issuer="https://new-as.example.com"))
     with pytest.raises(AuthorizationError, match="another authorization server"):
-        sign_in.refresh(moved, tokens)
+        refresh(fake, moved, tokens)
     assert len(fake.token_requests()) == 1

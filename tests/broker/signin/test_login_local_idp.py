@@ -20,6 +20,7 @@ from broker.oauth.providers import FIXED_CALLBACK_PORTS, profile_for
 from broker.oauth.registration import ClientCredentials
 from broker.signin.discovery import LimitedSender
 from broker.signin.login import ClientRegistry, SignIn, SignInOptions
+from broker.tokens.grant import refresh_tokens
 from tests.support.procs import ISSUER, ServerProcess, demo_server_cmd
 
 RESOURCE = "http://127.0.0.1:8000/mcp"
@@ -65,10 +66,11 @@ def test_cognito_profile_signs_in_on_a_fixed_port_and_refreshes(
     server = drive(find_auth_server(issuer, profile_for(issuer, "cognito")), send)
     assert server is not None and server.registration_endpoint is None
     found = Discovered(RESOURCE, RESOURCE, server)
-    sign_in = SignIn(send, ClientRegistry([ClientCredentials("demo-broker", issuer)]), approve)
+    client = ClientCredentials("demo-broker", issuer)
+    sign_in = SignIn(send, ClientRegistry([client]), approve)
     tokens = sign_in.sign_in(found, "openid", COGNITO)
     assert tokens.key.client_id == "demo-broker" and tokens.refresh_token
-    refreshed = sign_in.refresh(found, tokens, COGNITO)
+    refreshed = refresh_tokens(send, found, tokens, client, COGNITO.send_resource)
     assert refreshed.access_token != tokens.access_token
     assert refreshed.refresh_token == tokens.refresh_token  # no rotation by default
     assert urlsplit(REDIRECTS[-1]).port in FIXED_CALLBACK_PORTS
