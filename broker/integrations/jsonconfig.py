@@ -70,16 +70,22 @@ def render(document: JsonDocument, data: dict[str, Any]) -> bytes:
 def write_json_document(document: JsonDocument, data: dict[str, Any]) -> Path | None:
     """Back up the file, then replace it with ``data``. Returns the backup's path (None for a
     new file). Refuses when the file changed since :func:`read_json_document`."""
+    return replace_file(document.path, document.raw, render(document, data))
+
+
+def replace_file(path: Path, raw: bytes | None, payload: bytes) -> Path | None:
+    """Back up ``path`` (read as ``raw``; None: it did not exist), then replace it with
+    ``payload``. Returns the backup's path. Refuses when the file changed since it was read."""
+    document = JsonDocument(path, {}, raw)
     # Write through a symlink (dotfile managers link these files), never over it.
-    path = Path(os.path.realpath(document.path))
-    payload = render(document, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
     backup = None
-    if document.raw is not None:
+    if raw is not None:
         _refuse_if_changed(document)
-        backup = _backup(path)
-    mode = stat.S_IMODE(path.stat().st_mode) if document.raw is not None else 0o600
-    _replace(path, payload, mode, lambda: _refuse_if_changed(document))
+        backup = _backup(target)
+    mode = stat.S_IMODE(target.stat().st_mode) if raw is not None else 0o600
+    _replace(target, payload, mode, lambda: _refuse_if_changed(document))
     return backup
 
 
