@@ -157,10 +157,11 @@ class McpClient:
         return self.shapes[via](name, url, command)
 
     def installed(self, env: Environment) -> bool:
-        """Whether this user has the client: its config folder (or marker) exists, or one of
-        its programs is on PATH."""
-        marker = self.marker(env) if self.marker else self.locate(env).parent
-        return marker.exists() or any(env.which(p) for p in self.programs)
+        """Whether this user has the client: its config file or folder (or marker) exists, or
+        one of its programs is on PATH."""
+        file = self.locate(env)
+        marker = self.marker(env) if self.marker else file.parent
+        return marker.exists() or file.exists() or any(env.which(p) for p in self.programs)
 
 
 def _claude_code_file(env: Environment) -> Path:
