@@ -1,10 +1,11 @@
 """A client's config file as the broker reads and writes it, whatever its format.
 
 JSON files go through :mod:`broker.integrations.jsonconfig` (strict parse, the file's own
-style kept, comments refused). TOML and YAML files go through
-:mod:`broker.integrations.textconfig` (line edits that keep every comment, checked by parsing
-the result). Either way: a backup before each change, the new content lands atomically, and a
-file that changed meanwhile is not overwritten.
+style kept). A JSON file with comments (for a client that reads such files), and TOML and YAML
+files, go through :mod:`broker.integrations.textconfig` (line edits that keep every comment,
+checked by parsing the result; :mod:`broker.integrations.jsoncedit` knows JSON). Either way: a
+backup before each change, the new content lands atomically, and a file that changed meanwhile
+is not overwritten.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from pathlib import Path
 
 from broker.errors import ClientConfigError
 from broker.integrations.clientconfigs import JSON, TOML, McpClient
+from broker.integrations.jsoncedit import JsoncMembers
 from broker.integrations.jsonconfig import (
     JsonDocument,
+    is_jsonc,
     read_json_document,
     replace_file,
     write_json_document,
 )
-from broker.integrations.textconfig import CannotEdit, Servers, TomlTables, YamlBlock, edit
+from broker.integrations.textconfig import (
+    CannotEdit,
+    LineSyntax,
+    Servers,
+    TomlTables,
+    YamlBlock,
+    edit,
+)
 
 _BOM = "\ufeff"
 
@@ -38,22 +48,31 @@ class ClientFile:
     text: str = ""
 
 
-def syntax_of(client: McpClient) -> TomlTables | YamlBlock:
+def syntax_of(client: McpClient) -> LineSyntax:
+    """How the client's file is edited line by line (a JSON file only when it has comments)."""
     if client.file_format == TOML:
         return TomlTables(client.servers_key)
+    if client.file_format == JSON:
+        return JsoncMembers(client.servers_key)
     return YamlBlock(client.servers_key, client.listed)
 
 
 def read_client_file(client: McpClient, path: Path) -> ClientFile:
     """Read ``path`` in the client's format; :class:`ClientConfigError` when it cannot be."""
     if client.file_format == JSON:
-        document = read_json_document(path)
-        servers = document.data.get(client.servers_key, {})
-        if not isinstance(servers, dict):
-            raise ClientConfigError(
-                f"{path}: {client.servers_key!r} is not a JSON object; left unchanged"
-            )
-        return ClientFile(client, path, servers, document.raw, json=document)
+        try:
+            document = read_json_document(path)
+        except ClientConfigError:
+            # JSON with comments, where the client reads it: edited line by line instead.
+            if not (client.jsonc and _has_comments(path)):
+                raise
+        else:
+            servers = document.data.get(client.servers_key, {})
+            if not isinstance(servers, dict):
+                raise ClientConfigError(
+                    f"{path}: {client.servers_key!r} is not a JSON object; left unchanged"
+                )
+            return ClientFile(client, path, servers, document.raw, json=document)
     try:
         raw: bytes | None = path.read_bytes()
     except FileNotFoundError:
@@ -96,9 +115,16 @@ def write_client_file(current: ClientFile, servers: Servers) -> Path | None:
 
 def snippet(client: McpClient, servers: Servers) -> str:
     """``servers`` as a piece of the client's file, to paste into it."""
-    if client.file_format == JSON:
+    if client.file_format == JSON:  # with or without comments: plain JSON pastes into both
         return json.dumps({client.servers_key: servers}, indent=2, ensure_ascii=False) + "\n"
     return syntax_of(client).snippet(servers)
+
+
+def _has_comments(path: Path) -> bool:
+    try:
+        return is_jsonc(path.read_bytes().decode("utf-8").removeprefix(_BOM))
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _decode(path: Path, raw: bytes) -> str:

@@ -358,9 +358,9 @@ def _client_lines() -> str:
 CONFIGURE_DESCRIPTION = f"""\
 Add the broker's servers to an MCP client's own config file (or remove them with --remove).
 Other servers and settings in that file are kept; a backup is written next to it first; a file
-that cannot be parsed is left untouched. JSON files with comments (VS Code, Zed, Gemini CLI,
-opencode accept them) are refused rather than stripped: --print shows the entry to paste. TOML
-and YAML files keep their comments.
+that cannot be parsed is left untouched. Comments survive: TOML, YAML and JSON-with-comments
+files (VS Code, Zed, Gemini CLI, opencode) are edited line by line; a JSON file with comments
+for a client that reads plain JSON only is left alone (--print shows the entry to paste).
 
 Each entry runs `mcp-broker connect URL` (the stdio bridge), by the absolute path of this
 mcp-broker so GUI apps find it. Claude Code defaults to Streamable HTTP with a headersHelper

@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
@@ -33,6 +33,24 @@ _TOML_HEADER = re.compile(r"^[ \t]*\[(?P<array>\[)?(?P<key>[^\]]*)\]")
 
 class CannotEdit(ClientConfigError):
     """The file's layout is not one the line editor follows (the file is left unchanged)."""
+
+
+class LineSyntax(Protocol):
+    """What the line editor needs to know of a file format (TOML, YAML, JSON with comments)."""
+
+    @property
+    def key(self) -> str: ...
+
+    def parse(self, text: str) -> dict[str, Any]: ...
+    def servers(self, data: Mapping[str, Any]) -> Servers: ...
+    def with_servers(self, data: Mapping[str, Any], servers: Servers) -> dict[str, Any]: ...
+    def span(
+        self, lines: list[str], name: str, data: Mapping[str, Any]
+    ) -> tuple[int, int] | None: ...
+    def render(self, name: str, entry: Mapping[str, Any], lines: list[str]) -> list[str]: ...
+    def insert(self, lines: list[str], block: list[str], newline: str) -> list[str]: ...
+    def tidy(self, lines: list[str], newline: str, before: list[str]) -> list[str]: ...
+    def snippet(self, servers: Servers) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,7 @@ class TomlTables:
             result.append(newline)
         return result + [line + newline for line in block]
 
-    def emptied(self, lines: list[str], newline: str) -> list[str]:
+    def tidy(self, lines: list[str], newline: str, before: list[str]) -> list[str]:
         return lines
 
     def snippet(self, servers: Servers) -> str:
@@ -192,7 +210,7 @@ class YamlBlock:
         at = _trim_end(result, first, end)
         return result[:at] + [line + newline for line in block] + result[at:]
 
-    def emptied(self, lines: list[str], newline: str) -> list[str]:
+    def tidy(self, lines: list[str], newline: str, before: list[str]) -> list[str]:
         """An emptied block says so (``{}``/``[]``): clients refuse a null list or mapping."""
         container = self._container(lines)
         found = self._block(lines)
@@ -236,7 +254,7 @@ class YamlBlock:
         return first, end, _indent(content[0]) if content else None
 
 
-def edit(syntax: TomlTables | YamlBlock, text: str, old: Servers, new: Servers) -> str:
+def edit(syntax: LineSyntax, text: str, old: Servers, new: Servers) -> str:
     """``text`` with the servers changed from ``old`` to ``new`` (only the names whose entry
     differs are touched), checked by parsing it again."""
     try:
@@ -247,7 +265,7 @@ def edit(syntax: TomlTables | YamlBlock, text: str, old: Servers, new: Servers) 
         raise CannotEdit("the edited file would not read back as intended") from None
 
 
-def _edit(syntax: TomlTables | YamlBlock, text: str, old: Servers, new: Servers) -> str:
+def _edit(syntax: LineSyntax, text: str, old: Servers, new: Servers) -> str:
     data = syntax.parse(text)
     lines = text.splitlines(keepends=True)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
@@ -268,7 +286,7 @@ def _edit(syntax: TomlTables | YamlBlock, text: str, old: Servers, new: Servers)
     for name, entry in new.items():
         if name not in old:
             lines = syntax.insert(lines, syntax.render(name, entry, lines), newline)
-    lines = syntax.emptied(lines, newline)
+    lines = syntax.tidy(lines, newline, text.splitlines(keepends=True))
     result = "".join(lines)
     expected = syntax.with_servers(syntax.parse(text), new)
     if not _same(syntax, syntax.parse(result), expected):
@@ -276,7 +294,7 @@ def _edit(syntax: TomlTables | YamlBlock, text: str, old: Servers, new: Servers)
     return result
 
 
-def _same(syntax: TomlTables | YamlBlock, got: dict[str, Any], expected: dict[str, Any]) -> bool:
+def _same(syntax: LineSyntax, got: dict[str, Any], expected: dict[str, Any]) -> bool:
     rest = {k: v for k, v in got.items() if k != syntax.key}
     wanted = {k: v for k, v in expected.items() if k != syntax.key}
     return rest == wanted and syntax.servers(got) == syntax.servers(expected)

@@ -11,6 +11,7 @@ import pytest
 
 from broker.integrations.clientconfigs import CLIENTS, Environment, default_entry_name, served_url
 from broker.integrations.configure import detect_clients
+from broker.integrations.jsonconfig import strip_jsonc
 from tests.broker.test_configure import OTHER_URL, URL, configure, home
 
 __all__ = ["home"]  # the fixture
@@ -70,19 +71,24 @@ def test_configure_all_does_every_detected_client_and_goes_on_past_one_it_cannot
     zed = home / ".config" / "zed" / "settings.json"
     zed.parent.mkdir(parents=True)
     zed.write_text('// Zed settings\n{\n  "theme": "One Dark"\n}\n')
+    windsurf = home / ".codeium" / "windsurf" / "mcp_config.json"
+    windsurf.parent.mkdir(parents=True)
+    windsurf.write_text('{\n  // mine\n  "mcpServers": {}\n}\n')  # Windsurf reads no comments
 
     code, out = configure("all")
 
-    assert code == 1  # Zed's file has comments: left alone, and said so
-    assert "Zed: not changed" in out and zed.read_text().startswith("// Zed settings")
+    assert code == 1  # Windsurf's file has comments it does not accept: left alone, and said so
+    assert "Windsurf: not changed" in out and "// mine" in windsurf.read_text()
     cursor = json.loads((home / ".cursor" / "mcp.json").read_text())["mcpServers"]
     codex = tomllib.loads((home / ".codex" / "config.toml").read_text())["mcp_servers"]
-    for servers in (cursor, codex):
+    zed_servers = json.loads(strip_jsonc(zed.read_text()))["context_servers"]
+    for servers in (cursor, codex, zed_servers):
         assert {served_url(e) for e in servers.values()} == {URL, OTHER_URL}
+    assert zed.read_text().startswith("// Zed settings")
     assert not (home / ".gemini").exists()  # not installed: not configured
 
     code, out = configure("all", "--remove")
-    assert "Cursor: removed" in out and "Codex CLI: removed" in out
+    assert "Cursor: removed" in out and "Codex CLI: removed" in out and "Zed: removed" in out
     assert json.loads((home / ".cursor" / "mcp.json").read_text())["mcpServers"] == {}
 
 

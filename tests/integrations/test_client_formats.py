@@ -1,9 +1,11 @@
-"""``configure`` on the clients whose files are TOML (Codex) or YAML (Goose, Continue): the
-broker's entries are added, replaced and removed as whole blocks of lines, so every comment and
-every other line of the user's file survives, and removing gives back the file byte for byte."""
+"""``configure`` on the clients whose files are TOML (Codex), YAML (Goose, Continue) or JSON with
+comments (VS Code, Zed, Gemini CLI, opencode): the broker's entries are added, replaced and
+removed as whole blocks of lines, so every comment and every other line of the user's file
+survives, and removing gives back the file byte for byte."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tomllib
@@ -14,7 +16,14 @@ import pytest
 import yaml
 
 from broker.errors import ClientConfigError
-from broker.integrations.clientconfigs import CLIENTS, Environment, default_entry_name, served_url
+from broker.integrations.clientconfigs import (
+    CLIENTS,
+    JSON,
+    Environment,
+    default_entry_name,
+    served_url,
+)
+from broker.integrations.jsonconfig import strip_jsonc
 from tests.broker.test_configure import OTHER_URL, SCRIPT, URL, backups, configure, home
 
 __all__ = ["home"]  # the fixture
@@ -95,13 +104,93 @@ context:
   - provider: code
 """
 
-EXISTING = {"codex": CODEX, "goose": GOOSE, "continue": CONTINUE}
+ZED = """\
+// Zed settings
+//
+// For information on how to configure Zed, see the Zed
+// documentation: https://zed.dev/docs/configuring-zed
+{
+  "theme": "One Dark", // dark, always
+  "context_servers": {
+    // the one from the docs
+    "local-mcp-server": {
+      "command": "some-command",
+      "args": ["arg-1", "arg-2"],
+      "env": {}
+    },
+  },
+  "buffer_font_size": 15,
+}
+"""
+
+VSCODE = """\
+{
+\t// Servers for every workspace
+\t"servers": {
+\t\t"github": {
+\t\t\t"type": "http",
+\t\t\t"url": "https://api.githubcopilot.com/mcp/"
+\t\t}
+\t},
+\t/* prompts */
+\t"inputs": []
+}
+"""
+
+GEMINI = """\
+{
+  // API key sign-in
+  "selectedAuthType": "gemini-api-key",
+  "mcpServers": {
+    "git": {
+      "command": "uvx",
+      "args": ["mcp-server-git"]
+    }
+  }
+}
+"""
+
+OPENCODE = """\
+{
+  "$schema": "https://opencode.ai/config.json",
+  // local tools
+  "mcp": {
+    "my-local-mcp-server": {
+      "type": "local",
+      // Or ["bun", "x", "my-mcp-command"]
+      "command": ["npx", "-y", "my-mcp-command"],
+      "enabled": true,
+      "environment": {
+        "MY_ENV_VAR": "my_env_var_value",
+      },
+    },
+  },
+}
+"""
+
+EXISTING = {
+    "codex": CODEX,
+    "goose": GOOSE,
+    "continue": CONTINUE,
+    "zed": ZED,
+    "vscode": VSCODE,
+    "gemini": GEMINI,
+    "opencode": OPENCODE,
+}
 BROKEN = {
+    "zed": '// c\n{"context_servers": {"a": {"command": "x"},,}}\n',
+    "vscode": '// c\n{"servers": {"a": {"command": "x"}\n',
+    "gemini": '// c\n{"mcpServers": {"a": {"command": x}}}\n',
+    "opencode": '// c\n{"mcp": {"a": {"command": ["x"]}}} }\n',
     "codex": '[mcp_servers.a]\ncommand = "x\n',
     "goose": "extensions:\n  a: [1, 2\nGOOSE_MODE: auto\n",
     "continue": "name: x\nmcpServers:\n  - name: a\n   command: [\n",
 }
 NOT_A_LIST = {
+    "zed": '// c\n{"context_servers": []}\n',
+    "vscode": '// c\n{"servers": "none"}\n',
+    "gemini": '// c\n{"mcpServers": 5}\n',
+    "opencode": '// c\n[{"mcp": {}}]\n',
     "codex": 'mcp_servers = "none"\n',
     "goose": "extensions: [a, b]\n",
     "continue": "mcpServers:\n  a: {command: x}\n",
@@ -115,7 +204,10 @@ def path_of(home: Path, client: str) -> Path:
 
 
 def parse(client: str, text: str) -> dict[str, Any]:
-    data: dict[str, Any] = tomllib.loads(text) if client == "codex" else yaml.safe_load(text)
+    if CLIENTS[client].file_format == JSON:
+        data: dict[str, Any] = json.loads(strip_jsonc(text))
+    else:
+        data = tomllib.loads(text) if client == "codex" else yaml.safe_load(text)
     return data
 
 
@@ -140,8 +232,15 @@ def in_order(part: list[str], whole: list[str]) -> bool:
 
 
 def broker_argv(client: str, entry: dict[str, Any]) -> list[str]:
+    if client == "opencode":
+        return list(entry["command"])
     command = entry["cmd"] if client == "goose" else entry["command"]
     return [command, *entry["args"]]
+
+
+def env_of(client: str, entry: dict[str, Any]) -> dict[str, str]:
+    key = {"goose": "envs", "opencode": "environment"}.get(client, "env")
+    return dict(entry[key])
 
 
 @pytest.mark.parametrize("client", TEXT_CLIENTS)
@@ -204,8 +303,7 @@ def test_an_entry_that_changed_is_replaced_where_it_stands(
     names = list(servers(client, text))
     assert names == [*servers(client, EXISTING[client]), default_entry_name(URL)]
     entry = servers(client, text)[default_entry_name(URL)]
-    env = entry["envs"] if client == "goose" else entry["env"]
-    assert env == {
+    assert env_of(client, entry) == {
         "MCP_BROKER_HOME": os.environ["MCP_BROKER_HOME"],
         "MCP_BROKER_CONFIG": str(config),
     }
@@ -234,8 +332,13 @@ def test_a_file_that_cannot_be_parsed_is_refused_and_left_untouched(
         ("codex", 'mcp_servers = { other = { command = "x" } }\n'),
         ("goose", "extensions: {developer: {enabled: true, type: builtin, name: developer}}\n"),
         ("continue", "name: c\nversion: 1.0.0\nschema: v1\nmcpServers: [{name: a, command: x}]\n"),
+        (
+            "zed",
+            '// mine\n{"context_servers": {"a": {"command": "x"}, "mcp-example-com-mcp": '
+            '{"command": "/old/mcp-broker", "args": ["connect", "https://mcp.example.com/mcp"]}}}\n',
+        ),
     ],
-    ids=["codex-inline-table", "goose-flow-mapping", "continue-flow-list"],
+    ids=["codex-inline-table", "goose-flow-mapping", "continue-flow-list", "zed-one-line"],
 )
 def test_a_layout_the_line_editor_cannot_follow_is_left_alone_with_an_entry_to_paste(
     home: Path, client: str, content: str
