@@ -5,7 +5,8 @@ command always agree on which file each client uses and what goes in it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from broker.desktop.menu import ClientChoice
 from broker.integrations.clientconfigs import CLIENTS
@@ -15,10 +16,23 @@ logger = logging.getLogger(__name__)
 
 
 class DetectedClients:
-    """:class:`~broker.desktop.controller.ClientLinks` for this user's real files."""
+    """:class:`~broker.desktop.controller.ClientLinks` for this user's real files.
+
+    The tray asks on every view update; the files are read again only after ``max_age``
+    seconds (clients are seldom installed) or after a client was connected from the menu."""
+
+    def __init__(self, max_age: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        self._cache: tuple[float, tuple[str, ...], tuple[ClientChoice, ...]] | None = None
 
     def detected(self, urls: Sequence[str]) -> tuple[ClientChoice, ...]:
-        return tuple(
+        now = self._clock()
+        if self._cache is not None:
+            when, for_urls, choices = self._cache
+            if for_urls == tuple(urls) and now - when < self._max_age:
+                return choices
+        choices = tuple(
             ClientChoice(
                 found.client.name,
                 found.client.title,
@@ -26,9 +40,12 @@ class DetectedClients:
             )
             for found in detect_clients()
         )
+        self._cache = (now, tuple(urls), choices)
+        return choices
 
     def connect(self, name: str, urls: Sequence[str]) -> str:
         title = CLIENTS[name].title
+        self._cache = None
         change = connect_client(name, urls)
         logger.info("connected %s: %s", name, change)
         if not change.changed:

@@ -32,3 +32,21 @@ def test_a_found_client_is_connected_in_its_own_file_and_then_ticked(
     assert clients.detected([URL, OTHER_URL]) == (ClientChoice("cursor", "Cursor", True),)
     assert "already reaches every server" in clients.connect("cursor", [URL, OTHER_URL])
     assert clients.detected([]) == (ClientChoice("cursor", "Cursor", False),)
+
+
+def test_the_files_are_read_again_only_after_a_while_or_a_connect(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
+    now = [0.0]
+    clients = DetectedClients(max_age=300, clock=lambda: now[0])
+    assert clients.detected([URL]) == ()
+
+    (home / ".cursor").mkdir()  # Cursor is installed meanwhile
+    now[0] = 299.0
+    assert clients.detected([URL]) == ()
+    now[0] = 300.0
+    assert clients.detected([URL]) == (ClientChoice("cursor", "Cursor", False),)
+
+    clients.connect("cursor", [URL])
+    assert clients.detected([URL]) == (ClientChoice("cursor", "Cursor", True),)
