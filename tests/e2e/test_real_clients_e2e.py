@@ -116,6 +116,17 @@ def codex_sees(name: str, env: dict[str, str], work: Path) -> bool:
     return "whoami" in (servers[name].get("tools") or {})
 
 
+# The file each client already has, with comments (each of them reads comments): the broker
+# edits it line by line and the client must still read it.
+EXISTING = {
+    "gemini": (".gemini/settings.json", '{\n  // mine\n  "mcpServers": {}\n}\n'),
+    "opencode": (
+        ".config/opencode/opencode.json",
+        '{\n  "$schema": "https://opencode.ai/config.json",\n  // mine\n  "mcp": {},\n}\n',
+    ),
+    "codex": (".codex/config.toml", '# mine\napproval_policy = "never"\n'),
+}
+
 CLIENTS: dict[str, Callable[[str, dict[str, str], Path], bool]] = {
     "gemini": gemini_sees,
     "opencode": opencode_sees,
@@ -148,6 +159,9 @@ def test_the_real_client_reaches_the_demo_server_through_the_broker(
     }
     for name in ("CODEX_HOME", "GEMINI_API_KEY", "OPENAI_API_KEY", "MCP_BROKER_CONFIG"):
         env.pop(name, None)
+    existing = home / EXISTING[client][0]
+    existing.parent.mkdir(parents=True)
+    existing.write_text(EXISTING[client][1])
     with demo_stack(access_token_ttl=600, rotation=True) as stack:
         sign_in(broker_cli, stack)
         with running_broker(broker_cli, tmp_path / "broker.log"):
@@ -161,5 +175,6 @@ def test_the_real_client_reaches_the_demo_server_through_the_broker(
             )
             assert configured.returncode == 0, configured.stderr
             assert "added" in configured.stdout
+            assert "mine" in existing.read_text()  # the comment survived
 
             assert CLIENTS[client](default_entry_name(stack.mcp_url), env, work)
