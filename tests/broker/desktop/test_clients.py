@@ -11,7 +11,7 @@ import pytest
 from broker.desktop.clients import DetectedClients
 from broker.desktop.menu import ClientChoice
 from broker.integrations.clientconfigs import served_url
-from tests.broker.test_configure import OTHER_URL, URL, home
+from tests.broker.integrations.test_configure import OTHER_URL, URL, home
 
 __all__ = ["home"]  # the fixture
 

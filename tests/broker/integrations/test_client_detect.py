@@ -12,7 +12,7 @@ import pytest
 from broker.integrations.clientconfigs import CLIENTS, Environment, default_entry_name, served_url
 from broker.integrations.configure import detect_clients
 from broker.integrations.jsonconfig import strip_jsonc
-from tests.broker.test_configure import OTHER_URL, URL, configure, home
+from tests.broker.integrations.test_configure import OTHER_URL, URL, configure, home
 
 __all__ = ["home"]  # the fixture
 

@@ -24,7 +24,14 @@ from broker.integrations.clientconfigs import (
     served_url,
 )
 from broker.integrations.jsonconfig import strip_jsonc
-from tests.broker.test_configure import OTHER_URL, SCRIPT, URL, backups, configure, home
+from tests.broker.integrations.test_configure import (
+    OTHER_URL,
+    SCRIPT,
+    URL,
+    backups,
+    configure,
+    home,
+)
 
 __all__ = ["home"]  # the fixture
 
