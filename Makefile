@@ -6,8 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFORMANCE_DIR := .cache/conformance
+CLIENTS_DIR := .cache/clients
 
-.PHONY: demo test lint unit bench sysdeps venv conformance-tools clean help
+.PHONY: demo test lint unit bench sysdeps venv conformance-tools client-tools clean help
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -15,7 +16,7 @@ help:  ## Show the targets
 demo: sysdeps $(STAMP)  ## Run the whole product: local authorization server, demo MCP server, broker (tray or headless)
 	$(VENV)/bin/mcp-broker demo
 
-test: sysdeps $(STAMP) conformance-tools lint  ## Run the whole test suite (what CI runs)
+test: sysdeps $(STAMP) conformance-tools client-tools lint  ## Run the whole test suite (what CI runs)
 	CI=$${CI:-} $(PY) -m pytest
 
 unit: $(STAMP)  ## Fast tests only: no browser, no harness
@@ -45,6 +46,9 @@ $(STAMP): pyproject.toml
 
 conformance-tools:  ## Node 22 and the pinned MCP conformance harness, under .cache/
 	@bash scripts/install-conformance.sh $(CONFORMANCE_DIR)
+
+client-tools:  ## The pinned MCP clients the configure tests run (Gemini CLI, opencode, Codex, Claude Code), under .cache/
+	@bash scripts/install-clients.sh $(CLIENTS_DIR)
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info .pytest_cache .mypy_cache .ruff_cache

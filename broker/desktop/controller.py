@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from broker.api.clients import ConsentRequest, Decision
 from broker.app import ServerStatus, SignOutResult
 from broker.desktop.menu import (
     Action,
+    ClientChoice,
     Command,
     View,
     needs_sign_in,
@@ -70,6 +71,17 @@ class StartAtLogin(Protocol):
     def set_installed(self, enabled: bool) -> object: ...
 
 
+class ClientLinks(Protocol):
+    """The MCP clients on this machine and how to connect one ("Connect a client…");
+    :mod:`broker.desktop.clients` provides it with ``mcp-broker configure``'s own code."""
+
+    def detected(self, urls: Sequence[str]) -> tuple[ClientChoice, ...]: ...
+
+    def connect(self, name: str, urls: Sequence[str]) -> str:
+        """Write the entries for ``urls`` into client ``name``'s file; what to tell the user."""
+        ...
+
+
 class Controller:
     def __init__(
         self,
@@ -80,6 +92,7 @@ class Controller:
         open_folder: Callable[[Path], None],
         demo_url: str | None = None,
         autostart: StartAtLogin | None = None,
+        clients: ClientLinks | None = None,
         tick: float = 30.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -91,6 +104,7 @@ class Controller:
         self._open_folder = open_folder
         self._demo_url = demo_url
         self._autostart = autostart
+        self._clients = clients
         self._tick = tick
         self._clock = clock
         self._queue: queue.Queue[Command | _Refresh | None] = queue.Queue()
@@ -216,6 +230,7 @@ class Controller:
                 demo_url=self._demo_url,
                 autostart=self._start_at_login(),
                 step_ups=self._current_step_ups(),
+                clients=self._detected_clients(servers),
             )
         for url in needs_sign_in(self._view, view):
             self.notifier.notify(
@@ -224,6 +239,16 @@ class Controller:
         self._view = view
         self.show(view)
         return view
+
+    def _detected_clients(self, servers: tuple[ServerStatus, ...]) -> tuple[ClientChoice, ...]:
+        """Read the clients' files (worker thread); the last list stands when that fails."""
+        if self._clients is None:
+            return ()
+        try:
+            return self._clients.detected([s.url for s in servers])
+        except (BrokerError, OSError) as exc:
+            logger.warning("cannot look for MCP clients: %s", exc)
+            return self._view.clients
 
     def _start_at_login(self) -> bool | None:
         """The checkbox shows the real state on disk; None (disabled) when it cannot be read."""
@@ -257,6 +282,9 @@ class Controller:
             self.notifier.notify(
                 "Add a server", "Run this in a terminal: mcp-broker add https://server.example/mcp"
             )
+        elif action is Action.CONNECT_CLIENT and command.client and self._clients is not None:
+            urls = [s.url for s in self._view.servers]
+            self.notifier.notify("Connect a client", self._clients.connect(command.client, urls))
         elif action is Action.OPEN_DEMO and self._demo_url:
             self._open_url(self._demo_url)
         elif action is Action.TOGGLE_AUTOSTART and self._autostart is not None:

@@ -43,6 +43,7 @@ class Action(enum.Enum):
     SIGN_OUT = "sign_out"
     COPY_TOKEN = "copy_token"  # noqa: S105 - a menu action, not a secret
     ADD_SERVER = "add_server"
+    CONNECT_CLIENT = "connect_client"
     OPEN_DEMO = "open_demo"
     OPEN_CONFIG = "open_config"
     TOGGLE_AUTOSTART = "toggle_autostart"
@@ -53,7 +54,8 @@ class Action(enum.Enum):
 
 @dataclass(frozen=True)
 class Command:
-    """What a menu item asks for: ``url`` names the server, ``client`` a consent's client."""
+    """What a menu item asks for: ``url`` names the server, ``client`` a consent's client (or,
+    for "Connect a client…", the MCP client's name as ``mcp-broker configure`` takes it)."""
 
     action: Action
     url: str | None = None
@@ -80,6 +82,15 @@ SEPARATOR = Entry("")
 
 
 @dataclass(frozen=True)
+class ClientChoice:
+    """An MCP client found on this machine (``mcp-broker configure --detect``)."""
+
+    name: str  # as ``mcp-broker configure`` takes it
+    title: str
+    connected: bool  # its file already reaches every configured server through the broker
+
+
+@dataclass(frozen=True)
 class View:
     """A snapshot of everything the tray shows; built off the tray thread, never holds a token."""
 
@@ -95,6 +106,8 @@ class View:
     """None: starting at login is not wired yet, so the checkbox is shown disabled."""
     step_ups: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     """Per server URL: scopes API clients asked for that the sign-in lacks, and those clients."""
+    clients: tuple[ClientChoice, ...] = ()
+    """The MCP clients found on this machine, for "Connect a client…"."""
 
 
 def server_name(url: str) -> str:
@@ -217,6 +230,19 @@ def consent_entry(request: ConsentRequest) -> Entry:
     )
 
 
+def client_entries(view: View) -> tuple[Entry, ...]:
+    """The "Connect a client…" submenu: each client found, ticked once it reaches every server
+    through the broker; choosing one writes the broker's entries into its file."""
+    if not view.servers:
+        return (Entry("Add a server first", enabled=False),)
+    if not view.clients:
+        return (Entry("No MCP client found", enabled=False),)
+    return tuple(
+        Entry(c.title, Command(Action.CONNECT_CLIENT, client=c.name), checked=c.connected)
+        for c in view.clients
+    )
+
+
 def entries(view: View) -> tuple[Entry, ...]:
     """The whole menu, top to bottom."""
     servers = tuple(server_entry(s, view) for s in view.servers) or (
@@ -229,6 +255,7 @@ def entries(view: View) -> tuple[Entry, ...]:
         *((SEPARATOR, *consents) if consents else ()),
         SEPARATOR,
         Entry("Add server…", Command(Action.ADD_SERVER)),
+        Entry("Connect a client…", submenu=client_entries(view)),
         *(demo if view.demo_url else ()),
         Entry(
             "Start at login",

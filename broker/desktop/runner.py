@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from broker.app import Broker
 from broker.desktop import autostart
+from broker.desktop.clients import DetectedClients
 from broker.desktop.controller import Controller
 from broker.desktop.instance import Instance, hold_instance
 from broker.desktop.notify import CallbackNotifier, LogNotifier, desktop_notifier
@@ -80,6 +81,7 @@ class BrokerSession:
             open_folder=open_folder,
             demo_url=demo_url,
             autostart=autostart,
+            clients=DetectedClients(),
         )
         self.broker.service.add_listener(self.controller.refresh)
         self.api: ApiServer | None = None

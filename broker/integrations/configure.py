@@ -1,10 +1,13 @@
 """``mcp-broker configure CLIENT``: put the broker's servers into an MCP client's config file.
 
 The entry is merged into the client's own file (see :mod:`broker.integrations.clientconfigs` for
-where and in which shape): every other server, every unknown key and the key order survive, a backup
-is made before each change, running it twice changes nothing the second time, and a file that cannot
-be parsed is refused untouched (:mod:`broker.integrations.jsonconfig`). ``--print`` shows the entry
-and writes nothing; ``--remove`` takes the broker's entries out again.
+where and in which shape, :mod:`broker.integrations.clientfiles` for the formats): every other
+server, every unknown key and the key order survive, a backup is made before each change,
+running it twice changes nothing the second time, and a file that cannot be parsed is refused
+untouched. ``--print`` shows the entry in the client's own format and writes nothing;
+``--remove`` takes the broker's entries out again. ``--detect`` lists the clients this user has
+and which of them already reach which servers through the broker; ``configure all`` configures
+every one of them.
 
 An entry is the broker's when it runs ``mcp-broker connect URL`` or ``mcp-broker headers URL``;
 the broker finds it by that, whatever it is called, and never changes or removes an entry it did
@@ -19,7 +22,7 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,18 +32,26 @@ from broker.errors import ClientConfigError, ConfigError
 from broker.integrations.clientconfigs import (
     CLIENTS,
     VIAS,
+    Command,
     Entry,
     Environment,
     McpClient,
     default_entry_name,
     served_url,
 )
+from broker.integrations.clientfiles import (
+    ClientFile,
+    read_client_file,
+    snippet,
+    write_client_file,
+)
 from broker.integrations.executable import broker_command, carried_environment
-from broker.integrations.jsonconfig import JsonDocument, read_json_document, write_json_document
 from broker.oauth.resource import canonical_resource
 from broker.paths import broker_paths
 
 logger = logging.getLogger(__name__)
+
+ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -61,25 +72,18 @@ class Change:
 # -- the document model (no I/O) ------------------------------------------------------------
 
 
-def servers_of(data: Mapping[str, Any], client: McpClient, path: Path) -> dict[str, Any]:
-    servers = data.get(client.servers_key, {})
-    if not isinstance(servers, dict):
-        raise ClientConfigError(
-            f"{path}: {client.servers_key!r} is not a JSON object; left unchanged"
-        )
-    return servers
-
-
 def with_entries(
-    servers: Mapping[str, Any], wanted: Mapping[str, Entry], names: Mapping[str, str]
+    servers: Mapping[str, Any],
+    wanted: Mapping[str, Callable[[str], Entry]],
+    names: Mapping[str, str],
 ) -> tuple[dict[str, Any], list[str], list[str]]:
-    """``servers`` with an entry per URL in ``wanted``: the broker's existing entry for that URL
-    is replaced where it stands, else one is added under ``names[url]``. Returns the new map and
-    the names added and updated."""
+    """``servers`` with an entry per URL in ``wanted`` (built from the entry's name): the
+    broker's existing entry for that URL is replaced where it stands, else one is added under
+    ``names[url]``. Returns the new map and the names added and updated."""
     result = dict(servers)
     added: list[str] = []
     updated: list[str] = []
-    for url, entry in wanted.items():
+    for url, build in wanted.items():
         name = next((n for n, e in servers.items() if served_url(e) == url), None)
         if name is None:
             name = names[url]
@@ -89,7 +93,8 @@ def with_entries(
                     f"(or that is for another server); choose another name with --name"
                 )
             added.append(name)
-        elif result[name] != entry:
+        entry = build(name)
+        if name not in added and result[name] != entry:
             updated.append(name)
         result[name] = entry
     return result, added, updated
@@ -127,36 +132,46 @@ def configure_client(
     command: Sequence[str] | None = None,
     dry_run: bool = False,
 ) -> tuple[Change, dict[str, Entry]]:
-    """Apply ``request`` to the client's file. Returns what changed and the entries wanted."""
+    """Apply ``request`` to the client's file. Returns what changed and the entries wanted,
+    by name."""
     env = Environment(os.environ if environ is None else environ, platform)
     client = request.client
     path = request.file or client.locate(env)
-    try:
-        document = read_json_document(path)
-    except ClientConfigError as exc:
-        if not dry_run or request.remove:
-            raise
-        print(f"mcp-broker: note: {exc}", file=sys.stderr)  # --print still shows the entry
-        document = JsonDocument(path, {}, None)
-    servers = servers_of(document.data, client, path)
+    current = _read(client, path, dry_run and not request.remove)
     wanted: dict[str, Entry] = {}
     if request.remove:
-        new_servers, removed = without_entries(servers, request.urls)
+        new_servers, removed = without_entries(current.servers, request.urls)
         change = Change(path, removed=tuple(removed))
     else:
-        argv = list(command) if command is not None else broker_command()
-        carried = carried_environment(env.environ)
+        run = Command(
+            list(command) if command is not None else broker_command(),
+            carried_environment(env.environ),
+            platform,
+        )
         urls = request.urls or ()
-        wanted = {url: client.entry(url, request.via, argv, carried, platform) for url in urls}
+        builders = {url: _builder(client, url, request.via, run) for url in urls}
         names = {url: request.name or default_entry_name(url) for url in urls}
-        new_servers, added, updated = with_entries(servers, wanted, names)
+        new_servers, added, updated = with_entries(current.servers, builders, names)
+        wanted = {n: e for n, e in new_servers.items() if served_url(e) in urls}
         change = Change(path, added=tuple(added), updated=tuple(updated))
     if not change.changed or dry_run:
         return change, wanted
-    data = dict(document.data)
-    data[client.servers_key] = new_servers
-    backup = write_json_document(document, data)
+    backup = write_client_file(current, new_servers)
     return Change(path, change.added, change.updated, change.removed, backup), wanted
+
+
+def _builder(client: McpClient, url: str, via: str, run: Command) -> Callable[[str], Entry]:
+    return lambda name: client.entry(name, url, via, run)
+
+
+def _read(client: McpClient, path: Path, forgiving: bool) -> ClientFile:
+    try:
+        return read_client_file(client, path)
+    except ClientConfigError as exc:
+        if not forgiving:
+            raise
+        print(f"mcp-broker: note: {exc}", file=sys.stderr)  # --print still shows the entry
+        return ClientFile(client, path, {}, None)
 
 
 def configured_urls(args: argparse.Namespace) -> tuple[str, ...] | None:
@@ -181,28 +196,116 @@ def _config(args: argparse.Namespace) -> Any:
     return load_config(config_path(broker_paths(), getattr(args, "config", None)))
 
 
+# -- which clients this user has --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Detected:
+    """One client this user has: its file, and the servers its broker entries reach (or why
+    the file cannot be read)."""
+
+    client: McpClient
+    path: Path
+    urls: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+def detect_clients(
+    environ: Mapping[str, str] | None = None, platform: str = sys.platform
+) -> list[Detected]:
+    """The clients installed for this user, in the order of :data:`CLIENTS`."""
+    env = Environment(os.environ if environ is None else environ, platform)
+    found = []
+    for client in CLIENTS.values():
+        if not client.installed(env):
+            continue
+        path = client.locate(env)
+        try:
+            servers = read_client_file(client, path).servers
+        except ClientConfigError as exc:
+            found.append(Detected(client, path, problem=str(exc)))
+            continue
+        urls = tuple(u for e in servers.values() if (u := served_url(e)) is not None)
+        found.append(Detected(client, path, urls))
+    return found
+
+
+def connect_client(name: str, urls: Sequence[str]) -> Change:
+    """Configure client ``name`` for ``urls`` with its default way in (the tray's "Connect a
+    client…")."""
+    client = CLIENTS[name]
+    change, _ = configure_client(Request(client, tuple(urls), client.default_via))
+    return change
+
+
 def run_configure(
     args: argparse.Namespace, broker: object = None, out: TextIO | None = None
 ) -> int:
     """``mcp-broker configure`` (``broker`` is unused: nothing here needs the token store)."""
     out = out or sys.stdout
+    if args.detect:
+        return _print_detected(detect_clients(), out)
+    if args.client is None:
+        raise ConfigError("name a client (or all), or use --detect; see mcp-broker configure -h")
+    if args.client == ALL:
+        return _configure_all(args, out)
     client = CLIENTS[args.client]
     via = args.via or client.default_via
     if via not in client.vias:
         raise ConfigError(f"{client.title} can only be configured --via {client.default_via}")
-    request = Request(
-        client,
-        configured_urls(args),
-        via,
-        args.name,
-        args.remove,
-        Path(args.file).expanduser() if args.file else None,
-    )
+    _configure_one(client, via, args, configured_urls(args), out)
+    return 0
+
+
+def _configure_one(
+    client: McpClient,
+    via: str,
+    args: argparse.Namespace,
+    urls: tuple[str, ...] | None,
+    out: TextIO,
+) -> None:
+    file = Path(args.file).expanduser() if getattr(args, "file", None) else None
+    request = Request(client, urls, via, args.name, args.remove, file)
     change, wanted = configure_client(request, dry_run=args.print)
     if args.print:
         _print_entries(client, change, wanted, request, out)
     else:
         _report(client, change, out)
+
+
+def _configure_all(args: argparse.Namespace, out: TextIO) -> int:
+    if args.file:
+        raise ConfigError("--file names one client's file; it cannot be used with all")
+    detected = detect_clients()
+    if not detected:
+        print("No MCP client found for this user; name one: mcp-broker configure CLIENT", file=out)
+        return 1
+    urls = configured_urls(args)
+    failed = 0
+    for found in detected:
+        client = found.client
+        via = args.via if args.via in client.vias else client.default_via
+        try:
+            _configure_one(client, via, args, urls, out)
+        except ClientConfigError as exc:
+            failed += 1
+            print(f"{client.title}: not changed: {exc}", file=out)
+    return 1 if failed else 0
+
+
+def _print_detected(detected: Sequence[Detected], out: TextIO) -> int:
+    if not detected:
+        print("No MCP client found for this user.", file=out)
+        return 0
+    width = max(len(d.client.name) for d in detected)
+    for found in detected:
+        if found.problem is not None:
+            state = f"cannot read its file: {found.problem}"
+        elif found.urls:
+            state = "broker entries for " + ", ".join(found.urls)
+        else:
+            state = "no broker entries"
+        print(f"{found.client.name:<{width}}  {found.path}  {state}", file=out)
     return 0
 
 
@@ -213,14 +316,12 @@ def _print_entries(
         removed = ", ".join(change.removed) or "nothing"
         print(f"Would remove from {change.path}: {removed}", file=out)
         return
-    names = {url: request.name or default_entry_name(url) for url in wanted}
-    snippet = {client.servers_key: {names[url]: entry for url, entry in wanted.items()}}
     print(f"# {client.title}: merge into {change.path}", file=sys.stderr)
-    print(json.dumps(snippet, indent=2), file=out)
+    out.write(snippet(client, dict(wanted)))
     if client.name == "claude-code":  # its own CLI edits ~/.claude.json safely while it runs
-        for url, entry in wanted.items():
+        for name, entry in wanted.items():
             line = shlex.join(
-                ["claude", "mcp", "add-json", "--scope", "user", names[url], json.dumps(entry)]
+                ["claude", "mcp", "add-json", "--scope", "user", name, json.dumps(entry)]
             )
             print(f"# or: {line}", file=sys.stderr)
 
@@ -243,19 +344,33 @@ def _report(client: McpClient, change: Change, out: TextIO) -> None:
 
 # -- argparse wiring --------------------------------------------------------------------------
 
-CONFIGURE_DESCRIPTION = """\
+
+def _client_lines() -> str:
+    home = Environment({"HOME": "~", "XDG_CONFIG_HOME": "~/.config"}, "linux")
+    width = max(len(name) for name in CLIENTS)
+    lines = []
+    for client in CLIENTS.values():
+        where = str(client.locate(home))
+        lines.append(f"  {client.name:<{width}}  {client.title}: {where}")
+    return "\n".join(lines)
+
+
+CONFIGURE_DESCRIPTION = f"""\
 Add the broker's servers to an MCP client's own config file (or remove them with --remove).
 Other servers and settings in that file are kept; a backup is written next to it first; a file
-that is not valid JSON (or has comments) is left untouched.
+that cannot be parsed is left untouched. Comments survive: TOML, YAML and JSON-with-comments
+files (VS Code, Zed, Gemini CLI, opencode) are edited line by line; a JSON file with comments
+for a client that reads plain JSON only is left alone (--print shows the entry to paste).
 
-  claude-desktop  claude_desktop_config.json, stdio: runs `mcp-broker connect URL`
-  claude-code     ~/.claude.json (user scope): Streamable HTTP with a headersHelper that runs
-                  `mcp-broker headers URL`; --via connect uses the stdio bridge instead
-                  (better when sessions outlive access tokens)
-  cursor          ~/.cursor/mcp.json, stdio: runs `mcp-broker connect URL`
-  vscode          Code/User/mcp.json ("servers"), stdio: runs `mcp-broker connect URL`
+Each entry runs `mcp-broker connect URL` (the stdio bridge), by the absolute path of this
+mcp-broker so GUI apps find it. Claude Code defaults to Streamable HTTP with a headersHelper
+that runs `mcp-broker headers URL` (--via connect for the bridge instead).
 
-The command written is the absolute path of this mcp-broker, so GUI apps find it.
+Clients and their files (Linux paths; macOS and Windows use each client's own folders there):
+{_client_lines()}
+
+  mcp-broker configure --detect   which clients are installed, which already have entries
+  mcp-broker configure all        every detected client
 """
 
 
@@ -264,15 +379,22 @@ def configure_configure_parser(
 ) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "configure",
-        help="add the broker's servers to Claude Desktop, Claude Code, Cursor or VS Code",
+        help="add the broker's servers to an MCP client (Claude, Cursor, VS Code, Codex, …)",
         description=CONFIGURE_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "client",
-        choices=sorted(CLIENTS),
+        nargs="?",
+        choices=[*CLIENTS, ALL],
         metavar="CLIENT",
-        help=f"one of: {', '.join(sorted(CLIENTS))}",
+        help=f"one of: {', '.join(CLIENTS)}; or all (every detected client)",
+    )
+    parser.add_argument(
+        "--detect",
+        action="store_true",
+        help="list the clients installed for this user and the servers they reach through the "
+        "broker; change nothing",
     )
     parser.add_argument(
         "--server", metavar="URL", help="only this server (default: every configured server)"
@@ -281,7 +403,9 @@ def configure_configure_parser(
         "--remove", action="store_true", help="remove the broker's entries instead of adding them"
     )
     parser.add_argument(
-        "--print", action="store_true", help="print the entries as JSON and write nothing"
+        "--print",
+        action="store_true",
+        help="print the entries in the client's own format (JSON, TOML or YAML) and write nothing",
     )
     parser.add_argument(
         "--via",

@@ -70,24 +70,30 @@ def render(document: JsonDocument, data: dict[str, Any]) -> bytes:
 def write_json_document(document: JsonDocument, data: dict[str, Any]) -> Path | None:
     """Back up the file, then replace it with ``data``. Returns the backup's path (None for a
     new file). Refuses when the file changed since :func:`read_json_document`."""
+    return replace_file(document.path, document.raw, render(document, data))
+
+
+def replace_file(path: Path, raw: bytes | None, payload: bytes) -> Path | None:
+    """Back up ``path`` (read as ``raw``; None: it did not exist), then replace it with
+    ``payload``. Returns the backup's path. Refuses when the file changed since it was read."""
+    document = JsonDocument(path, {}, raw)
     # Write through a symlink (dotfile managers link these files), never over it.
-    path = Path(os.path.realpath(document.path))
-    payload = render(document, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
     backup = None
-    if document.raw is not None:
+    if raw is not None:
         _refuse_if_changed(document)
-        backup = _backup(path)
-    mode = stat.S_IMODE(path.stat().st_mode) if document.raw is not None else 0o600
-    _replace(path, payload, mode, lambda: _refuse_if_changed(document))
+        backup = _backup(target)
+    mode = stat.S_IMODE(target.stat().st_mode) if raw is not None else 0o600
+    _replace(target, payload, mode, lambda: _refuse_if_changed(document))
     return backup
 
 
 def _parse(path: Path, text: str) -> dict[str, Any]:
     try:
-        data = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+        data = loads_strict(text)
     except json.JSONDecodeError as exc:
-        if _is_jsonc(text):
+        if is_jsonc(text):
             raise ClientConfigError(
                 f"{path}: has comments or trailing commas. The broker does not rewrite such a "
                 "file, as that would drop them; it was left unchanged. Add the entry by hand "
@@ -119,22 +125,33 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_JSONC_TOKENS = re.compile(
+_COMMENTS = re.compile(
     r'"(?:[^"\\]|\\.)*"'  # a string, kept as is
     r"|//[^\n]*"  # a line comment
-    r"|/\*.*?\*/"  # a block comment
-    r"|,(?=\s*[\]}])",  # a trailing comma
+    r"|/\*.*?\*/",  # a block comment
     re.DOTALL,
 )
+_TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*"|,(?=\s*[\]}])')
 
 
-def _is_jsonc(text: str) -> bool:
-    """Whether ``text`` parses once comments and trailing commas are removed."""
-    stripped = _JSONC_TOKENS.sub(lambda m: m.group(0) if m.group(0)[0] == '"' else "", text)
-    # Commas before whitespace-only comments' remains need a second pass.
-    stripped = re.sub(r",(?=\s*[\]}])", "", stripped)
+def strip_jsonc(text: str) -> str:
+    """``text`` without comments and trailing commas (JSON with comments, as VS Code reads it)."""
+    return _TRAILING_COMMA.sub(_strings_only, _COMMENTS.sub(_strings_only, text))
+
+
+def _strings_only(match: re.Match[str]) -> str:
+    return match.group(0) if match.group(0)[0] == '"' else ""
+
+
+def loads_strict(text: str) -> Any:
+    """RFC 8259 JSON and nothing more: a repeated key or NaN/Infinity is a ValueError."""
+    return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+
+
+def is_jsonc(text: str) -> bool:
+    """Whether ``text`` is JSON once comments and trailing commas are removed."""
     try:
-        json.loads(stripped)
+        loads_strict(strip_jsonc(text))
     except (ValueError, RecursionError):
         return False
     return True

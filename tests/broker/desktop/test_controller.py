@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,8 +12,8 @@ import pytest
 from broker.api.clients import ConsentRequest, Decision
 from broker.app import ServerStatus, SignOutResult
 from broker.desktop.controller import STEP_UP_TTL, Controller
-from broker.desktop.menu import Action, Command, Overall, View, overall
-from broker.errors import AuthorizationDenied, InteractionRequired
+from broker.desktop.menu import Action, ClientChoice, Command, Overall, View, overall
+from broker.errors import AuthorizationDenied, ClientConfigError, InteractionRequired
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
@@ -315,3 +315,47 @@ def test_start_at_login_checkbox_shows_and_toggles_the_real_autostart_entry(
     finally:
         c.stop()
     assert not entry.exists() or list(entry.iterdir()) == []
+
+
+class FakeClients:
+    """The MCP clients found: records what the tray asked for, and on which thread."""
+
+    def __init__(self) -> None:
+        self.connected: dict[str, list[str]] = {}
+        self.threads: list[str] = []
+        self.error: Exception | None = None
+
+    def detected(self, urls: Sequence[str]) -> tuple[ClientChoice, ...]:
+        return (ClientChoice("cursor", "Cursor", self.connected.get("cursor") == list(urls)),)
+
+    def connect(self, name: str, urls: Sequence[str]) -> str:
+        self.threads.append(threading.current_thread().name)
+        if self.error is not None:
+            raise self.error
+        self.connected[name] = list(urls)
+        return f"{name} now reaches {len(urls)} server"
+
+
+def test_connect_a_client_writes_its_entries_off_the_tray_thread_and_ticks_it(
+    fake: FakeBroker, tray: Recorder
+) -> None:
+    clients = FakeClients()
+    c = Controller(fake, tray, open_url=print, open_folder=print, clients=clients)
+    c.show = tray.show
+    c.start()
+    try:
+        first = tray.wait_view("with the clients", lambda v: v.clients)
+        assert first.clients == (ClientChoice("cursor", "Cursor", False),)
+
+        c.post(Command(Action.CONNECT_CLIENT, client="cursor"))
+
+        tray.wait_view("cursor ticked", lambda v: v.clients and v.clients[0].connected)
+        assert clients.connected == {"cursor": [URL]} and clients.threads == ["tray-worker"]
+        assert tray.wait_note("Connect a client")[1] == "cursor now reaches 1 server"
+
+        clients.error = ClientConfigError("/home/me/.cursor/mcp.json: is not valid JSON")
+        c.post(Command(Action.CONNECT_CLIENT, client="cursor"))
+        tray.wait_note("MCP OAuth Broker")
+        assert ("MCP OAuth Broker", "/home/me/.cursor/mcp.json: is not valid JSON") in tray.notes
+    finally:
+        c.stop()

@@ -12,6 +12,7 @@ from broker.app import ServerStatus
 from broker.desktop.menu import (
     SEPARATOR,
     Action,
+    ClientChoice,
     Command,
     Entry,
     Overall,
@@ -109,16 +110,43 @@ def test_the_fixed_entries_follow_the_servers_and_quit_is_last() -> None:
     assert labels(menu)[1:] == [
         "",
         "Add server…",
+        "Connect a client…",
         "Open demo server",
         "Start at login",
         "Open config folder",
         "",
         "Quit",
     ]
-    autostart = menu[4]
+    autostart = menu[5]
     assert autostart.checked is False and not autostart.enabled  # state unknown: disabled
     assert menu[-1].command == Command(Action.QUIT)
     assert menu[1] == SEPARATOR
+
+
+def connect_menu(menu: tuple[Entry, ...]) -> tuple[Entry, ...]:
+    (entry,) = [e for e in menu if e.label == "Connect a client…"]
+    assert entry.command is None
+    return entry.submenu
+
+
+def test_connect_a_client_lists_the_clients_found_ticking_those_already_connected() -> None:
+    found = (ClientChoice("cursor", "Cursor", True), ClientChoice("codex", "Codex CLI", False))
+
+    menu = connect_menu(entries(view(signed_in(A), clients=found)))
+
+    assert [(e.label, e.command, e.checked, e.enabled) for e in menu] == [
+        ("Cursor", Command(Action.CONNECT_CLIENT, client="cursor"), True, True),
+        ("Codex CLI", Command(Action.CONNECT_CLIENT, client="codex"), False, True),
+    ]
+
+
+def test_connect_a_client_says_why_there_is_nothing_to_choose() -> None:
+    found = (ClientChoice("cursor", "Cursor", False),)
+    (no_server,) = connect_menu(entries(view(clients=found)))
+    (no_client,) = connect_menu(entries(view(signed_in(A))))
+
+    assert no_server.label == "Add a server first" and not no_server.enabled
+    assert no_client.label == "No MCP client found" and not no_client.enabled
 
 
 def test_open_demo_server_only_when_a_demo_is_configured() -> None:

@@ -22,7 +22,14 @@ import pytest
 from broker.cli.helpers import configure_headers_parser
 from broker.config import ServerConfig, add_server
 from broker.errors import ClientConfigError, ConfigError
-from broker.integrations.clientconfigs import CLIENTS, Environment, default_entry_name, served_url
+from broker.integrations.clientconfigs import (
+    CLIENTS,
+    JSON,
+    Command,
+    Environment,
+    default_entry_name,
+    served_url,
+)
 from broker.integrations.configure import configure_configure_parser
 
 URL = "https://mcp.example.com/mcp"
@@ -91,12 +98,117 @@ VSCODE = {
     },
 }
 
+# Shapes from each client's documentation (see broker/integrations/clientconfigs.py).
+WINDSURF = {
+    "mcpServers": {
+        "github": {
+            "command": "npx",
+            "args": ["-y", "@modelcontextprotocol/server-github"],
+            "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp-canary"},
+        },
+        "sevalla": {"serverUrl": "https://mcp.sevalla.com/mcp"},
+    }
+}
+
+ZED = {
+    "theme": {"mode": "system", "light": "One Light", "dark": "One Dark"},
+    "buffer_font_size": 15,
+    "context_servers": {
+        "local-mcp-server": {"command": "some-command", "args": ["arg-1"], "env": {}},
+    },
+    "agent": {"dock": "right"},
+}
+
+CLINE = {
+    "mcpServers": {
+        "local-server": {
+            "command": "node",
+            "args": ["/path/to/server.js"],
+            "env": {"API_KEY": "your_api_key"},
+            "disabled": False,
+            "autoApprove": [],
+        }
+    }
+}
+
+GEMINI = {
+    "selectedAuthType": "gemini-api-key",
+    "theme": "Dracula",
+    "mcpServers": {
+        "git": {"command": "uvx", "args": ["mcp-server-git"]},
+        "github": {
+            "httpUrl": "https://api.githubcopilot.com/mcp/",
+            "headers": {"Authorization": "pat-canary"},
+            "timeout": 5000,
+        },
+    },
+}
+
+AMAZONQ = {
+    "mcpServers": {
+        "awslabs.cdk-mcp-server": {
+            "command": "uvx",
+            "args": ["awslabs.cdk-mcp-server@latest"],
+            "env": {"FASTMCP_LOG_LEVEL": "ERROR"},
+            "disabled": False,
+            "autoApprove": [],
+        }
+    }
+}
+
+KIRO = {
+    "mcpServers": {
+        "aws-docs": {
+            "command": "uvx",
+            "args": ["awslabs.aws-documentation-mcp-server@latest"],
+            "disabled": False,
+            "autoApprove": ["search_documentation"],
+        },
+        "api-server": {
+            "url": "https://api.example.com/mcp",
+            "headers": {"Authorization": "Bearer ${API_TOKEN}"},
+        },
+    }
+}
+
+LMSTUDIO = {
+    "mcpServers": {
+        "hf-mcp-server": {
+            "url": "https://huggingface.co/mcp",
+            "headers": {"Authorization": "Bearer <YOUR_HF_TOKEN>"},
+        }
+    }
+}
+
+OPENCODE = {
+    "$schema": "https://opencode.ai/config.json",
+    "theme": "opencode",
+    "mcp": {
+        "my-local-mcp-server": {
+            "type": "local",
+            "command": ["bun", "x", "my-mcp-command"],
+            "enabled": True,
+            "environment": {"MY_ENV_VAR": "my_env_var_value"},
+        },
+        "my-remote-mcp": {"type": "remote", "url": "https://my-mcp-server.com", "enabled": True},
+    },
+}
+
 EXISTING = {
     "claude-desktop": (CLAUDE_DESKTOP, 2),
     "claude-code": (CLAUDE_CODE, 2),
     "cursor": (CURSOR, 2),
     "vscode": (VSCODE, "\t"),
+    "windsurf": (WINDSURF, 2),
+    "zed": (ZED, 2),
+    "cline": (CLINE, 2),
+    "gemini": (GEMINI, 2),
+    "amazonq": (AMAZONQ, 2),
+    "kiro": (KIRO, 2),
+    "lmstudio": (LMSTUDIO, 4),
+    "opencode": (OPENCODE, 2),
 }
+JSON_CLIENTS = sorted(n for n, c in CLIENTS.items() if c.file_format == JSON)
 
 
 @pytest.fixture
@@ -149,7 +261,7 @@ def servers_key(client: str) -> str:
     return CLIENTS[client].servers_key
 
 
-@pytest.mark.parametrize("client", sorted(CLIENTS))
+@pytest.mark.parametrize("client", [n for n in JSON_CLIENTS if not CLIENTS[n].jsonc])
 def test_merging_keeps_other_servers_and_keys_in_order_and_writes_a_backup(
     home: Path, client: str
 ) -> None:
@@ -177,7 +289,7 @@ def test_merging_keeps_other_servers_and_keys_in_order_and_writes_a_backup(
     assert "added" in out and str(path) in out
 
 
-@pytest.mark.parametrize("client", sorted(CLIENTS))
+@pytest.mark.parametrize("client", [n for n in JSON_CLIENTS if not CLIENTS[n].jsonc])
 def test_running_twice_changes_nothing_the_second_time(home: Path, client: str) -> None:
     path, _ = write_existing(home, client)
     configure(client)
@@ -191,16 +303,16 @@ def test_running_twice_changes_nothing_the_second_time(home: Path, client: str) 
     assert len(backups(path)) == 1
 
 
-@pytest.mark.parametrize("client", sorted(CLIENTS))
+@pytest.mark.parametrize("client", [n for n in JSON_CLIENTS if not CLIENTS[n].jsonc])
 @pytest.mark.parametrize(
     "content",
     [
-        b'{"mcpServers": {"a": {"command": "x"}},,}',
-        b'{"mcpServers": {}',
+        b'{"KEY": {"a": {"command": "x"}},,}',
+        b'{"KEY": {}',
         b"[1, 2]",
         b'{"a": 1, "a": 2}',
-        b'{"mcpServers": {}, "x": NaN}',
-        b'{"mcpServers": [], "servers": []}',
+        b'{"KEY": {}, "x": NaN}',
+        b'{"KEY": []}',
         b"\xff\xfe{}",
     ],
     ids=["syntax", "truncated", "array", "duplicate-key", "nan", "servers-not-object", "utf16"],
@@ -210,6 +322,7 @@ def test_a_file_that_cannot_be_parsed_is_refused_and_left_untouched(
 ) -> None:
     path = client_file(home, client)
     path.parent.mkdir(parents=True, exist_ok=True)
+    content = content.replace(b"KEY", servers_key(client).encode())
     path.write_bytes(content)
 
     with pytest.raises(ClientConfigError) as info:
@@ -222,24 +335,32 @@ def test_a_file_that_cannot_be_parsed_is_refused_and_left_untouched(
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
-def test_vscode_jsonc_with_comments_is_refused_with_a_clear_message(home: Path) -> None:
-    path = client_file(home, "vscode")
+@pytest.mark.parametrize("client", [n for n in JSON_CLIENTS if not CLIENTS[n].jsonc])
+def test_json_with_comments_is_refused_untouched_and_print_gives_the_entry_to_paste(
+    home: Path, client: str
+) -> None:
+    """A client that reads plain JSON only: a file with comments is not one it can read, and
+    rewriting it would drop them, so the broker leaves it alone and --print helps. (Clients that
+    read comments get them kept: test_client_formats.)"""
+    path = client_file(home, client)
     path.parent.mkdir(parents=True, exist_ok=True)
+    key = servers_key(client).encode()
     content = (
-        b'{\n  // my servers\n  "servers": {\n    "github": {"type": "http", '
+        b'{\n  // my servers\n  "' + key + b'": {\n    "github": {"type": "http", '
         b'"url": "https://api.githubcopilot.com/mcp/"}, /* trailing */\n  },\n}\n'
     )
     path.write_bytes(content)
 
     with pytest.raises(ClientConfigError, match="comments or trailing commas"):
-        configure("vscode")
+        configure(client)
 
-    assert path.read_bytes() == content
-    code, out = configure("vscode", "--print")  # the way out the message names
-    assert code == 0 and '"servers"' in out
+    assert path.read_bytes() == content and backups(path) == []
+    code, out = configure(client, "--server", URL, "--print")  # the way out the message names
+    assert code == 0
+    assert served_url(json.loads(out)[servers_key(client)][default_entry_name(URL)]) == URL
 
 
-@pytest.mark.parametrize("client", sorted(CLIENTS))
+@pytest.mark.parametrize("client", [n for n in JSON_CLIENTS if not CLIENTS[n].jsonc])
 def test_remove_takes_out_only_the_brokers_entries(home: Path, client: str) -> None:
     path, original = write_existing(home, client)
     configure(client)
@@ -259,7 +380,7 @@ def test_remove_takes_out_only_the_brokers_entries(home: Path, client: str) -> N
     assert "already up to date" in out
 
 
-@pytest.mark.parametrize("client", sorted(CLIENTS))
+@pytest.mark.parametrize("client", [n for n in JSON_CLIENTS if not CLIENTS[n].jsonc])
 def test_print_shows_the_entry_and_writes_nothing(home: Path, client: str) -> None:
     before = sorted(home.rglob("*"))
 
@@ -274,7 +395,7 @@ def test_print_shows_the_entry_and_writes_nothing(home: Path, client: str) -> No
     assert path.read_bytes() == original and backups(path) == []
 
 
-@pytest.mark.parametrize("client", sorted(CLIENTS))
+@pytest.mark.parametrize("client", [n for n in JSON_CLIENTS if not CLIENTS[n].jsonc])
 def test_a_missing_file_is_created_private_at_the_clients_location(home: Path, client: str) -> None:
     path = client_file(home, client)
     configure(client, "--server", URL)
@@ -284,7 +405,7 @@ def test_a_missing_file_is_created_private_at_the_clients_location(home: Path, c
     assert backups(path) == []
 
 
-@pytest.mark.parametrize("client", ["claude-desktop", "cursor", "vscode"])
+@pytest.mark.parametrize("client", [n for n in JSON_CLIENTS if n != "claude-code"])
 def test_stdio_clients_run_the_absolute_broker_command_with_connect(
     home: Path, client: str
 ) -> None:
@@ -292,10 +413,11 @@ def test_stdio_clients_run_the_absolute_broker_command_with_connect(
     entry = json.loads(client_file(home, client).read_bytes())[servers_key(client)][
         default_entry_name(URL)
     ]
-    assert entry["command"] == str(SCRIPT)
-    assert entry["args"][-2:] == ["connect", URL]
-    assert entry["env"] == {"MCP_BROKER_HOME": os.environ["MCP_BROKER_HOME"]}
-    assert ("type" in entry) == (client == "vscode")
+    argv = entry["command"] if client == "opencode" else [entry["command"], *entry["args"]]
+    environment = entry["environment"] if client == "opencode" else entry["env"]
+    assert argv == [str(SCRIPT), "connect", URL]
+    assert environment == {"MCP_BROKER_HOME": os.environ["MCP_BROKER_HOME"]}
+    assert ("type" in entry) == (client in ("vscode", "opencode"))
 
 
 def test_claude_code_uses_a_headers_helper_by_default_and_connect_on_request(
@@ -334,7 +456,7 @@ def test_the_headers_helper_runs_in_a_real_shell_with_spaces_in_the_path(
     fake.chmod(0o755)
     broker_home = tmp_path / "broker $HOME"
     entry = CLIENTS["claude-code"].entry(
-        URL, "helper", [str(fake)], {"MCP_BROKER_HOME": str(broker_home)}, "linux"
+        "n", URL, "helper", Command([str(fake)], {"MCP_BROKER_HOME": str(broker_home)}, "linux")
     )
     monkeypatch.delenv("MCP_BROKER_HOME", raising=False)
     result = subprocess.run(
@@ -346,12 +468,16 @@ def test_the_headers_helper_runs_in_a_real_shell_with_spaces_in_the_path(
 
 def test_windows_helper_and_paths_are_recognised_as_the_brokers() -> None:
     exe = r"C:\Program Files\Broker\Scripts\mcp-broker.exe"
-    entry = CLIENTS["claude-code"].entry(URL, "helper", [exe], {}, "win32")
+    entry = CLIENTS["claude-code"].entry("n", URL, "helper", Command([exe], {}, "win32"))
     assert entry["headersHelper"] == f'"{exe}" headers {URL}'
     assert served_url(entry) == URL
-    stdio = CLIENTS["cursor"].entry(URL, "connect", [r"C:\bin\mcp-broker.exe"], {}, "win32")
+    stdio = CLIENTS["cursor"].entry(
+        "n", URL, "connect", Command([r"C:\bin\mcp-broker.exe"], {}, "win32")
+    )
     assert served_url(stdio) == URL
-    python = CLIENTS["vscode"].entry(URL, "connect", ["/usr/bin/python3", "-m", "broker.cli"], {})
+    python = CLIENTS["vscode"].entry(
+        "n", URL, "connect", Command(["/usr/bin/python3", "-m", "broker.cli"], {})
+    )
     assert served_url(python) == URL
     assert served_url({"command": "npx", "args": ["connect", URL]}) is None
 
