@@ -75,7 +75,11 @@ class DpopKey:
 
 
 def id_jag_claims(
-    issuer: str, audience: Any, client_id: str, resource: Any, **overrides: Any
+    issuer: str,
+    audience: Any,
+    client_id: str,
+    resource: Any,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """ID-JAG claims as draft §3 lists them; ``overrides`` replace (None drops) a claim."""
     now = int(time.time())
@@ -91,7 +95,7 @@ def id_jag_claims(
         "scope": f"{resource}/tools" if isinstance(resource, str) else None,
         "email": "user1@enterprise.example",
     }
-    claims.update(overrides)
+    claims.update(overrides or {})
     return {name: value for name, value in claims.items() if value is not None}
 
 
