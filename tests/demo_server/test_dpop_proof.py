@@ -152,12 +152,15 @@ def test_symmetric_rsa_and_unsigned_proofs_are_refused(
     rs_header = {"typ": "dpop+jwt", "alg": "RS256", "jwk": rsa.as_dict(private=False)}
     rs = jwt.encode(rs_header, claims, rsa, algorithms=["RS256"])
     none_header = {"typ": "dpop+jwt", "alg": "none", "jwk": key.public_jwk()}
-    unsigned = ".".join(
-        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
-        for part in (none_header, claims)
-    ) + "."
+    unsigned = (
+        ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+            for part in (none_header, claims)
+        )
+        + "."
+    )
     for proof in (hs, rs, unsigned):
-        with pytest.raises(InvalidDpopProof, match="alg|compact JWS"):
+        with pytest.raises(InvalidDpopProof, match=r"alg|compact JWS"):
             checker.verify([proof], "POST", URL)
 
 

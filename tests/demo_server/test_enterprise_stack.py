@@ -118,7 +118,9 @@ def dpop_call(
     url: str, token: str, key: DpopKey, proof: str | None = None, **proof_claims: Any
 ) -> httpx2.Response:
     proof = proof or key.proof("POST", url, access_token=token, **proof_claims)
-    return post_mcp(url, initialize_body(), headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+    return post_mcp(
+        url, initialize_body(), headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+    )
 
 
 def assert_refused(response: httpx2.Response, error: str, *secrets: str) -> None:

@@ -184,9 +184,7 @@ def test_nonces_are_demanded_and_honoured(keys: SigningKeys) -> None:
 
 def test_a_bound_token_is_refused_as_bearer_at_userinfo(client: FlaskClient) -> None:
     key = DpopKey()
-    access = body(token(client, code_request(client), key.proof("POST", TOKEN_URL)))[
-        "access_token"
-    ]
+    access = body(token(client, code_request(client), key.proof("POST", TOKEN_URL)))["access_token"]
     as_bearer = client.get("/oauth2/userInfo", headers={"Authorization": f"Bearer {access}"})
     assert as_bearer.status_code == 401
     assert "demo@example.com" not in as_bearer.text

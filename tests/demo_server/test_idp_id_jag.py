@@ -6,6 +6,7 @@ foreign IdP's keys are served by a real JWKS server on 127.0.0.1."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -36,13 +37,12 @@ POOL = "us-east-1_Demo00001"
 OWN_ISSUER = f"http://127.0.0.1:9000/{POOL}"
 RESOURCE = "http://127.0.0.1:8000/mcp"
 TARGET_AS = "https://mcp-as.example/issuer"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 ENTERPRISE_CLIENT = ("ent-client", "ent-client-secret-canary-31f4")
 
 
 class Clock:
     def __init__(self) -> None:
-        import time
-
         self.now = float(int(time.time()))
 
     def __call__(self) -> float:
@@ -130,14 +130,15 @@ def test_an_id_token_is_exchanged_for_an_id_jag(idp: FlaskClient, keys: SigningK
     assert claims["exp"] - claims["iat"] == 300
     assert claims["email"] == "demo@example.com"
     assert claims["auth_time"] == id_claims["auth_time"]
-    assert claims["jti"] != unverified_claims(exchange(idp, tokens["id_token"]).json["access_token"])["jti"]  # type: ignore[index]
+    again = dict(exchange(idp, tokens["id_token"]).json or {})
+    assert claims["jti"] != unverified_claims(again["access_token"])["jti"]
 
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ({"requested_token_type": "urn:ietf:params:oauth:token-type:access_token"}, "invalid_request"),
-        ({"subject_token_type": "urn:ietf:params:oauth:token-type:access_token"}, "invalid_request"),
+        ({"requested_token_type": ACCESS_TOKEN_TYPE}, "invalid_request"),
+        ({"subject_token_type": ACCESS_TOKEN_TYPE}, "invalid_request"),
         ({"resource": ""}, "invalid_request"),
         ({"audience": ""}, "invalid_request"),
         ({"audience": "https://unknown-as.example"}, "invalid_target"),
@@ -189,9 +190,7 @@ def test_a_revoked_sign_in_is_refused(idp: FlaskClient) -> None:
     assert error_of(exchange(idp, tokens["id_token"])) == (400, "invalid_grant")
 
 
-def test_without_enterprise_idp_there_is_no_token_exchange(
-    keys: SigningKeys, clock: Clock
-) -> None:
+def test_without_enterprise_idp_there_is_no_token_exchange(keys: SigningKeys, clock: Clock) -> None:
     plain = create_app(base_settings(keys, clock)).test_client()
     tokens = id_token_of(plain)
     assert error_of(exchange(plain, tokens["id_token"])) == (400, "unsupported_grant_type")
@@ -225,7 +224,9 @@ def trusting(keys: SigningKeys, clock: Clock, foreign_idp: JwksServer) -> FlaskC
     return create_app(settings).test_client()
 
 
-def grant_of(foreign_idp: JwksServer, typ: str | None = "oauth-id-jag+jwt", **overrides: Any) -> str:
+def grant_of(
+    foreign_idp: JwksServer, typ: str | None = "oauth-id-jag+jwt", **overrides: Any
+) -> str:
     claims = id_jag_claims(
         foreign_idp.issuer, OWN_ISSUER, ENTERPRISE_CLIENT[0], RESOURCE, overrides
     )
@@ -233,7 +234,10 @@ def grant_of(foreign_idp: JwksServer, typ: str | None = "oauth-id-jag+jwt", **ov
 
 
 def redeem(
-    client: FlaskClient, assertion: str, auth: tuple[str, str] | None = ENTERPRISE_CLIENT, **extra: str
+    client: FlaskClient,
+    assertion: str,
+    auth: tuple[str, str] | None = ENTERPRISE_CLIENT,
+    **extra: str,
 ) -> TestResponse:
     data = {"grant_type": JWT_BEARER, "assertion": assertion, **extra}
     return client.post("/oauth2/token", data=data, auth=auth)

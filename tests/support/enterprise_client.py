@@ -5,6 +5,7 @@ requests of the flow (sign-in, token exchange, JWT bearer grant, MCP call) over 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import time
@@ -29,8 +30,6 @@ def b64url(data: bytes) -> str:
 
 
 def ath(token: str) -> str:
-    import hashlib
-
     return b64url(hashlib.sha256(token.encode("ascii")).digest())
 
 
@@ -99,9 +98,7 @@ def id_jag_claims(
     return {name: value for name, value in claims.items() if value is not None}
 
 
-def sign_id_jag(
-    key: RSAKey, kid: str, claims: dict[str, Any], typ: str | None = ID_JAG_TYP
-) -> str:
+def sign_id_jag(key: RSAKey, kid: str, claims: dict[str, Any], typ: str | None = ID_JAG_TYP) -> str:
     header: dict[str, Any] = {"alg": "RS256", "kid": kid}
     if typ is not None:
         header["typ"] = typ
