@@ -103,12 +103,15 @@ class ResourceDpop:
         if presented.scheme == "bearer":
             if bound is not None:
                 logger.info("refused a DPoP-bound token sent as a bearer token")
-                return self.invalid_token("This token is DPoP-bound: send it with a DPoP proof.")
+                description = "This token is DPoP-bound: send it with a DPoP proof."
+                return self.challenge(BearerError.INVALID_TOKEN, description, bearer_too=True)
             if self.settings.dpop_required:
-                return self.invalid_token("This server accepts DPoP-bound tokens only.")
+                description = "This server accepts DPoP-bound tokens only."
+                return self.challenge(BearerError.INVALID_TOKEN, description)
             return None
         if bound is None:
-            return self.invalid_token("This token is not DPoP-bound: send it as a Bearer token.")
+            description = "This token is not DPoP-bound: send it as a Bearer token."
+            return self.challenge(BearerError.INVALID_TOKEN, description)
         try:
             proof = self.checker.verify(
                 conn.headers.getlist("dpop"),
@@ -126,14 +129,12 @@ class ResourceDpop:
             )
         return None
 
-    def invalid_token(self, description: str) -> Response:
-        return self.challenge(BearerError.INVALID_TOKEN, description)
-
-    def challenge(self, error: str, description: str) -> Response:
-        """401 with a DPoP challenge naming the error (and a Bearer one unless DPoP is required)."""
+    def challenge(self, error: str, description: str, bearer_too: bool = False) -> Response:
+        """401 with a DPoP challenge naming the error; ``bearer_too`` (a Bearer request, DPoP not
+        required): a Bearer ``invalid_token`` challenge first (RFC 9449 §7.2)."""
         params = {"error": error, "error_description": description}
         response = JSONResponse(params, status_code=401, headers={"Cache-Control": "no-store"})
-        if not self.settings.dpop_required:
+        if bearer_too and not self.settings.dpop_required:
             bearer = {
                 "error": BearerError.INVALID_TOKEN,
                 "resource_metadata": self.settings.resource_metadata_url,
