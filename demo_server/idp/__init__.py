@@ -15,6 +15,10 @@ Seeds: the public app client ``demo-broker`` (callbacks ``http://localhost:P/cal
 ``<id>/admin``), and the user ``demo`` (demo@example.com, group ``demo-users``) whose password is
 random per start unless ``--demo-password`` is given; it is printed at start-up.
 
+Off by default and not Cognito behaviour (see "not Cognito behaviour" below): acting as an
+enterprise IdP that issues ID-JAGs by token exchange (``--enterprise-idp``), redeeming a trusted
+IdP's ID-JAGs with the JWT bearer grant (``--trust-idp``), and DPoP-bound tokens (``--dpop``).
+
 Config file (``--config``; TOML, or JSON when the name ends in .json): see below.
 """
 

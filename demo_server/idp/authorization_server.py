@@ -9,12 +9,17 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidClientError
 
+from demo_server.dpop import ReplayCache
+from demo_server.idp.dpop import TokenEndpointDpop, current_jkt
 from demo_server.idp.grants import AuthorizationCodeGrant, RefreshTokenGrant, S256CodeChallenge
+from demo_server.idp.id_jag_grant import IdJagBearerGrant, IdJagRedemption
+from demo_server.idp.id_jag_issuer import TokenExchangeGrant
 from demo_server.idp.models import Client, User
 from demo_server.idp.revocation import CognitoRevocationEndpoint
 from demo_server.idp.settings import IdpSettings
 from demo_server.idp.store import Store
 from demo_server.idp.tokens import TokenIssuer
+from demo_server.idp.trusted_idps import TrustedIdps
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +44,29 @@ class IdpAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             ttls,
             settings.clock,
             round_expiry_up=settings.round_expiry_up,
+            binding=current_jkt,
         )
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
         self.register_endpoint(CognitoRevocationEndpoint)
+        self.register_extensions(settings)
+
+    def register_extensions(self, settings: IdpSettings) -> None:
+        """The non-Cognito options: DPoP (RFC 9449) and enterprise-managed authorization."""
+        enterprise = settings.enterprise
+        self.dpop = TokenEndpointDpop(settings.dpop, self.clock) if settings.dpop.enabled else None
+        self.id_jag_redemption: IdJagRedemption | None = None
+        if enterprise.issue_id_jags:
+            self.register_grant(TokenExchangeGrant)
+        if enterprise.trusted_idps:
+            trusted = TrustedIdps(enterprise.trusted_idps, self.clock)
+            self.id_jag_redemption = IdJagRedemption(trusted, ReplayCache(self.clock))
+            self.register_grant(IdJagBearerGrant)
+
+    def create_token_response(self, request: Any = None) -> Any:
+        """authlib's token endpoint, behind the DPoP proof check when ``--dpop`` is on."""
+        respond = super().create_token_response
+        return respond(request) if self.dpop is None else self.dpop.around(lambda: respond(request))
 
     def query_client(self, client_id: Any) -> Client | None:
         return self.clients.get(client_id) if isinstance(client_id, str) else None

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from demo_server.idp import extension_options
 from demo_server.idp.config_file import ConfigError, FileConfig, load_config
 from demo_server.idp.running import RunningIdp, start
 from demo_server.idp.settings import (
@@ -71,6 +72,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="TOML or JSON file: users, clients, resource servers, keys",
     )
+    extension_options.add_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -110,6 +112,7 @@ def settings_from_args(args: argparse.Namespace) -> IdpSettings:
         users=config.users,
         clients=config.clients,
         keys=config.keys,
+        **extension_options.settings_from_args(args),
     )
 
 

@@ -14,7 +14,7 @@ The format (TOML shown; JSON has the same keys)::
     callback_urls = ["http://127.0.0.1:8080/callback"]
     logout_urls = ["http://127.0.0.1:8080/"]
     allowed_scopes = ["openid", "email", "http://127.0.0.1:8000/mcp/tools"]
-    allowed_flows = ["code", "refresh_token"]
+    allowed_flows = ["code", "refresh_token"]   # "jwt-bearer": may redeem ID-JAGs (--trust-idp)
 
     [[resource_servers]]
     identifier = "http://127.0.0.1:8001/mcp"
@@ -121,7 +121,8 @@ def parse_client(item: dict[str, Any], servers: tuple[ResourceServerConfig, ...]
     if secret is not None and (not isinstance(secret, str) or not secret):
         raise ConfigError("'client_secret' must be a non-empty string")
     callbacks = texts(item, "callback_urls")
-    if not callbacks:
+    flows = texts(item, "allowed_flows", ALL_FLOWS)
+    if not callbacks and "code" in flows:
         raise ConfigError(f"client {item.get('client_id')!r} needs callback_urls")
     default_scopes = DEMO_CLIENT_STANDARD_SCOPES + tuple(
         s for rs in servers for s in rs.full_scopes()
@@ -132,7 +133,7 @@ def parse_client(item: dict[str, Any], servers: tuple[ResourceServerConfig, ...]
         callback_urls=callbacks,
         logout_urls=texts(item, "logout_urls"),
         allowed_scopes=texts(item, "allowed_scopes", default_scopes),
-        allowed_flows=texts(item, "allowed_flows", ALL_FLOWS),
+        allowed_flows=flows,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from demo_server.idp.extension_options import extension_metadata
 from demo_server.idp.sessions import idp
 from demo_server.idp.settings import STANDARD_SCOPES, IdpSettings
 
@@ -34,6 +35,7 @@ def openid_configuration(settings: IdpSettings) -> dict[str, Any]:
     }
     if settings.advertise_pkce:
         doc["code_challenge_methods_supported"] = ["S256"]
+    doc.update(extension_metadata(settings))
     return doc
 
 

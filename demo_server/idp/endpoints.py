@@ -14,6 +14,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Blueprint, Response, jsonify, redirect, request
 
+from demo_server.idp.dpop import presented_claims
 from demo_server.idp.pages import message_page
 from demo_server.idp.sessions import idp, sign_in, signed_in
 
@@ -63,8 +64,7 @@ def revoke() -> Response:
 @bp.route("/userInfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     """Claims about the signed-in user for an access token with ``openid`` (OIDC Core §5.3)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    claims = idp().tokens.verify_access_token(token.strip()) if scheme.lower() == "bearer" else None
+    claims = presented_claims(idp().tokens.verify_access_token, idp().dpop)
     if claims is None:
         return bearer_error(401, "invalid_token", "The access token is invalid or expired.")
     if "openid" not in str(claims.get("scope", "")).split():

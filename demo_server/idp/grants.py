@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Error, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 
+from demo_server.idp.dpop import refresh_binding_ok
 from demo_server.idp.models import AuthorizationCode, Client, RefreshTokenRecord, User
 from demo_server.idp.resource_indicators import bound_resource, requested_resource
 from demo_server.idp.tokens import Grant, new_origin_jti
@@ -121,7 +122,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenRecord | None:
-        return server_of(self).store.find_refresh(refresh_token)
+        record = server_of(self).store.find_refresh(refresh_token)
+        if record is not None and not refresh_binding_ok(record.jkt):
+            raise InvalidGrantError("The refresh token is bound to another DPoP key (RFC 9449).")
+        return record
 
     def authenticate_user(self, refresh_token: RefreshTokenRecord) -> User | None:
         return server_of(self).users.get(refresh_token.username)

@@ -123,6 +123,7 @@ class RefreshTokenRecord:
     resource: str | None
     expires_at: float
     usable_until: float | None = None  # set when rotated out: end of the grace period
+    jkt: str | None = None  # DPoP key a public client's refresh token is bound to (RFC 9449 §5)
 
     def check_client(self, client: Client) -> bool:
         return bool(self.client_id == client.client_id)

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from werkzeug.security import generate_password_hash
 
+from demo_server.idp.extension_settings import DpopSettings, EnterpriseSettings
 from demo_server.idp.keys import SigningKeys
 
 DEFAULT_HOST = "127.0.0.1"
@@ -94,6 +95,8 @@ class IdpSettings:
     users: tuple[UserConfig, ...] = ()
     clients: tuple[ClientConfig, ...] = ()
     keys: SigningKeys | None = None
+    enterprise: EnterpriseSettings = field(default_factory=EnterpriseSettings)
+    dpop: DpopSettings = field(default_factory=DpopSettings)
     clock: Callable[[], float] = time.time
     seeded: bool = field(default=False, repr=False)
 
@@ -116,6 +119,8 @@ class IdpSettings:
         for name in ("access_token_ttl", "id_token_ttl", "refresh_token_ttl", "code_ttl"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        self.enterprise.validate(self.issuer)
+        self.dpop.validate()
 
     def resolved(self) -> IdpSettings:
         """Add the seeded user, client and keys (idempotent). Config entries win on name clashes."""

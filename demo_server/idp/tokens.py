@@ -72,8 +72,11 @@ class TokenIssuer:
         ttls: tuple[int, int, int],
         clock: Callable[[], float],
         round_expiry_up: bool = False,
+        binding: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.issuer = issuer
+        self.binding = binding
+        """The DPoP key thumbprint the current request proved (RFC 9449), or None."""
         self.round_expiry_up = round_expiry_up
         self.keys = keys
         self.store = store
@@ -82,13 +85,20 @@ class TokenIssuer:
 
     def token_response(self, grant: Grant, include_refresh_token: bool) -> dict[str, Any]:
         """The token endpoint's JSON body (RFC 6749 §5.1), as Cognito shapes it."""
-        access_token = self._sign(self.access_claims(grant), self.keys.access)
+        jkt = self.binding()
+        claims = self.access_claims(grant)
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
+        access_token = self._sign(claims, self.keys.access)
         body: dict[str, Any] = {"access_token": access_token}
         if "openid" in grant.scopes:
             body["id_token"] = self._sign(self.id_claims(grant, access_token), self.keys.id)
         if include_refresh_token:
-            body["refresh_token"] = self.new_refresh_token(grant)
-        body.update({"token_type": "Bearer", "expires_in": self.access_ttl})
+            # RFC 9449 §5: a public client's refresh token is bound to the key too
+            bound = jkt if grant.client.is_public else None
+            body["refresh_token"] = self.new_refresh_token(grant, bound)
+        token_type = "DPoP" if jkt is not None else "Bearer"
+        body.update({"token_type": token_type, "expires_in": self.access_ttl})
         return body
 
     def _whole(self, now: float) -> int:
@@ -139,7 +149,7 @@ class TokenIssuer:
             claims["nonce"] = grant.nonce
         return claims
 
-    def new_refresh_token(self, grant: Grant) -> str:
+    def new_refresh_token(self, grant: Grant, jkt: str | None = None) -> str:
         token = secrets.token_urlsafe(64)
         record = RefreshTokenRecord(
             client_id=grant.client.client_id,
@@ -149,6 +159,7 @@ class TokenIssuer:
             origin_jti=grant.origin_jti,
             resource=grant.resource,
             expires_at=self.clock() + self.refresh_ttl,
+            jkt=jkt,
         )
         self.store.save_refresh(token, record)
         return token

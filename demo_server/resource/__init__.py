@@ -14,6 +14,10 @@ Tokens are RS256 JWTs from --issuer, checked against its JWKS (--jwks-url, or jw
   cognito  iss, token_use=access, client_id in --client-id, scope, exp/nbf; aud, if present,
            must equal the resource (Cognito adds aud only when the client sent `resource`)
   oidc     iss, aud must contain the resource; client_id/azp checked when present
+DPoP (RFC 9449; not Cognito behaviour, Cognito issues no bound tokens): a token with cnf.jkt is
+accepted only as `Authorization: DPoP` with a proof of that key for this request (htm, htu, iat,
+ath, jti never seen before); as `Bearer` it is refused. --dpop advertises DPoP (challenge, PRM),
+--dpop-required refuses unbound tokens, --dpop-nonce demands server nonces.
 Binds loopback only and refuses requests whose Host or Origin is not this server (DNS rebinding).
 """
 
@@ -26,6 +30,7 @@ import sys
 import threading
 
 from demo_server.resource.app import create_app
+from demo_server.resource.dpop import add_dpop_options
 from demo_server.resource.server import RunningResourceServer, start
 from demo_server.resource.settings import (
     DEFAULT_CLIENT_ID,
@@ -72,6 +77,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--profile", choices=PROFILES, default="cognito", help="token profile (cognito)")
     add("--clock-skew", type=int, default=60, metavar="SECONDS", help="exp/nbf leeway (60)")
     add("--no-auth", action="store_true", help="no authentication (protocol checks only)")
+    add_dpop_options(parser)
     add_from_cloudformation_option(parser)
     parser.set_defaults(run=run)
 
@@ -87,6 +93,9 @@ def settings_from_args(args: argparse.Namespace) -> ResourceSettings:
         profile=args.profile,
         no_auth=args.no_auth,
         clock_skew=args.clock_skew,
+        dpop=args.dpop,
+        dpop_required=args.dpop_required,
+        dpop_nonce=args.dpop_nonce,
     )
 
 

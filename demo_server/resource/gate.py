@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from demo_server.resource.challenges import insufficient_scope, unauthorized
+from demo_server.resource.dpop import ResourceDpop, presented_token
 from demo_server.resource.settings import ResourceSettings
 
 logger = logging.getLogger(__name__)
@@ -61,15 +62,22 @@ class BearerGate:
         self.verifier = verifier
         self.public_paths = frozenset(public_paths)
         self.tool_scopes = tool_scopes
+        self.dpop = ResourceDpop(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
             return
-        token = bearer_token(HTTPConnection(scope))
-        access = await self.verifier.verify_token(token) if token else None
+        conn = HTTPConnection(scope)
+        presented = presented_token(conn)
+        access = await self.verifier.verify_token(presented.token) if presented else None
         if access is None:
-            await unauthorized(self.settings, token_presented=bool(token))(scope, receive, send)
+            refused = unauthorized(self.settings, token_presented=presented is not None)
+            await self.dpop.with_challenge(refused)(scope, receive, send)
+            return
+        refusal = self.dpop.refusal(conn, presented, access) if presented else None
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         credentials, user = AuthCredentials(access.scopes), AuthenticatedUser(access)
         needed = [self.settings.tools_scope]
@@ -88,13 +96,6 @@ class BearerGate:
             return
         scope["user"], scope["auth"] = user, credentials
         await self.app(scope, receive, send)
-
-
-def bearer_token(conn: HTTPConnection) -> str | None:
-    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), else ``None``."""
-    scheme, _, token = conn.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
 
 
 def scopes_for_tool_calls(body: bytes, tool_scopes: Mapping[str, Sequence[str]]) -> list[str]:

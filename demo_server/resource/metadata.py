@@ -11,6 +11,7 @@ from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
 from mcp.shared.auth import ProtectedResourceMetadata
 from starlette.routing import Route
 
+from demo_server.resource.dpop import metadata as dpop_metadata
 from demo_server.resource.settings import MCP_PATH, PRM_WELL_KNOWN, ResourceSettings
 
 PRM_PATHS = (PRM_WELL_KNOWN + MCP_PATH, PRM_WELL_KNOWN)
@@ -27,6 +28,7 @@ def build_metadata(settings: ResourceSettings) -> ProtectedResourceMetadata:
             "scopes_supported": settings.scopes_supported,
             "bearer_methods_supported": ["header"],
             "resource_name": settings.resource_name,
+            **dpop_metadata(settings),
         }
     )
 

@@ -45,6 +45,11 @@ class ResourceSettings:
     clock_skew: int = 60
     jwks_refetch_interval: float = 30.0
     resource_name: str = "mcp-oauth-broker demo server"
+    dpop: bool = False
+    """Advertise DPoP (RFC 9449): a DPoP challenge on 401s, algs in the metadata. Bound tokens
+    are checked either way (demo_server/resource/dpop.py)."""
+    dpop_required: bool = False
+    dpop_nonce: bool = False
 
     def __post_init__(self) -> None:
         if not is_loopback_host(self.host):

@@ -1,0 +1,115 @@
+"""The signing keys of the IdPs whose ID-JAGs this authorization server trusts (``--trust-idp``).
+
+Keys are fetched lazily over HTTP: from the JWKS URL given, else from ``jwks_uri`` in the IdP's
+discovery document (OpenID Connect Discovery ``<issuer>/.well-known/openid-configuration``, then
+RFC 8414 ``/.well-known/oauth-authorization-server<path>``), whose ``issuer`` must be the
+configured one exactly. An unknown ``kid`` refetches the set, at most once per
+``REFETCH_INTERVAL`` (key rotation without letting forged kids hammer the IdP).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx2
+from joserfc.errors import JoseError
+from joserfc.jwk import Key, KeySet
+
+from demo_server.idp.extension_settings import TrustedIdp
+
+logger = logging.getLogger(__name__)
+
+FETCH_TIMEOUT = 5.0
+REFETCH_INTERVAL = 30.0
+MAX_DOCUMENT_BYTES = 256 * 1024
+
+
+class KeysUnavailable(Exception):
+    """The IdP's keys could not be fetched or read."""
+
+
+def discovery_urls(issuer: str) -> list[str]:
+    parts = urlsplit(issuer)
+    base, path = f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
+    return [
+        f"{issuer.rstrip('/')}/.well-known/openid-configuration",
+        f"{base}/.well-known/oauth-authorization-server{path}",
+    ]
+
+
+def get_json(url: str) -> dict[str, object]:
+    try:
+        response = httpx2.get(url, timeout=FETCH_TIMEOUT, follow_redirects=False)
+    except httpx2.HTTPError as error:
+        raise KeysUnavailable(f"{url}: {type(error).__name__}") from error
+    if response.status_code != 200 or len(response.content) > MAX_DOCUMENT_BYTES:
+        raise KeysUnavailable(f"{url}: HTTP {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise KeysUnavailable(f"{url}: not JSON") from error
+    if not isinstance(body, dict):
+        raise KeysUnavailable(f"{url}: not a JSON object")
+    return body
+
+
+def jwks_url_of(idp: TrustedIdp) -> str:
+    if idp.jwks_url:
+        return idp.jwks_url
+    for url in discovery_urls(idp.issuer):
+        try:
+            document = get_json(url)
+        except KeysUnavailable:
+            continue
+        if document.get("issuer") == idp.issuer and isinstance(document.get("jwks_uri"), str):
+            return str(document["jwks_uri"])
+    raise KeysUnavailable(f"no discovery document of {idp.issuer} names its jwks_uri")
+
+
+class IdpKeys:
+    """The key set of one trusted IdP, fetched on first use and on an unknown ``kid``."""
+
+    def __init__(self, idp: TrustedIdp, clock: Callable[[], float]) -> None:
+        self.idp = idp
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: KeySet | None = None
+        self._fetched_at: float | None = None
+
+    def candidates(self, kid: str | None) -> list[Key]:
+        """The keys that may have signed a JWT with this ``kid`` (all of them when it has none)."""
+        with self._lock:
+            found = self._matching(kid)
+            if not found and self._may_refetch():
+                self._fetch()
+                found = self._matching(kid)
+            return found
+
+    def _matching(self, kid: str | None) -> list[Key]:
+        keys = self._keys.keys if self._keys is not None else []
+        return [key for key in keys if kid is None or key.kid == kid]
+
+    def _may_refetch(self) -> bool:
+        return self._fetched_at is None or self._clock() - self._fetched_at >= REFETCH_INTERVAL
+
+    def _fetch(self) -> None:
+        self._fetched_at = self._clock()
+        url = jwks_url_of(self.idp)
+        try:
+            self._keys = KeySet.import_key_set(get_json(url))  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError) as error:
+            raise KeysUnavailable(f"{url}: not a JWK set") from error
+        logger.info("fetched %d keys of trusted IdP %s", len(self._keys.keys), self.idp.issuer)
+
+
+class TrustedIdps:
+    """The configured IdPs by issuer."""
+
+    def __init__(self, idps: tuple[TrustedIdp, ...], clock: Callable[[], float]) -> None:
+        self._by_issuer = {idp.issuer: IdpKeys(idp, clock) for idp in idps}
+
+    def keys_of(self, issuer: object) -> IdpKeys | None:
+        return self._by_issuer.get(issuer) if isinstance(issuer, str) else None
