@@ -151,7 +151,7 @@ class Broker:
     def _sender(self) -> Sender:
         with self._sender_lock:
             if self._send is None:
-                from broker.signin.discovery import LimitedSender
+                from broker.net.limited_http import LimitedSender
 
                 self._send = LimitedSender()
             return self._send
@@ -431,8 +431,8 @@ class Broker:
         """
         import httpx2
 
+        from broker.net.limited_http import LimitedSender
         from broker.oauth.www_authenticate import parse_bearer_challenge
-        from broker.signin.discovery import LimitedSender
 
         accept = {"Accept": "application/json, text/event-stream"}
         ping = {"jsonrpc": "2.0", "id": 0, "method": "ping"}

@@ -68,8 +68,8 @@ class LibraryTokens:
 
     def _authenticator(self) -> ServerAuthenticator:
         # Sign-in pulls in the mcp SDK's auth helpers: loaded only when a step-up happens.
+        from broker.net.limited_http import LimitedSender
         from broker.oauth.registration import ClientCredentials
-        from broker.signin.discovery import LimitedSender
         from broker.signin.httpauth import ServerAuthenticator
         from broker.signin.login import ClientRegistry, SignIn, SignInOptions
 

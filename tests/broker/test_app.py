@@ -22,8 +22,8 @@ from broker.errors import (
     ServerUnreachable,
     TokenRequestFailed,
 )
+from broker.net.limited_http import LimitedSender
 from broker.paths import broker_paths
-from broker.signin.discovery import LimitedSender
 from broker.store.memory import MemoryTokenStore
 from broker.tokens.service import State
 from broker.tokens.tokenset import TokenKey, TokenSet
@@ -365,7 +365,7 @@ import httpx2
 from broker.app import Broker
 from broker.tokens.auth_servers import AuthServerCache
 from broker.config import ServerConfig
-from broker.signin.discovery import LimitedSender
+from broker.net.limited_http import LimitedSender
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.providers import COGNITO
 from broker.paths import broker_paths

@@ -21,8 +21,8 @@ import pytest
 from broker.app import Broker
 from broker.config import ServerConfig
 from broker.errors import ResponseLimitExceeded
+from broker.net.limited_http import HttpLimits, LimitedSender
 from broker.paths import broker_paths
-from broker.signin.discovery import HttpLimits, LimitedSender
 from broker.store.memory import MemoryTokenStore
 
 LIMITS = HttpLimits(total_seconds=2.0, connect_seconds=1.0)
