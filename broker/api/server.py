@@ -236,9 +236,7 @@ def start_api(
     settings = settings or ApiSettings()
     paths = (paths or broker_paths()).ensure_private_dirs()
     if clients is None:
-        clients = ApiClients(
-            paths.state_dir, consent_prompt=consent_prompt, lock_dir=paths.lock_dir
-        )
+        clients = ApiClients(paths, consent_prompt=consent_prompt)
     sock = bind_loopback(settings.port)
     port = int(sock.getsockname()[1])
     calls = BoundedCalls(workers=settings.threads)
