@@ -33,17 +33,13 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
-from broker.api.app import (
-    EXTENSION,
-    InteractionHook,
-    create_app,
-    json_parts,
-    log_interaction_required,
-)
+from broker.api.app import create_app
 from broker.api.clients import ApiClients, ConsentPrompt, log_consent_prompt
+from broker.api.context import EXTENSION, InteractionHook, log_interaction_required
 from broker.api.endpoint import Endpoint, remove_endpoint, write_endpoint
 from broker.api.guards import MAX_BODY_BYTES
 from broker.api.provider import BoundedCalls, RecentTokens, TokenProvider
+from broker.api.responses import json_parts
 from broker.paths import BrokerPaths, broker_paths
 
 logger = logging.getLogger(__name__)

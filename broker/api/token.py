@@ -8,8 +8,8 @@ returns the 200 body or raises the :class:`~broker.api.errors.HttpError` to answ
 does little work of its own, and Flask's routing, request context and response object cost more
 than all of it (a bare Flask view is the benchmark's baseline, README "Benchmarks"). It sits
 behind the request guards like every other request and calls the same :func:`answer_token`;
-its responses come from :func:`broker.api.app.json_parts`, as the Flask views' do, so the status
-line, headers and body are byte for byte what the Flask view of the same request gives
+its responses come from :func:`broker.api.responses.json_parts`, as the Flask views' do, so the
+status line, headers and body are byte for byte what the Flask view of the same request gives
 (``tests/broker/api/test_token_fast_path.py`` runs one request matrix through both).
 """
 
@@ -22,10 +22,11 @@ from typing import Any, TypeVar
 
 from broker import errors as broker_errors
 from broker.api import errors
-from broker.api.app import ApiContext, WsgiApp, error_parts, json_parts, send, unexpected_parts
 from broker.api.body import TokenRequest, parse_token_request
 from broker.api.clients import Client, Verdict
+from broker.api.context import ApiContext
 from broker.api.provider import Busy
+from broker.api.responses import WsgiApp, error_parts, json_parts, send, unexpected_parts
 from broker.hints import login_command
 from broker.oauth.scopes import is_scope_of
 from broker.tokens.tokenset import TokenSet

@@ -22,9 +22,10 @@ from flask import Flask, request
 from werkzeug.test import EnvironBuilder
 
 import broker.api.token
-from broker.api.app import EXTENSION, create_app
+from broker.api.app import create_app
 from broker.api.audit import read_audit_log
 from broker.api.clients import ApiClients, ClientsFile, ConsentRequest
+from broker.api.context import EXTENSION
 from broker.api.provider import BoundedCalls
 from broker.errors import InteractionRequired, ServerUnreachable, StorageLocked
 from broker.paths import BrokerPaths
