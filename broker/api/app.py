@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from broker.api import errors
+from broker import errors
 from broker.api.clients import ApiClients
 from broker.api.context import EXTENSION, ApiContext, InteractionHook, log_interaction_required
 from broker.api.guards import MAX_BODY_BYTES, allowed_hosts, check_request
@@ -49,7 +49,7 @@ def create_app(
         wsgi_app = token_fast_path(wsgi_app, context)
     app.wsgi_app = guarded(wsgi_app, context.hosts)  # type: ignore[method-assign,assignment]
     app.register_blueprint(v1)
-    app.register_error_handler(errors.HttpError, _http_error)
+    app.register_error_handler(errors.BrokerError, _broker_error)
     app.register_error_handler(HTTPException, _werkzeug_error)
     app.register_error_handler(Exception, _unexpected)
     return app
@@ -63,26 +63,26 @@ def guarded(wsgi_app: WsgiApp, hosts: frozenset[str]) -> WsgiApp:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
             check_request(environ, hosts)
-        except errors.HttpError as exc:
+        except errors.BrokerError as exc:
             return send(start_response, error_parts(exc))
         return wsgi_app(environ, start_response)
 
     return app
 
 
-def _http_error(exc: errors.HttpError) -> Response:
+def _broker_error(exc: errors.BrokerError) -> Response:
     return response_of(error_parts(exc))
 
 
 def _werkzeug_error(exc: HTTPException) -> Response:
-    mapped: dict[int, type[errors.HttpError]] = {
-        404: errors.NotFound,
+    mapped: dict[int, type[errors.LocalApiError]] = {
+        404: errors.NoSuchEndpoint,
         405: errors.MethodNotAllowed,
         413: errors.PayloadTooLarge,
     }
     status = exc.code or 400
     cls = mapped.get(status, errors.InvalidRequest)
-    return _http_error(cls(exc.name if status != 404 else "no such endpoint"))
+    return _broker_error(cls(exc.name if status != 404 else "no such endpoint"))
 
 
 def _unexpected(exc: Exception) -> Response:

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from flask import current_app
 
-from broker.api import errors
+from broker import errors
 from broker.api.clients import ApiClients, Client
 from broker.api.guards import bearer_secret
 from broker.api.provider import BoundedCalls, RecentTokens, TokenProvider

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response
 from werkzeug.http import HTTP_STATUS_CODES
 
-from broker.api import errors
+from broker import errors
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +53,18 @@ def send(start_response: Callable[..., Any], parts: Parts) -> list[bytes]:
     return [data]
 
 
-def error_parts(exc: errors.HttpError) -> Parts:
-    body = {"error": exc.error, "error_description": exc.description}
-    return json_parts(exc.status, body, exc.headers)
+def error_parts(exc: errors.BrokerError) -> Parts:
+    """The answer with ``exc``: its class's status and wire code (:mod:`broker.errors`), its
+    message as the description."""
+    body = {"error": exc.wire_error, "error_description": str(exc)}
+    return json_parts(exc.http_status, body, exc.headers())
 
 
 def unexpected_parts(method: str, path: str, exc: BaseException) -> Parts:
     """Log an unexpected error and answer 500. The path, never the full URL: the query string
     could carry a secret (#3)."""
     logger.error("unexpected error on %s %s", method, path, exc_info=exc)
-    return error_parts(errors.ServerError("internal error; see the broker's log"))
+    return error_parts(errors.ApiServerError("internal error; see the broker's log"))
 
 
 def response_of(parts: Parts) -> Response:

@@ -9,7 +9,7 @@ import time
 
 from flask import Blueprint, Response, request
 
-from broker.api import errors
+from broker import errors
 from broker.api.context import api_context
 from broker.api.endpoint import hello_proof
 from broker.api.openapi import openapi_document

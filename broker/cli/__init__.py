@@ -1,7 +1,7 @@
 """``mcp-broker``: sign in to OAuth-protected MCP servers and hand their tokens to local clients.
 
 Exit codes: 0 success, 1 other failure, 2 usage error, 3 bad configuration, 4 sign-in required,
-5 server unreachable (see :mod:`broker.errors`).
+5 cannot answer now (retry later), 6 a broker already runs (see :mod:`broker.errors`).
 """
 
 from __future__ import annotations

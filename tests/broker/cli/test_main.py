@@ -113,7 +113,8 @@ def test_token_prints_only_the_token(capsys: pytest.CaptureFixture[str]) -> None
         (InteractionRequired("sign-in required: revoked"), 4, "mcp-broker login " + URL),
         (ServerUnreachable("https://as.example could not be reached"), 5, "could not be reached"),
         (ConfigError("bad config"), 3, "bad config"),
-        (StorageUnavailable("No usable OS keyring."), 1, "keyring"),
+        # As the running broker answers it (503): the same exit code on both paths
+        (StorageUnavailable("No usable OS keyring."), 5, "keyring"),
     ],
 )
 def test_errors_have_distinct_exit_codes_and_clear_messages(
