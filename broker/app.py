@@ -15,7 +15,7 @@ import logging
 import threading
 import webbrowser
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,6 +45,7 @@ from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens.auth_servers import AuthServerCache
 from broker.tokens.service import KeyStatus, State, TokenService
 from broker.tokens.stamps import FileStamps
+from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
@@ -66,30 +67,6 @@ class Store(TokenStore, ClientSecretStore, Protocol):
 
 
 REFRESH_LOCK_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    """One configured server as ``status`` shows it: never a token."""
-
-    url: str
-    state: str
-    issuer: str | None = None
-    client_id: str | None = None
-    provider: str = "auto"
-    reason: str | None = None
-    expires_at: float | None = None
-    scope: str | None = None
-    user: str | None = None
-    """Who is signed in (display only; from the ID token or a Cognito access token)."""
-
-
-@dataclass(frozen=True)
-class SignOutResult:
-    removed: int
-    revoked: int
-    revocation_supported: bool
-    problem: str | None = None
 
 
 def is_needing_user(exc: TokenRequestFailed) -> bool:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 from broker.api.clients import ConsentRequest, Decision
-from broker.app import ServerStatus, SignOutResult
 from broker.desktop.menu import (
     Action,
     Command,
@@ -32,6 +31,7 @@ from broker.desktop.menu import (
 from broker.desktop.notify import Notifier
 from broker.errors import BrokerError
 from broker.safetext import safe_text
+from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenSet
 
 logger = logging.getLogger(__name__)

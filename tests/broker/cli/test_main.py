@@ -11,7 +11,6 @@ import pytest
 from mcp_types import CallToolResult, TextContent
 
 from broker import cli
-from broker.app import ServerStatus, SignOutResult
 from broker.cli import call as mcpcall
 from broker.config import ServerConfig
 from broker.errors import (
@@ -21,6 +20,7 @@ from broker.errors import (
     StorageUnavailable,
 )
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
+from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from broker.api.clients import ConsentRequest, Decision
-from broker.app import ServerStatus, SignOutResult
 from broker.desktop.controller import STEP_UP_TTL, Controller
 from broker.desktop.menu import Action, Command, Overall, View, overall
 from broker.errors import AuthorizationDenied, InteractionRequired
+from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
