@@ -1,6 +1,5 @@
-"""The composition root: builds the token store, the HTTP sender, the token service and sign-in
-from the configuration, and offers what the commands do with them (sign in and out, hand out
-tokens, report status). Nothing else constructs these long-lived objects.
+"""What the commands do with the broker's parts (made by :mod:`broker.root`, the composition
+root): the configured servers, sign in and out, hand out tokens, report status.
 
 A server's tokens are keyed by (issuer, client id, server URL); ``mcp-broker login`` pins the
 issuer and client id in the config file, so ``token`` and ``status`` need no network at all.
@@ -12,22 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import webbrowser
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from broker.config import (
-    Config,
-    ServerConfig,
-    add_server,
-    config_path,
-    load_config,
-    resolve_settings,
-    update_config,
-)
+from broker.config import Config, ConfigFile, ServerConfig
 from broker.errors import (
     BrokerError,
     ConfigError,
@@ -39,7 +28,7 @@ from broker.errors import (
     TokenRequestFailed,
 )
 from broker.filelock import FileLock, lock_for
-from broker.paths import BrokerPaths, broker_paths
+from broker.paths import BrokerPaths
 from broker.safetext import safe_text
 from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens.auth_servers import AuthServerCache
@@ -82,41 +71,35 @@ def is_needing_user(exc: TokenRequestFailed) -> bool:
 
 
 class Broker:
+    """What the commands, the tray, the bridge and the API do with the broker's parts: the
+    configured servers, tokens, sign-in and sign-out, status. Made by :func:`broker.root.build`,
+    which hands it its parts; it closes the store and the sender it was given."""
+
     def __init__(
         self,
         paths: BrokerPaths,
-        config_file: Path,
+        config: ConfigFile,
+        store: Store,
+        send: Sender,
         *,
-        store: Store | None = None,
-        send: Sender | None = None,
+        auth_servers: AuthServerCache,
         opener: Opener = webbrowser.open,
         sign_in_timeout: float = 300.0,
     ) -> None:
-        self.paths = paths.ensure_private_dirs()
-        self.config_file = config_file
-        settings = resolve_settings(load_config(config_file))
-        if store is None:
-            from broker.store.keyring_store import KeyringTokenStore
-
-            store = KeyringTokenStore(timeout=settings.keyring_timeout)
-        self.store: Store = store
+        self.paths = paths
+        self.config = config
+        self.config_file = config.path
+        self.store = store
         self._send = send
         self._opener = opener
         self._sign_in_timeout = sign_in_timeout
-        self._sender_lock = threading.Lock()
-        self._auth_servers = AuthServerCache(self.paths.state_dir)
+        self._auth_servers = auth_servers
         self.service = TokenService(
             self.store,
             self._refresh_grant,
             lock_factory=self._lock_for,
             stamps=FileStamps(self.paths.lock_dir),
         )
-
-    @classmethod
-    def from_environment(cls, config: str | None = None, **kwargs: object) -> Broker:
-        """Paths from ``MCP_BROKER_HOME`` (or the platform dirs), config from ``--config``."""
-        paths = broker_paths()
-        return cls(paths, config_path(paths, config), **kwargs)  # type: ignore[arg-type]
 
     def close(self) -> None:
         close = getattr(self._send, "close", None)
@@ -126,27 +109,23 @@ class Broker:
 
     @property
     def _sender(self) -> Sender:
-        with self._sender_lock:
-            if self._send is None:
-                from broker.net.limited_http import LimitedSender
-
-                self._send = LimitedSender()
-            return self._send
+        return self._send
 
     def prepare_refresh(self) -> None:
         """Load what a refresh needs (its modules, the HTTP client and its TLS context) ahead
         of time. A long-running broker calls it once it serves: done on the first refresh
         instead, under load, it kept callers waiting for seconds."""
-
-        self._sender  # noqa: B018 - created for its side effect
+        prepare = getattr(self._send, "prepare", None)  # broker.root.LazySender
+        if prepare is not None:
+            prepare()
 
     # -- configuration ------------------------------------------------------------------------
 
     def servers(self) -> tuple[ServerConfig, ...]:
-        return load_config(self.config_file).servers
+        return self.config.load().servers
 
     def server(self, url: str) -> ServerConfig:
-        found = load_config(self.config_file).get_server(url)
+        found = self.config.load().get_server(url)
         if found is None:
             raise ConfigError(f"{url} is not configured; add it with: mcp-broker add {url}")
         return found
@@ -154,7 +133,7 @@ class Broker:
     def add(self, server: ServerConfig) -> ServerConfig:
         """Add or replace a server. Replacing forgets the pinned issuer: the next sign-in
         trusts whatever authorization server the MCP server names then."""
-        add_server(self.config_file, self.paths.lock_dir, server)
+        self.config.update(lambda config: config.with_server(server))
         return self.server(server.url)
 
     def key_for(self, server: ServerConfig) -> TokenKey:
@@ -396,7 +375,7 @@ class Broker:
             current = config.get_server(server.url) or server
             return config.with_server(replace(current, **pinned))
 
-        update_config(self.config_file, self.paths.lock_dir, pin)
+        self.config.update(pin)
 
     def _probe(self, url: str) -> BearerChallenge | None:
         """The server's 401 challenge (its ``scope`` and ``resource_metadata``), if it sends one.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -266,6 +267,47 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+# -- the config file of a running process ----------------------------------------------------
+
+
+class ConfigFile:
+    """The config file as a long-lived process reads it: parsed once, and again only when the
+    file changed (its stat: inode, size, modification and change times, as
+    :class:`broker.api.clients.ClientsFile` does), so asking for a server's entry costs one
+    ``stat`` and never a parse on the token path. Writes go through :meth:`update`, under the
+    cross-process lock like every write."""
+
+    def __init__(self, path: Path, lock_dir: Path) -> None:
+        self.path = path
+        self._lock_dir = lock_dir
+        self._lock = threading.Lock()
+        self._seen: tuple[tuple[int, ...] | None, Config] | None = None
+
+    def load(self) -> Config:
+        """The current config (a missing file is an empty one). Raises :class:`ConfigError`."""
+        stamp = self._stamp()
+        with self._lock:
+            seen = self._seen
+        if seen is not None and seen[0] == stamp:
+            return seen[1]
+        config = load_config(self.path)  # checks ownership and modes again, then parses
+        with self._lock:
+            self._seen = (stamp, config)
+        return config
+
+    def update(self, change: Callable[[Config], Config]) -> Config:
+        return update_config(self.path, self._lock_dir, change)
+
+    def _stamp(self) -> tuple[int, ...] | None:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot be read ({exc.strerror})") from None
+        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ The running broker re-reads ``clients.json`` when it changes, so CLI edits apply
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -100,15 +101,18 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True)
 class ConsentRequest:
-    """What the user is asked: may ``client`` have tokens for ``resource``?"""
+    """What the user is asked: may ``client`` have tokens for ``resource``? ``answer`` takes
+    the user's decision back to the registry that asked (not part of the question: two requests
+    for the same client and server are the same question)."""
 
     client: str
     resource: str
+    answer: Callable[[Decision], None] | None = field(default=None, compare=False, repr=False)
 
 
 ConsentPrompt = Callable[[ConsentRequest], None]
-"""Shows the question and returns at once; the answer comes back via
-:meth:`ApiClients.decide`. Called at most once per pending question."""
+"""Shows the question and returns at once; the answer comes back through ``request.answer``
+(:meth:`ApiClients.decide`). Called at most once per pending question."""
 
 
 def log_consent_prompt(request: ConsentRequest) -> None:
@@ -329,7 +333,7 @@ class ApiClients:
 
     def _ask(self, request: ConsentRequest) -> None:
         try:
-            self.consent_prompt(request)
+            self.consent_prompt(replace(request, answer=functools.partial(self.decide, request)))
         except Exception:
             logger.exception("the consent prompt failed for API client %r", request.client)
             with self._lock:

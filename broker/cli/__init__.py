@@ -408,9 +408,9 @@ def _local_time(epoch: float) -> str:
 
 
 def _default_factory(args: argparse.Namespace) -> Any:
-    from broker.app import Broker
+    from broker.root import from_environment
 
-    return Broker.from_environment(args.config)
+    return from_environment(args.config).broker
 
 
 def _configure_logging(verbosity: int) -> None:
