@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broker.app import Broker, Opener, Store
-from broker.config import ConfigFile, config_path, resolve_settings
+from broker.config import ConfigFile, Settings, config_path, resolve_settings
+from broker.errors import ConfigError
 from broker.paths import BrokerPaths, broker_paths
 from broker.tokens.auth_servers import AuthServerCache
 
@@ -75,9 +76,12 @@ class LazySender:
 class Root:
     """The parts :func:`build` made. ``close()`` stops and closes them, the API first."""
 
-    def __init__(self, paths: BrokerPaths, config: ConfigFile, broker: Broker) -> None:
+    def __init__(
+        self, paths: BrokerPaths, config: ConfigFile, settings: Settings, broker: Broker
+    ) -> None:
         self.paths = paths
         self.config = config
+        self.settings = settings
         self.broker = broker
         self.api: ApiServer | None = None
 
@@ -99,15 +103,27 @@ class Root:
         another process) ends the API's one-second reuse of the token it had."""
         from broker.api.clients import ApiClients, log_consent_prompt
         from broker.api.context import log_interaction_required
-        from broker.api.server import start_api
+        from broker.api.server import ApiSettings, start_api
 
         clients = ApiClients(self.paths, consent_prompt=consent_prompt or log_consent_prompt)
-        api = start_api(
-            self.broker,
-            self.paths,
-            clients=clients,
-            on_interaction_required=on_interaction_required or log_interaction_required,
-        )
+        port = self.settings.api_port
+        try:
+            api = start_api(
+                self.broker,
+                self.paths,
+                settings=ApiSettings(port=port),
+                clients=clients,
+                on_interaction_required=on_interaction_required or log_interaction_required,
+            )
+        except OSError as exc:
+            clients.close()
+            if not port:
+                raise
+            raise ConfigError(
+                f"the token API cannot listen on 127.0.0.1:{port} (api_port in "
+                f"{self.config.path}, or MCP_BROKER_API_PORT): {exc.strerror or exc}. "
+                "Choose a free port, or 0 for any."
+            ) from None
         self.broker.service.add_listener(lambda key, status: api.forget_tokens(key.resource))
         self.api = api
         return api
@@ -133,10 +149,10 @@ def build(
     and the limited HTTP sender (an in-memory store for the smoke check; tests)."""
     paths = paths.ensure_private_dirs()
     config = ConfigFile(config_file, paths.lock_dir)
+    settings = resolve_settings(config.load())
     if store is None:
         from broker.store.keyring_store import KeyringTokenStore
 
-        settings = resolve_settings(config.load())
         store = KeyringTokenStore(timeout=settings.keyring_timeout)
     broker = Broker(
         paths,
@@ -147,7 +163,7 @@ def build(
         opener=opener,
         sign_in_timeout=sign_in_timeout,
     )
-    return Root(paths, config, broker)
+    return Root(paths, config, settings, broker)
 
 
 def from_environment(

@@ -202,7 +202,7 @@ def _add_url_command(
 def _run(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     from broker.desktop.runner import run
 
-    return run(True if args.headless else None, config=args.config)
+    return run(True if args.headless else None, config=args.config, verbose=bool(args.verbose))
 
 
 def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:

@@ -47,15 +47,23 @@ REFRESH_FINISH_TIMEOUT = 10.0
 
 
 def run(
-    headless: bool | None = None, *, config: str | None = None, demo_url: str | None = None
+    headless: bool | None = None,
+    *,
+    config: str | None = None,
+    demo_url: str | None = None,
+    verbose: bool = False,
 ) -> int:
     """Run the broker until Quit; ``headless=None`` shows the tray when a display is available.
 
+    Without ``verbose`` (``-v``) the configured ``log_level`` sets the log's level, if any.
     Returns the process exit code (:class:`AlreadyRunning`'s when another broker runs).
     """
     try:
         with hold_instance(broker_paths()) as instance:
-            return BrokerSession(instance, config, demo_url).run(headless)
+            session = BrokerSession(instance, config, demo_url)
+            if not verbose and session.root.settings.log_level is not None:
+                logging.getLogger().setLevel(session.root.settings.log_level)
+            return session.run(headless)
     except AlreadyRunning as exc:
         print(f"mcp-broker: {exc}", file=sys.stderr)
         return exc.exit_code

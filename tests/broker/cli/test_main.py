@@ -86,16 +86,19 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_no_command_runs_the_tray_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[bool | None, str | None]] = []
+    calls: list[tuple[bool | None, str | None, bool]] = []
 
-    def fake_run(headless: bool | None = None, *, config: str | None = None) -> int:
-        calls.append((headless, config))
+    def fake_run(
+        headless: bool | None = None, *, config: str | None = None, verbose: bool = False
+    ) -> int:
+        calls.append((headless, config, verbose))
         return 0
 
     monkeypatch.setattr("broker.desktop.runner.run", fake_run)
     assert cli.main([]) == 0
     assert cli.main(["--config", "/x.toml", "run", "--headless"]) == 0
-    assert calls == [(None, None), (True, "/x.toml")]
+    assert cli.main(["-v", "run"]) == 0
+    assert calls == [(None, None, False), (True, "/x.toml", False), (None, None, True)]
 
 
 def test_token_prints_only_the_token(capsys: pytest.CaptureFixture[str]) -> None:
