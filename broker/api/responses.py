@@ -69,6 +69,6 @@ def unexpected_parts(method: str, path: str, exc: BaseException) -> Parts:
 
 def response_of(parts: Parts) -> Response:
     # werkzeug sends these unchanged: it keeps the header list's order and only re-sets the
-    # Content-Length it finds (tests/api/test_token_fast_path.py compares the two ways).
+    # Content-Length it finds (tests/broker/api/test_token_fast_path.py compares the two ways).
     status_line, header_list, data = parts
     return Response(data, status_line, header_list)

@@ -25,8 +25,8 @@ from broker.errors import (
     StorageLocked,
     as_answered,
 )
-from tests.api.conftest import Api
-from tests.api.fakes import SERVER_A
+from tests.broker.api.conftest import Api
+from tests.broker.api.fakes import SERVER_A
 
 
 def _tree(cls: type[BrokerError] = BrokerError) -> Iterator[type[BrokerError]]:
