@@ -40,10 +40,10 @@ from broker.tokens.tokenset import TokenKey, TokenSet
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
 # `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
 if TYPE_CHECKING:
+    from broker.net.limited_http import Sender
     from broker.oauth.discovery import Discovered
     from broker.oauth.registration import ClientCredentials
     from broker.oauth.www_authenticate import BearerChallenge
-    from broker.signin.discovery import Sender
     from broker.signin.login import ClientRegistry, SignInOptions
 
 logger = logging.getLogger(__name__)
