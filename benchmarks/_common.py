@@ -31,10 +31,10 @@ if str(ROOT) not in sys.path:
 import httpx2  # noqa: E402
 
 from broker.api.endpoint import Endpoint, read_endpoint  # noqa: E402
-from broker.app import Broker  # noqa: E402
 from broker.cli.demo import CLIENT_ID, follow_to_callback  # noqa: E402
 from broker.config import ServerConfig  # noqa: E402
 from broker.paths import BrokerPaths, broker_paths  # noqa: E402
+from broker.root import build  # noqa: E402
 from tests.e2e.conftest import DemoStack, demo_stack  # noqa: E402
 from tests.support.secret_service import SecretServiceDaemons  # noqa: E402
 
@@ -81,7 +81,7 @@ def quiet_stderr(log: Path) -> Iterator[None]:
 def sign_in(home: Path, mcp_url: str, **broker_options: Any) -> BrokerPaths:
     """Add the demo server to a broker home and sign in (auto-login, no browser)."""
     paths = broker_paths({"MCP_BROKER_HOME": str(home)})
-    broker = Broker(paths, paths.config_file, opener=follow_to_callback, **broker_options)
+    broker = build(paths, paths.config_file, opener=follow_to_callback, **broker_options).broker
     try:
         broker.add(ServerConfig(mcp_url, client_id=CLIENT_ID, provider="cognito"))
         broker.login(mcp_url)

@@ -36,9 +36,9 @@ import _common as common
 import httpx2
 from _common import Result, parse_wrk
 
-from broker.app import Broker
 from broker.cli.demo import CLIENT_ID, follow_to_callback
 from broker.config import ServerConfig
+from broker.root import build
 from broker.store.memory import MemoryTokenStore
 from demo_server import idp
 from demo_server.idp.settings import IdpSettings, ResourceServerConfig
@@ -97,7 +97,9 @@ def servers(workdir: Path) -> Iterator[tuple[str, ServerProcess, ServerProcess]]
 def access_token(workdir: Path, url: str) -> str:
     """Sign in with the broker library (tokens in memory) and take its access token."""
     paths = common.broker_paths({"MCP_BROKER_HOME": str(workdir / "home")})
-    broker = Broker(paths, paths.config_file, store=MemoryTokenStore(), opener=follow_to_callback)
+    broker = build(
+        paths, paths.config_file, store=MemoryTokenStore(), opener=follow_to_callback
+    ).broker
     try:
         broker.add(ServerConfig(url, client_id=CLIENT_ID, provider="cognito"))
         broker.login(url)

@@ -1,6 +1,5 @@
-"""The composition root: builds the token store, the HTTP sender, the token service and sign-in
-from the configuration, and offers what the commands do with them (sign in and out, hand out
-tokens, report status). Nothing else constructs these long-lived objects.
+"""What the commands do with the broker's parts (made by :mod:`broker.root`, the composition
+root): the configured servers, sign in and out, hand out tokens, report status.
 
 A server's tokens are keyed by (issuer, client id, server URL); ``mcp-broker login`` pins the
 issuer and client id in the config file, so ``token`` and ``status`` need no network at all.
@@ -12,22 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import webbrowser
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from functools import partial
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from broker.config import (
-    ServerConfig,
-    add_server,
-    config_path,
-    load_config,
-    resolve_settings,
-    update_config,
-)
+from broker.config import ConfigFile, ServerConfig
 from broker.errors import (
     ConfigError,
     DiscoveryError,
@@ -37,13 +26,14 @@ from broker.errors import (
     TokenRequestFailed,
 )
 from broker.filelock import FileLock, lock_for
-from broker.paths import BrokerPaths, broker_paths
+from broker.paths import BrokerPaths
 from broker.signin.flow import SignInFlow
 from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens.auth_servers import AuthServerCache
 from broker.tokens.grant import RefreshGrant, configured_client
 from broker.tokens.service import KeyStatus, State, TokenService
 from broker.tokens.stamps import FileStamps
+from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
@@ -51,7 +41,7 @@ from broker.tokens.tokenset import TokenKey, TokenSet
 if TYPE_CHECKING:
     import httpx2
 
-    from broker.signin.discovery import Sender
+    from broker.net.limited_http import Sender
 
 logger = logging.getLogger(__name__)
 
@@ -65,52 +55,28 @@ class Store(TokenStore, ClientSecretStore, Protocol):
 REFRESH_LOCK_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
-class ServerStatus:
-    """One configured server as ``status`` shows it: never a token."""
-
-    url: str
-    state: str
-    issuer: str | None = None
-    client_id: str | None = None
-    provider: str = "auto"
-    reason: str | None = None
-    expires_at: float | None = None
-    scope: str | None = None
-    user: str | None = None
-    """Who is signed in (display only; from the ID token or a Cognito access token)."""
-
-
-@dataclass(frozen=True)
-class SignOutResult:
-    removed: int
-    revoked: int
-    revocation_supported: bool
-    problem: str | None = None
-
-
 class Broker:
+    """What the commands, the tray, the bridge and the API do with the broker's parts: the
+    configured servers, tokens, sign-in and sign-out, status. Made by :func:`broker.root.build`,
+    which hands it its parts; it closes the store and the sender it was given."""
+
     def __init__(
         self,
         paths: BrokerPaths,
-        config_file: Path,
+        config: ConfigFile,
+        store: Store,
+        send: Sender,
         *,
-        store: Store | None = None,
-        send: Sender | None = None,
+        auth_servers: AuthServerCache,
         opener: Opener = webbrowser.open,
         sign_in_timeout: float = 300.0,
     ) -> None:
-        self.paths = paths.ensure_private_dirs()
-        self.config_file = config_file
-        settings = resolve_settings(load_config(config_file))
-        if store is None:
-            from broker.store.keyring_store import KeyringTokenStore
-
-            store = KeyringTokenStore(timeout=settings.keyring_timeout)
-        self.store: Store = store
+        self.paths = paths
+        self.config = config
+        self.config_file = config.path
+        self.store = store
         self._send = send
-        self._sender_lock = threading.Lock()
-        self._auth_servers = AuthServerCache(self.paths.state_dir)
+        self._auth_servers = auth_servers
         self.grant = RefreshGrant(self._send_one, self._auth_servers, self.servers, self.store)
         self.service = TokenService(
             self.store,
@@ -125,16 +91,10 @@ class Broker:
             auth_servers=self._auth_servers,
             secrets=self.store,
             server=self.server,
-            update_config=partial(update_config, self.config_file, self.paths.lock_dir),
+            update_config=self.config.update,
             opener=opener,
             timeout=sign_in_timeout,
         )
-
-    @classmethod
-    def from_environment(cls, config: str | None = None, **kwargs: object) -> Broker:
-        """Paths from ``MCP_BROKER_HOME`` (or the platform dirs), config from ``--config``."""
-        paths = broker_paths()
-        return cls(paths, config_path(paths, config), **kwargs)  # type: ignore[arg-type]
 
     def close(self) -> None:
         close = getattr(self._send, "close", None)
@@ -144,19 +104,14 @@ class Broker:
 
     @property
     def _sender(self) -> Sender:
-        with self._sender_lock:
-            if self._send is None:
-                from broker.signin.discovery import LimitedSender
-
-                self._send = LimitedSender()
-            return self._send
+        return self._send
 
     def _send_one(self, request: httpx2.Request) -> httpx2.Response:
         return self._sender(request)
 
     def _head_of(self, request: httpx2.Request) -> httpx2.Response:
         """Status and headers only, within the sender's limits (the body might be a stream)."""
-        from broker.signin.discovery import LimitedSender
+        from broker.net.limited_http import LimitedSender
 
         probe = LimitedSender(limits=getattr(self._send, "limits", None))
         try:
@@ -168,16 +123,17 @@ class Broker:
         """Load what a refresh needs (its modules, the HTTP client and its TLS context) ahead
         of time. A long-running broker calls it once it serves: done on the first refresh
         instead, under load, it kept callers waiting for seconds."""
-
-        self._sender  # noqa: B018 - created for its side effect
+        prepare = getattr(self._send, "prepare", None)  # broker.root.LazySender
+        if prepare is not None:
+            prepare()
 
     # -- configuration ------------------------------------------------------------------------
 
     def servers(self) -> tuple[ServerConfig, ...]:
-        return load_config(self.config_file).servers
+        return self.config.load().servers
 
     def server(self, url: str) -> ServerConfig:
-        found = load_config(self.config_file).get_server(url)
+        found = self.config.load().get_server(url)
         if found is None:
             raise ConfigError(f"{url} is not configured; add it with: mcp-broker add {url}")
         return found
@@ -185,7 +141,7 @@ class Broker:
     def add(self, server: ServerConfig) -> ServerConfig:
         """Add or replace a server. Replacing forgets the pinned issuer: the next sign-in
         trusts whatever authorization server the MCP server names then."""
-        add_server(self.config_file, self.paths.lock_dir, server)
+        self.config.update(lambda config: config.with_server(server))
         return self.server(server.url)
 
     def key_for(self, server: ServerConfig) -> TokenKey:

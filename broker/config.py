@@ -1,7 +1,9 @@
 """The broker's config file (TOML): broker settings and the MCP servers it signs in to.
 
-    [broker]
-    log_level = "INFO"            # optional; see SETTINGS for every key and its env variable
+    [broker]                      # optional; each key also has an environment variable
+    log_level = "INFO"            # the running broker's log (`mcp-broker run`); -v wins
+    keyring_timeout = 10          # seconds a keyring call may take
+    api_port = 0                  # the token API's port on 127.0.0.1 (0: any free one)
 
     [[servers]]
     url = "https://mcp.example.com/mcp"     # canonical MCP server URL (the RFC 8707 resource)
@@ -26,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -77,9 +80,14 @@ class ServerConfig:
 class Settings:
     """Broker-wide settings after precedence is applied (see :func:`resolve_settings`)."""
 
-    log_level: str = "INFO"
+    #: The log level of the running broker (``mcp-broker run``) when no ``-v`` is given; None:
+    #: the command's own (warnings, or ``-v``/``-vv``).
+    log_level: str | None = None
+    #: Seconds a keyring call may take before the broker gives up on it.
     keyring_timeout: float = 10.0
-    api_port: int = 0  # 0: any free port, published in endpoint.json
+    #: The token API's port on 127.0.0.1; 0: any free one. Clients find it in endpoint.json
+    #: either way; a fixed port is taken only if free (the broker does not start otherwise).
+    api_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ def config_path(paths: BrokerPaths, argument: str | Path | None = None) -> Path:
 
 
 def _first_set(*candidates: Any) -> Any:
-    return next(c for c in candidates if c is not None)
+    return next((c for c in candidates if c is not None), None)
 
 
 def _from_env(environ: Mapping[str, str], spec: _Setting) -> Any:
@@ -165,9 +173,12 @@ def _validated_settings(values: Mapping[str, Any], where: str) -> Settings:
         raise ConfigError(f"{where}: keyring_timeout must be a number of seconds in (0, 3600]")
     if not _is_int(port) or not 0 <= port <= 65535:
         raise ConfigError(f"{where}: api_port must be an integer in 0..65535")
-    if not isinstance(level, str) or level.upper() not in logging.getLevelNamesMapping():
+    if level is not None and (
+        not isinstance(level, str) or level.upper() not in logging.getLevelNamesMapping()
+    ):
         raise ConfigError(f"{where}: log_level must be a logging level name such as INFO")
-    return Settings(log_level=level.upper(), keyring_timeout=float(timeout), api_port=port)
+    log_level = None if level is None else level.upper()
+    return Settings(log_level=log_level, keyring_timeout=float(timeout), api_port=port)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -266,6 +277,47 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+# -- the config file of a running process ----------------------------------------------------
+
+
+class ConfigFile:
+    """The config file as a long-lived process reads it: parsed once, and again only when the
+    file changed (its stat: inode, size, modification and change times, as
+    :class:`broker.api.clients.ClientsFile` does), so asking for a server's entry costs one
+    ``stat`` and never a parse on the token path. Writes go through :meth:`update`, under the
+    cross-process lock like every write."""
+
+    def __init__(self, path: Path, lock_dir: Path) -> None:
+        self.path = path
+        self._lock_dir = lock_dir
+        self._lock = threading.Lock()
+        self._seen: tuple[tuple[int, ...] | None, Config] | None = None
+
+    def load(self) -> Config:
+        """The current config (a missing file is an empty one). Raises :class:`ConfigError`."""
+        stamp = self._stamp()
+        with self._lock:
+            seen = self._seen
+        if seen is not None and seen[0] == stamp:
+            return seen[1]
+        config = load_config(self.path)  # checks ownership and modes again, then parses
+        with self._lock:
+            self._seen = (stamp, config)
+        return config
+
+    def update(self, change: Callable[[Config], Config]) -> Config:
+        return update_config(self.path, self._lock_dir, change)
+
+    def _stamp(self) -> tuple[int, ...] | None:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot be read ({exc.strerror})") from None
+        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 # -- writing ---------------------------------------------------------------------------------

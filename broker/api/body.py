@@ -14,8 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from broker.api.errors import InvalidRequest
-from broker.errors import ConfigError
+from broker.errors import ConfigError, InvalidRequest
 from broker.oauth.resource import canonical_resource
 
 MAX_MIN_VALID = 86400

@@ -13,9 +13,7 @@
   API never waits for the answer: it says ``consent_required`` at once and the client retries.
   Headless, the default prompt logs one line naming the client and the command that allows it:
   ``mcp-broker clients allow NAME URL``. "Always" is stored; "deny" lasts until the broker stops.
-- The **audit log** (``audit.log``, JSON lines, 0600) records time, client, resource and outcome,
-  never a token. Repeats of one (client, resource, outcome) are folded into one line per minute
-  with a ``count``, so a busy client does not grow the file per request.
+- Every answer is recorded in the **audit log** (:mod:`broker.api.audit`), never a token.
 
 The running broker re-reads ``clients.json`` when it changes, so CLI edits apply at once.
 """
@@ -23,31 +21,30 @@ The running broker re-reads ``clients.json`` when it changes, so CLI edits apply
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
-import itertools
 import json
 import logging
-import os
 import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from broker.api.audit import AuditLog
 from broker.errors import ConfigError
 from broker.filelock import lock_for
 from broker.oauth.resource import canonical_resource
-from broker.paths import ensure_private_dir, open_private, write_private_file
+from broker.paths import BrokerPaths, ensure_private_dir, write_private_file
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CLIENT = "default"
 CLIENTS_FILE = "clients.json"
-AUDIT_FILE = "audit.log"
 SECRET_PREFIX = "mcpb_"  # noqa: S105 - a prefix, not a secret
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ONCE_LIFETIME = 600.0  # seconds an "allow once" waits for the client's retry
@@ -104,15 +101,18 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True)
 class ConsentRequest:
-    """What the user is asked: may ``client`` have tokens for ``resource``?"""
+    """What the user is asked: may ``client`` have tokens for ``resource``? ``answer`` takes
+    the user's decision back to the registry that asked (not part of the question: two requests
+    for the same client and server are the same question)."""
 
     client: str
     resource: str
+    answer: Callable[[Decision], None] | None = field(default=None, compare=False, repr=False)
 
 
 ConsentPrompt = Callable[[ConsentRequest], None]
-"""Shows the question and returns at once; the answer comes back via
-:meth:`ApiClients.decide`. Called at most once per pending question."""
+"""Shows the question and returns at once; the answer comes back through ``request.answer``
+(:meth:`ApiClients.decide`). Called at most once per pending question."""
 
 
 def log_consent_prompt(request: ConsentRequest) -> None:
@@ -232,106 +232,6 @@ class ClientsFile:
         self.update(allow)
 
 
-# -- the audit log ----------------------------------------------------------------------------
-
-
-class AuditLog:
-    """JSON lines of which client asked for which server, and what it got. Never a token.
-
-    The same (client, resource, outcome) is written at most once per ``fold_seconds``; the next
-    line for it carries ``count``, the number of events it stands for.
-    """
-
-    MAX_BYTES = 1024 * 1024
-
-    def __init__(self, path: Path, fold_seconds: float = 60.0) -> None:
-        self.path = path
-        self.fold_seconds = fold_seconds
-        self._lock = threading.Lock()
-        self._slots: dict[tuple[str, str, str], _Slot] = {}
-
-    def record(self, client: str, resource: str, outcome: str) -> None:
-        key = (client, resource[:2048], outcome)
-        now = time.monotonic()
-        # A repeat takes no lock: a contended lock on every token request costs tail latency.
-        if self._fold(key, now):
-            return
-        with self._lock:
-            if self._fold(key, now):
-                return
-            old = self._slots.get(key)
-            self._slots[key] = _Slot(now)
-            self._write(key, 1 + (old.taken() if old else 0))
-
-    def flush(self) -> None:
-        """Write the folded counts not yet written (at shutdown)."""
-        with self._lock:
-            for key, slot in list(self._slots.items()):
-                folded = slot.taken()
-                if folded:
-                    self._write(key, folded)
-            self._slots.clear()
-
-    def _fold(self, key: tuple[str, str, str], now: float) -> bool:
-        slot = self._slots.get(key)
-        if slot is None or now - slot.written_at >= self.fold_seconds:
-            return False
-        next(slot.hits)  # atomic in CPython
-        return True
-
-    def _write(self, key: tuple[str, str, str], count: int) -> None:
-        client, resource, outcome = key
-        line = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "client": client,
-            "resource": resource,
-            "outcome": outcome,
-            "count": count,
-        }
-        try:
-            self._rotate_if_big()
-            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-            with os.fdopen(fd, "a", encoding="utf-8") as out:
-                out.write(json.dumps(line, ensure_ascii=True) + "\n")
-        except OSError as exc:
-            logger.warning("could not write the audit log %s: %s", self.path, exc)
-
-    def _rotate_if_big(self) -> None:
-        try:
-            if self.path.stat().st_size > self.MAX_BYTES:
-                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        except FileNotFoundError:
-            pass
-
-
-class _Slot:
-    """When a (client, resource, outcome) line was last written, and the repeats since."""
-
-    def __init__(self, written_at: float) -> None:
-        self.written_at = written_at
-        self.hits = itertools.count()
-
-    def taken(self) -> int:
-        """The number of repeats counted (call once: it counts itself, then subtracts)."""
-        return next(self.hits)
-
-
-def read_audit_log(path: Path) -> Iterator[dict[str, Any]]:
-    """The audit log's entries, oldest first (the rotated file, then the current one)."""
-    for candidate in (path.with_name(path.name + ".1"), path):
-        try:
-            lines = candidate.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(entry, dict):
-                yield entry
-
-
 # -- the registry the API asks ----------------------------------------------------------------
 
 
@@ -340,15 +240,14 @@ class ApiClients:
 
     def __init__(
         self,
-        state_dir: Path,
+        paths: BrokerPaths,
         *,
-        lock_dir: Path,
         default_secret: str | None = None,
         consent_prompt: ConsentPrompt = log_consent_prompt,
     ) -> None:
-        ensure_private_dir(state_dir)
-        self.file = ClientsFile(state_dir, lock_dir)
-        self.audit = AuditLog(state_dir / AUDIT_FILE)
+        ensure_private_dir(paths.state_dir)
+        self.file = ClientsFile(paths.state_dir, paths.lock_dir)
+        self.audit = AuditLog(paths.audit_log)
         self.default_secret = default_secret or new_secret()
         self._default = Client(DEFAULT_CLIENT, secret_digest(self.default_secret))
         self.consent_prompt = consent_prompt
@@ -434,7 +333,7 @@ class ApiClients:
 
     def _ask(self, request: ConsentRequest) -> None:
         try:
-            self.consent_prompt(request)
+            self.consent_prompt(replace(request, answer=functools.partial(self.decide, request)))
         except Exception:
             logger.exception("the consent prompt failed for API client %r", request.client)
             with self._lock:

@@ -280,16 +280,8 @@ def _json(body: bytes) -> dict[str, Any]:
 
 
 def _error_for(status: int, doc: dict[str, Any]) -> errors.BrokerError:
+    """The :mod:`broker.errors` class that answers with this status and code, as the API's
+    own answers are made (:func:`broker.errors.from_wire`)."""
     code = str(doc.get("error", ""))
     text = safe_text(str(doc.get("error_description", code)), 500)
-    if code == "interaction_required":
-        return errors.InteractionRequired(text)
-    if code == "consent_required":
-        return errors.ConsentRequired(text)
-    if code == "access_denied":
-        return errors.ClientNotAllowed(text)
-    if code == "invalid_target":
-        return errors.ConfigError(text)
-    if code == "temporarily_unavailable":
-        return errors.ServerUnreachable(text)
-    return errors.LocalApiError(f"the broker refused: {code or status}: {text}", code, status)
+    return errors.from_wire(status, code, text)

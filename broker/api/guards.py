@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from broker.api.errors import Forbidden, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from broker.errors import InvalidRequest, PayloadTooLarge, RequestForbidden, UnsupportedMediaType
 from broker.signin.loopback_hosts import allowed_hosts
 
 __all__ = ["MAX_BODY_BYTES", "allowed_hosts", "bearer_secret", "check_request"]
@@ -53,20 +53,22 @@ _RELAY_HEADERS = (
 def check_request(environ: Mapping[str, Any], hosts: frozenset[str]) -> None:
     """Raise the HTTP error for the first rule ``environ`` breaks; return if it breaks none."""
     if environ.get("HTTP_HOST") not in hosts:
-        raise Forbidden("the Host header must be 127.0.0.1:PORT or localhost:PORT")
+        raise RequestForbidden("the Host header must be 127.0.0.1:PORT or localhost:PORT")
     for name in _BROWSER_HEADERS:
         if name in environ:
-            raise Forbidden("browser requests are not served (Origin, Sec-Fetch-*, CORS)")
+            raise RequestForbidden("browser requests are not served (Origin, Sec-Fetch-*, CORS)")
     for name in _RELAY_HEADERS:
         if name in environ:
-            raise Forbidden("relayed requests are not served (Forwarded, X-Forwarded-*, Via)")
+            raise RequestForbidden(
+                "relayed requests are not served (Forwarded, X-Forwarded-*, Via)"
+            )
     method = environ.get("REQUEST_METHOD")
     if method == "OPTIONS":
-        raise Forbidden("OPTIONS and CORS preflight requests are not served")
+        raise RequestForbidden("OPTIONS and CORS preflight requests are not served")
     if environ.get("QUERY_STRING"):
         raise InvalidRequest("query strings are not accepted: never put a secret in a URL")
     if environ.get("HTTP_X_MCP_BROKER") != "1":
-        raise Forbidden(f"the {BROKER_HEADER}: 1 header is required")
+        raise RequestForbidden(f"the {BROKER_HEADER}: 1 header is required")
     if method == "POST":
         _check_body(environ)
 

@@ -36,7 +36,8 @@ STUCK_AFTER = 0.5  # seconds: a call waiting this long means the token side is s
 
 
 class StatusRow(Protocol):
-    """One server as ``/v1/status`` shows it (``broker.app.ServerStatus``): never a token."""
+    """One server as ``/v1/status`` shows it (a ``broker.tokens.status.ServerStatus``): never
+    a token."""
 
     @property
     def url(self) -> str: ...

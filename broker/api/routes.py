@@ -9,10 +9,11 @@ import time
 
 from flask import Blueprint, Response, request
 
-from broker.api import errors
-from broker.api.app import api_context, json_response
+from broker import errors
+from broker.api.context import api_context
 from broker.api.endpoint import hello_proof
 from broker.api.openapi import openapi_document
+from broker.api.responses import json_response
 from broker.api.token import answer_token, bounded
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")

@@ -33,17 +33,13 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
-from broker.api.app import (
-    EXTENSION,
-    InteractionHook,
-    create_app,
-    json_parts,
-    log_interaction_required,
-)
+from broker.api.app import create_app
 from broker.api.clients import ApiClients, ConsentPrompt, log_consent_prompt
+from broker.api.context import EXTENSION, InteractionHook, log_interaction_required
 from broker.api.endpoint import Endpoint, remove_endpoint, write_endpoint
 from broker.api.guards import MAX_BODY_BYTES
 from broker.api.provider import BoundedCalls, RecentTokens, TokenProvider
+from broker.api.responses import json_parts
 from broker.paths import BrokerPaths, broker_paths
 
 logger = logging.getLogger(__name__)
@@ -236,9 +232,7 @@ def start_api(
     settings = settings or ApiSettings()
     paths = (paths or broker_paths()).ensure_private_dirs()
     if clients is None:
-        clients = ApiClients(
-            paths.state_dir, consent_prompt=consent_prompt, lock_dir=paths.lock_dir
-        )
+        clients = ApiClients(paths, consent_prompt=consent_prompt)
     sock = bind_loopback(settings.port)
     port = int(sock.getsockname()[1])
     calls = BoundedCalls(workers=settings.threads)

@@ -2,14 +2,15 @@
 
 :func:`answer_token` is the endpoint: authenticate, parse the body strictly, check the client's
 scope and consent, take the token (recent or from the provider), write the audit record. It
-returns the 200 body or raises the :class:`~broker.api.errors.HttpError` to answer with.
+returns the 200 body or raises the :class:`~broker.errors.BrokerError` to answer with (its
+class says how, :mod:`broker.errors`).
 
 :func:`token_fast_path` serves exactly ``POST /v1/token`` without Flask: a cached-token request
 does little work of its own, and Flask's routing, request context and response object cost more
 than all of it (a bare Flask view is the benchmark's baseline, README "Benchmarks"). It sits
 behind the request guards like every other request and calls the same :func:`answer_token`;
-its responses come from :func:`broker.api.app.json_parts`, as the Flask views' do, so the status
-line, headers and body are byte for byte what the Flask view of the same request gives
+its responses come from :func:`broker.api.responses.json_parts`, as the Flask views' do, so the
+status line, headers and body are byte for byte what the Flask view of the same request gives
 (``tests/broker/api/test_token_fast_path.py`` runs one request matrix through both).
 """
 
@@ -20,12 +21,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from broker import errors as broker_errors
-from broker.api import errors
-from broker.api.app import ApiContext, WsgiApp, error_parts, json_parts, send, unexpected_parts
+from broker import errors
 from broker.api.body import TokenRequest, parse_token_request
 from broker.api.clients import Client, Verdict
+from broker.api.context import ApiContext
 from broker.api.provider import Busy
+from broker.api.responses import WsgiApp, error_parts, json_parts, send, unexpected_parts
 from broker.hints import login_command
 from broker.oauth.scopes import is_scope_of
 from broker.tokens.tokenset import TokenSet
@@ -58,7 +59,7 @@ def token_fast_path(wsgi_app: WsgiApp, ctx: ApiContext) -> WsgiApp:
             return wsgi_app(environ, start_response)
         try:
             parts = json_parts(200, answer_token(ctx, environ))
-        except errors.HttpError as exc:
+        except errors.BrokerError as exc:
             parts = error_parts(exc)
         except Exception as exc:
             parts = unexpected_parts("POST", TOKEN_PATH, exc)
@@ -81,9 +82,7 @@ def bounded(ctx: ApiContext, key: str, fn: Callable[[], T]) -> T:
     try:
         return ctx.calls.call(key, fn, ctx.call_timeout)
     except Busy as exc:
-        raise errors.TemporarilyUnavailable(
-            f"{exc} (a keyring prompt may be waiting); retry"
-        ) from None
+        raise errors.ApiBusy(f"{exc} (a keyring prompt may be waiting); retry") from None
 
 
 def _authorize(ctx: ApiContext, client: Client, resource: str) -> None:
@@ -97,8 +96,8 @@ def _authorize(ctx: ApiContext, client: Client, resource: str) -> None:
             f"being asked (or run: mcp-broker clients allow {client.name} {resource})"
         )
     if verdict is Verdict.DENIED:
-        raise errors.AccessDenied("the user denied this client this server")
-    raise errors.AccessDenied(f"client {client.name!r} is not allowed this server")
+        raise errors.ClientNotAllowed("the user denied this client this server")
+    raise errors.ClientNotAllowed(f"client {client.name!r} is not allowed this server")
 
 
 def _fetch(ctx: ApiContext, client: Client, wanted: TokenRequest) -> TokenSet:
@@ -128,37 +127,22 @@ def _ask_provider(ctx: ApiContext, client: Client, wanted: TokenRequest) -> Toke
     try:
         call = functools.partial(ctx.provider.token, wanted.resource, wanted.min_valid)
         tokens = bounded(ctx, f"token {wanted.min_valid} {wanted.resource}", call)
-    except errors.TemporarilyUnavailable:
+    except errors.ApiBusy:
         ctx.recent.forget(wanted.resource)
         raise
-    except broker_errors.BrokerError as exc:
+    except errors.BrokerError as exc:
+        # Answered as its class says (broker/errors.py); the message was written to be shown.
         ctx.recent.forget(wanted.resource)
-        ctx.clients.audit.record(client.name, wanted.resource, _outcome(exc))
-        if isinstance(exc, broker_errors.AuthorizationError):
+        ctx.clients.audit.record(client.name, wanted.resource, exc.wire_error)
+        if isinstance(exc, errors.AuthorizationError):
             ctx.interaction_required(wanted.resource, client.name)
-        raise _http_error_for(exc) from None
+        raise
     if tokens.key.resource != wanted.resource:
         # Never hand out a token kept for another server, whatever the token side did (#20, #30).
         ctx.clients.audit.record(client.name, wanted.resource, "wrong_resource")
-        raise errors.ServerError("the token side answered for another server; refused")
+        raise errors.ApiServerError("the token side answered for another server; refused")
     ctx.recent.put(wanted.resource, tokens)
     return tokens
-
-
-def _http_error_for(exc: broker_errors.BrokerError) -> errors.HttpError:
-    message = str(exc)  # BrokerError messages are written to be shown
-    if isinstance(exc, broker_errors.InsufficientScope):
-        return errors.InsufficientScope(message)
-    if isinstance(exc, broker_errors.AuthorizationError):
-        return errors.InteractionRequired(message)
-    if isinstance(exc, broker_errors.ConfigError):
-        return errors.InvalidTarget(message)
-    retry = 5 if isinstance(exc, broker_errors.StorageError) else 10
-    return errors.TemporarilyUnavailable(message, retry_after=retry)
-
-
-def _outcome(exc: broker_errors.BrokerError) -> str:
-    return _http_error_for(exc).error
 
 
 def _token_body(tokens: TokenSet, resource: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from broker.bridge.tokens import (
     missing_scopes,
     sign_in_hint,
 )
-from broker.errors import InsufficientScope, InteractionRequired, LocalApiError
+from broker.errors import InsufficientScope, InteractionRequired
 from broker.oauth.scopes import union_scopes
 
 if TYPE_CHECKING:
@@ -47,9 +47,7 @@ class ApiTokens:
         scope = union_scopes(self._scope, challenged_scope)
         try:
             return self._ask(MIN_VALID_SECONDS, scope)
-        except LocalApiError as exc:
-            if exc.error != "insufficient_scope":
-                raise
+        except InsufficientScope:
             raise InsufficientScope(
                 f"{self.resource} needs the scope {' '.join(sorted(missing))}, which the current "
                 f"sign-in lacks; {sign_in_hint(self.resource, sorted(missing))} to grant it"

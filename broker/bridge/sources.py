@@ -86,10 +86,10 @@ def open_token_source(resource: str, config: str | None = None) -> TokenSource:
         return ApiTokens(resource)
 
     def open_library() -> TokenSource:
-        from broker.app import Broker
+        from broker.root import from_environment
 
         # Not even checking that the server is configured: every request is then answered
         # with what to do, which an MCP client shows, where an exiting server shows little.
-        return LibraryTokens(Broker.from_environment(config), resource)
+        return LibraryTokens(from_environment(config).broker, resource)
 
     return BrokerTokens(resource, open_api, open_library)

@@ -76,7 +76,7 @@ def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.
     error = {
         "code": SIGN_IN_REQUIRED if needs_user else BROKER_UNAVAILABLE,
         "message": text,
-        "data": {"resource": resource, "reason": getattr(exc, "error", None) or type(exc).__name__},
+        "data": {"resource": resource, "reason": _reason(exc, needs_user)},
     }
     body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error})
     return httpx2.Response(
@@ -85,3 +85,12 @@ def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.
         content=body.encode(),
         request=request,
     )
+
+
+def _reason(exc: BrokerError, needs_user: bool) -> str:
+    """The authorization server's own code where it gave one, else the token API's code for a
+    sign-in the user must do (:mod:`broker.errors`), else the error's name."""
+    code = getattr(exc, "error", None)  # TokenRequestFailed, AuthorizationDenied: the AS's
+    if isinstance(code, str) and code:
+        return code
+    return exc.wire_error if needs_user else type(exc).__name__

@@ -1,7 +1,7 @@
 """``mcp-broker``: sign in to OAuth-protected MCP servers and hand their tokens to local clients.
 
 Exit codes: 0 success, 1 other failure, 2 usage error, 3 bad configuration, 4 sign-in required,
-5 server unreachable (see :mod:`broker.errors`).
+5 cannot answer now (retry later), 6 a broker already runs (see :mod:`broker.errors`).
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def _add_url_command(
 def _run(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     from broker.desktop.runner import run
 
-    return run(True if args.headless else None, config=args.config)
+    return run(True if args.headless else None, config=args.config, verbose=bool(args.verbose))
 
 
 def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
@@ -408,9 +408,9 @@ def _local_time(epoch: float) -> str:
 
 
 def _default_factory(args: argparse.Namespace) -> Any:
-    from broker.app import Broker
+    from broker.root import from_environment
 
-    return Broker.from_environment(args.config)
+    return from_environment(args.config).broker
 
 
 def _configure_logging(verbosity: int) -> None:

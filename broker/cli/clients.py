@@ -16,7 +16,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any, TextIO
 
-from broker.api.clients import ClientsFile, read_audit_log
+from broker.api.audit import read_audit_log
+from broker.api.clients import ClientsFile
 from broker.paths import BrokerPaths, broker_paths
 from broker.safetext import safe_text
 

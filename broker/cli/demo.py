@@ -175,10 +175,10 @@ def _interactive(args: argparse.Namespace, out: TextIO) -> int:
     _require_keyring()
     port, idp_port = args.port or DEFAULT_PORT, args.idp_port or DEFAULT_IDP_PORT
     with _stack(_stack_settings(args, port, idp_port, args.auto_login)) as stack:
-        from broker.app import Broker
+        from broker.root import from_environment
 
         url = stack.server.url
-        broker = Broker.from_environment(args.config, opener=_browser_or_print(out))
+        broker = from_environment(args.config, opener=_browser_or_print(out)).broker
         try:
             _configure(broker, url)
             other = _other_broker(broker.paths)
@@ -366,20 +366,20 @@ def _smoke_home(
 
 
 def _smoke_broker(paths: BrokerPaths, config_file: Path, ephemeral: bool) -> Broker:
-    from broker.app import Broker
+    from broker.root import build
 
     store = None
     if ephemeral:
         from broker.store.memory import MemoryTokenStore
 
         store = MemoryTokenStore()
-    return Broker(
+    return build(
         paths,
         config_file,
         store=store,
         opener=follow_to_callback,
         sign_in_timeout=SMOKE_SIGN_IN_TIMEOUT,
-    )
+    ).broker
 
 
 def follow_to_callback(url: str) -> bool:

@@ -13,7 +13,9 @@ and a token is taken where it is cheapest:
 2. else (no broker running, or its ``endpoint.json`` is stale) from the broker library, which
    reads the keyring and refreshes as needed.
 
-Either way the output, error messages and exit codes are those of :mod:`broker.cli`.
+Either way the output, error messages and exit codes are the same: the library's errors are
+raised as the API would answer them (:func:`broker.errors.as_answered`), so a refused refresh
+exits 4 and a locked keyring 5 on both paths (:data:`HELPER_EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TextIO
 
 from broker import __version__
+from broker.errors import BrokerError, as_answered
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +39,15 @@ DESCRIPTION = (
 )
 EPILOG = """\
 exit codes: 0 ok, 1 failure, 2 usage, 3 bad configuration, 4 sign-in required,
-5 server unreachable. MCP_BROKER_HOME=<dir> keeps config, state and locks in <dir>.
+5 cannot answer now (a server, the keyring or the broker; retry later), 6 a broker
+already runs. MCP_BROKER_HOME=<dir> keeps config, state and locks in <dir>.
 """
+HELPER_EXIT_CODES = (
+    "Exit codes, the same whether the running broker or the keyring answered: 0 printed, 3 the "
+    "server is not configured (or the config is bad), 4 sign in first (never signed in, or the "
+    "sign-in was refused at refresh), 5 cannot answer now: the authorization server, the keyring "
+    "or the broker is unreachable, locked or busy (retry later), 1 anything else."
+)
 
 
 class AccessToken(Protocol):
@@ -96,7 +106,7 @@ def configure_token_parser(
 ) -> argparse.ArgumentParser:
     description = (
         "Prints a current access token for the server on stdout and nothing else, refreshing "
-        "it first when needed. Exits 4 when you must sign in."
+        "it first when needed. " + HELPER_EXIT_CODES
     )
     parser = subparsers.add_parser(
         "token",
@@ -123,8 +133,8 @@ def configure_headers_parser(
         help="print an Authorization header as JSON (for Claude Code's headersHelper)",
         description=(
             'Prints {"Authorization": "Bearer <access token>"} for the server and nothing '
-            "else, refreshing the token first when needed. Exits 4 when you must sign in. "
-            "`mcp-broker configure claude-code` writes this as the server's headersHelper."
+            "else, refreshing the token first when needed. `mcp-broker configure claude-code` "
+            "writes this as the server's headersHelper. " + HELPER_EXIT_CODES
         ),
     )
     parser.add_argument("url", metavar="URL", help="the MCP server URL, as added")
@@ -169,9 +179,12 @@ class HelperTokens:
                 return request_token(url, min_valid=min_valid)
             except BrokerNotRunning as exc:
                 logger.info("no running broker answers (%s); using the broker library", exc)
-        if self._library is None:
-            self._library = self._open_library()
-        tokens: AccessToken = self._library.token(url, min_valid)
+        try:
+            if self._library is None:
+                self._library = self._open_library()
+            tokens: AccessToken = self._library.token(url, min_valid)
+        except BrokerError as exc:
+            raise as_answered(exc) from exc  # the class (and exit code) the API would give
         return tokens
 
     def close(self) -> None:

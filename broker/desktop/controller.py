@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 from broker.api.clients import ConsentRequest, Decision
-from broker.app import ServerStatus, SignOutResult
 from broker.desktop.menu import (
     Action,
     ClientChoice,
@@ -33,12 +32,10 @@ from broker.desktop.menu import (
 from broker.desktop.notify import Notifier
 from broker.errors import BrokerError
 from broker.safetext import safe_text
+from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenSet
 
 logger = logging.getLogger(__name__)
-
-ConsentDecider = Callable[[ConsentRequest, Decision], None]
-"""Called when the user answers a consent request (the API's ``clients.decide``)."""
 
 
 class BrokerLike(Protocol):
@@ -93,6 +90,9 @@ class Controller:
         demo_url: str | None = None,
         autostart: StartAtLogin | None = None,
         clients: ClientLinks | None = None,
+        show: Callable[[View], None] = lambda view: None,
+        copy: Callable[[str], None] = lambda text: None,
+        on_quit: Callable[[], None] = lambda: None,
         tick: float = 30.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -116,19 +116,16 @@ class Controller:
         self._consents: list[ConsentRequest] = []
         self._view = View(demo_url=demo_url)
         self._thread: threading.Thread | None = None
-        self.show: Callable[[View], None] = lambda view: None
-        # Called after a sign-out so the token API drops what it holds for that server at once.
-        self.signed_out: Callable[[str], None] = lambda url: None
-        self.copy: Callable[[str], None] = lambda text: None
-        self.on_quit: Callable[[], None] = lambda: None
-        self.decide: ConsentDecider | None = None
+        self._show = show
+        self._copy = copy
+        self._on_quit = on_quit
 
     # -- what other threads call ---------------------------------------------------------------
 
     def post(self, command: Command) -> None:
         """Queue ``command`` for the worker; never blocks (safe from the tray's callbacks)."""
         if command.action is Action.QUIT:
-            self.on_quit()
+            self._on_quit()
             return
         self._queue.put(command)
 
@@ -139,7 +136,7 @@ class Controller:
     def request_consent(self, request: ConsentRequest) -> None:
         """A named API client asked for a server for the first time: ask the user in the tray.
 
-        The API's consent prompt: returns at once, the answer goes to :attr:`decide`.
+        The API's consent prompt: returns at once; the user's answer goes to ``request.answer``.
         """
         with self._lock:
             if request in self._consents:
@@ -237,7 +234,7 @@ class Controller:
                 "Sign-in needed", f"Sign in to {server_name(url)} again from the tray menu."
             )
         self._view = view
-        self.show(view)
+        self._show(view)
         return view
 
     def _detected_clients(self, servers: tuple[ServerStatus, ...]) -> tuple[ClientChoice, ...]:
@@ -350,14 +347,13 @@ class Controller:
     def _sign_out(self, url: str) -> None:
         with self._lock:
             self._step_ups.pop(url, None)
-        result = self._broker.logout(url)
-        self.signed_out(url)
+        result = self._broker.logout(url)  # the token API forgets the token: a service event
         note = f" ({safe_text(result.problem, 120)})" if result.problem else ""
         self.notifier.notify("Signed out", f"Signed out of {server_name(url)}{note}.")
 
     def _copy_token(self, url: str) -> None:
         tokens = self._broker.token(url, 60)
-        self.copy(tokens.access_token)
+        self._copy(tokens.access_token)
         until = time.strftime("%H:%M", time.localtime(tokens.expires_at))
         self.notifier.notify(
             "Access token copied", f"Token for {server_name(url)}, valid until {until}."
@@ -365,9 +361,10 @@ class Controller:
 
     def _answer_consent(self, request: ConsentRequest, decision: Decision) -> None:
         with self._lock:
-            if request not in self._consents:
+            asked = next((r for r in self._consents if r == request), None)
+            if asked is None:
                 return
-            self._consents.remove(request)
-        if self.decide is not None:
-            self.decide(request, decision)
+            self._consents.remove(asked)
+        if asked.answer is not None:
+            asked.answer(decision)
         logger.info("consent for %s to %s: %s", request.client, request.resource, decision.value)

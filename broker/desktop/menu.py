@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from broker.api.clients import ConsentRequest, Decision
-from broker.app import ServerStatus
 from broker.safetext import safe_text
 from broker.tokens.service import UNREACHABLE
+from broker.tokens.status import ServerStatus
 
 _SIGNED_IN = {"valid"}
 _NEEDS_SIGN_IN = {"signed_out", "sign_in_required", "unknown"}

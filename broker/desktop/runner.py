@@ -24,17 +24,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broker.app import Broker
 from broker.desktop import autostart
 from broker.desktop.clients import DetectedClients
 from broker.desktop.controller import Controller
 from broker.desktop.instance import Instance, hold_instance
-from broker.desktop.notify import CallbackNotifier, LogNotifier, desktop_notifier
+from broker.desktop.menu import View
+from broker.desktop.notify import LogNotifier, desktop_notifier
 from broker.errors import AlreadyRunning, BrokerError, TrayUnavailable
 from broker.paths import broker_paths
-from broker.tokens.refresher import Refresher
-from broker.tokens.service import KeyStatus
-from broker.tokens.tokenset import TokenKey
+from broker.root import from_environment
 
 if TYPE_CHECKING:
     from broker.api.server import ApiServer
@@ -50,15 +48,23 @@ REFRESH_FINISH_TIMEOUT = 10.0
 
 
 def run(
-    headless: bool | None = None, *, config: str | None = None, demo_url: str | None = None
+    headless: bool | None = None,
+    *,
+    config: str | None = None,
+    demo_url: str | None = None,
+    verbose: bool = False,
 ) -> int:
     """Run the broker until Quit; ``headless=None`` shows the tray when a display is available.
 
+    Without ``verbose`` (``-v``) the configured ``log_level`` sets the log's level, if any.
     Returns the process exit code (:class:`AlreadyRunning`'s when another broker runs).
     """
     try:
         with hold_instance(broker_paths()) as instance:
-            return BrokerSession(instance, config, demo_url).run(headless)
+            session = BrokerSession(instance, config, demo_url)
+            if not verbose and session.root.settings.log_level is not None:
+                logging.getLogger().setLevel(session.root.settings.log_level)
+            return session.run(headless)
     except AlreadyRunning as exc:
         print(f"mcp-broker: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -68,31 +74,37 @@ def run(
 
 
 class BrokerSession:
-    """The parts of one running broker, wired together, and their orderly shutdown."""
+    """The parts of one running broker, each given what it needs when it is made (by the
+    composition root, :mod:`broker.root`), and their orderly shutdown."""
 
     def __init__(self, instance: Instance, config: str | None, demo_url: str | None) -> None:
         self.instance = instance
-        self.broker = Broker.from_environment(config)
-        self.refresher = Refresher(self.broker.service)
+        self.root = from_environment(config)
+        self.broker = self.root.broker
+        self.refresher = self.root.refresher
+        self.stopped = threading.Event()
+        self.tray: Tray | None = None  # the tray icon, once shown
+        self.api: ApiServer | None = None
+        self._desktop = desktop_notifier()
         self.controller = Controller(
             self.broker,
-            desktop_notifier(),
+            self,
             open_url=webbrowser.open,
             open_folder=open_folder,
             demo_url=demo_url,
             autostart=autostart,
             clients=DetectedClients(),
+            show=self._show,
+            copy=self._copy,
+            on_quit=self._quit,
         )
         self.broker.service.add_listener(self.controller.refresh)
-        self.api: ApiServer | None = None
-        self.stopped = threading.Event()
 
     def run(self, headless: bool | None) -> int:
         try:
             # A stop during start-up (a signal, or Quit) is not lost: it ends the run as soon as
             # the tray or the headless wait would begin.
-            self.controller.on_quit = self.stopped.set
-            self._on_signals(self.stopped.set)
+            self._on_signals(self._quit)
             self._start_background()
             tray = None
             if not headless:
@@ -113,14 +125,40 @@ class BrokerSession:
         finally:
             self.close()
 
+    # -- what the controller is given: the tray's, once it is shown -----------------------------
+
+    def notify(self, summary: str, body: str) -> None:
+        """Desktop notifications where there are any; else the tray's own, else the log."""
+        tray = self.tray
+        if tray is not None and isinstance(self._desktop, LogNotifier):
+            tray.notify(summary, body)
+        else:
+            self._desktop.notify(summary, body)
+
+    def _show(self, view: View) -> None:
+        if self.tray is not None:
+            self.tray.show(view)
+
+    def _copy(self, text: str) -> None:
+        if self.tray is not None:
+            self.tray.copy(text)
+
+    def _quit(self) -> None:
+        self.stopped.set()
+        if self.tray is not None:
+            self.tray.stop()
+
+    # -- running ------------------------------------------------------------------------------
+
     def _start_background(self) -> None:
         self.refresher.start()
         for server in self.broker.servers():
             if server.issuer is not None and server.client_id is not None:
                 self.refresher.watch(self.broker.key_for(server))
-        self.api = start_api(self.broker, self.controller)
-        self.controller.signed_out = self.api.forget_tokens
-        self.broker.service.add_listener(self._drop_api_tokens)
+        self.api = self.root.start_api(
+            consent_prompt=self.controller.request_consent,
+            on_interaction_required=self.controller.interaction_required,
+        )
         self.instance.publish(api_url=self.api.url)
 
     def _warm_up(self) -> None:
@@ -129,26 +167,15 @@ class BrokerSession:
         except Exception:  # only an optimisation: the first refresh does it otherwise
             logger.debug("warming up the refresh path failed", exc_info=True)
 
-    def _drop_api_tokens(self, key: TokenKey, status: KeyStatus) -> None:
-        """Any change of a key's tokens (a refresh, a sign-in or sign-out, here or seen from
-        another process) ends the API's one-second reuse of the token it had."""
-        if self.api is not None:
-            self.api.forget_tokens(key.resource)
-
     def _where(self) -> str:
         where = f"token API at {self.api.url}" if self.api else "no token API"
         return f"{where}; stop with Ctrl+C or SIGTERM"
 
     def _run_tray(self, tray: Tray) -> None:
-        if isinstance(self.controller.notifier, LogNotifier):
-            self.controller.notifier = CallbackNotifier(tray.notify)
-        self.controller.show = tray.show
-        self.controller.copy = tray.copy
-        self.controller.on_quit = tray.stop
-        self._on_signals(tray.stop)
-        if self.stopped.is_set():  # stopped before the tray's own handler was in place
+        self.tray = tray
+        if self.stopped.is_set():  # stopped before the tray was in place
             return
-        tray.call_in_main_loop(lambda: self._on_signals(tray.stop))
+        tray.call_in_main_loop(lambda: self._on_signals(self._quit))
 
         def ready() -> None:
             logger.info("tray icon shown (%s backend)", tray.backend)
@@ -157,8 +184,6 @@ class BrokerSession:
         tray.run(ready)
 
     def _wait_headless(self) -> None:
-        self.controller.on_quit = self.stopped.set
-        self._on_signals(self.stopped.set)
         self.controller.start()
         self.stopped.wait()
 
@@ -182,20 +207,6 @@ class BrokerSession:
             except Exception:
                 logger.warning("stopping the %s failed", name, exc_info=True)
         logger.info("stopped")
-
-
-def start_api(broker: Broker, controller: Controller) -> ApiServer:
-    """The local token API, with the tray (or the log, headless) asking the user's consent."""
-    from broker.api.server import start_api as start  # Flask and waitress load only for `run`
-
-    api = start(
-        broker,
-        broker.paths,
-        consent_prompt=controller.request_consent,
-        on_interaction_required=controller.interaction_required,
-    )
-    controller.decide = api.clients.decide
-    return api
 
 
 def open_folder(path: Path) -> None:

@@ -47,7 +47,6 @@ def authorization_code(params: Mapping[str, str], request: AuthorizationRequest)
             f"the authorization server refused the sign-in: {error}"
             + (f" ({description})" if description else ""),
             error=error,
-            description=description,
         )
     code = params.get("code")
     if not code:

@@ -183,7 +183,7 @@ def _error(response: httpx2.Response, body: Any) -> TokenRequestFailed:
     code = code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""
     message = f"the token endpoint refused the request (HTTP {response.status_code}"
     message += f", {code})" if code else ")"
-    cls = InvalidGrant if code == InvalidGrant.wire_error else TokenRequestFailed
+    cls = InvalidGrant if code == "invalid_grant" else TokenRequestFailed
     return cls(message, error=code, status_code=response.status_code)
 
 

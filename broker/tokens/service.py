@@ -317,9 +317,7 @@ class TokenService:
         except AuthorizationError as exc:
             # invalid_grant, invalid_client, ...: retrying cannot help, the user must sign in.
             raise self._sign_in_required(entry, generation, str(exc)) from exc
-        except ServerUnreachable as exc:
-            return self._failed(entry, generation, exc, getattr(exc, "retry_after", None))
-        except BrokerError as exc:
+        except BrokerError as exc:  # unreachable, a garbled answer, the keyring: try again later
             return self._failed(entry, generation, exc, None)
         except Exception as exc:
             logger.warning("refresh for %s failed: %s", entry.key.resource, type(exc).__name__)

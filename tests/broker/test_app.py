@@ -22,8 +22,9 @@ from broker.errors import (
     ServerUnreachable,
     TokenRequestFailed,
 )
+from broker.net.limited_http import LimitedSender
 from broker.paths import broker_paths
-from broker.signin.discovery import LimitedSender
+from broker.root import build
 from broker.store.memory import MemoryTokenStore
 from broker.tokens.grant import needs_user
 from broker.tokens.service import State
@@ -99,7 +100,7 @@ def broker(
     monkeypatch.setenv("MCP_BROKER_HOME", str(tmp_path / "home"))
     paths = broker_paths()
     sender = LimitedSender(httpx2.Client(transport=httpx2.MockTransport(server)))
-    b = Broker(paths, paths.config_file, store=store, send=sender)
+    b = build(paths, paths.config_file, store=store, send=sender).broker
     b.add(ServerConfig(URL, client_id=CLIENT, provider="cognito", issuer=ISSUER))
     yield b
     b.close()
@@ -216,7 +217,7 @@ def test_dns_failure_and_refused_connections_are_passing_failures(
             key = TokenKey(issuer, CLIENT, URL)
             store.put(TokenSet(key, "x", expires_at=1.0, refresh_token="r", obtained_at=0.0))
             client = httpx2.Client(transport=transport) if transport else httpx2.Client()
-            b = Broker(paths, paths.config_file, store=store, send=LimitedSender(client))
+            b = build(paths, paths.config_file, store=store, send=LimitedSender(client)).broker
             b.add(ServerConfig(URL, client_id=CLIENT, provider="cognito", issuer=issuer))
             with pytest.raises(ServerUnreachable):
                 b.token(URL)
@@ -321,7 +322,7 @@ def metadata_requests(server: RecordedServer) -> int:
 def another_process(broker: Broker, server: RecordedServer, store: MemoryTokenStore) -> Broker:
     """A second broker on the same home (another process, or the next run)."""
     sender = LimitedSender(httpx2.Client(transport=httpx2.MockTransport(server)))
-    return Broker(broker.paths, broker.config_file, store=store, send=sender)
+    return build(broker.paths, broker.config_file, store=store, send=sender).broker
 
 
 def test_the_metadata_found_once_serves_later_refreshes_and_runs(
@@ -363,10 +364,10 @@ def test_a_failed_refresh_looks_the_metadata_up_again(
 REFRESH_IN_A_FRESH_PROCESS = """
 import sys, time
 import httpx2
-from broker.app import Broker
+from broker.root import build
 from broker.tokens.auth_servers import AuthServerCache
 from broker.config import ServerConfig
-from broker.signin.discovery import LimitedSender
+from broker.net.limited_http import LimitedSender
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.providers import COGNITO
 from broker.paths import broker_paths
@@ -385,7 +386,7 @@ store = MemoryTokenStore()
 now = time.time()
 store.put(TokenSet(TokenKey(issuer, "client-1", url), "old", now - 10, refresh_token="r",
                    obtained_at=now - 3610))
-broker = Broker(paths, paths.config_file, store=store, send=sender)
+broker = build(paths, paths.config_file, store=store, send=sender).broker
 broker.add(ServerConfig(url, client_id="client-1", provider="cognito", issuer=issuer))
 assert broker.token(url).access_token == "new"
 print(sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp.")))
@@ -428,7 +429,7 @@ def test_logout_with_stale_cached_metadata_finds_the_moved_revocation_endpoint(
             )
         )
     )
-    again = Broker(broker.paths, broker.config_file, store=store, send=sender)
+    again = build(broker.paths, broker.config_file, store=store, send=sender).broker
     try:
         result = again.logout(URL)
     finally:

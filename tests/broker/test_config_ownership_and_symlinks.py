@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from broker import cli
-from broker.api.clients import AuditLog
+from broker.api.audit import AuditLog
 from broker.filelock import FileLock
 from broker.paths import broker_paths
 from tests.support.realparts import require

@@ -22,11 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from broker.app import Broker
 from broker.config import ServerConfig
 from broker.errors import AuthorizationError
 from broker.oauth.scopes import own_scopes
 from broker.paths import broker_paths
+from broker.root import build
 from broker.store.memory import MemoryTokenStore
 from tests.support.procs import fixed_port
 
@@ -105,7 +105,7 @@ def _asked_scope(
         opened.append(url)
         return False  # "no browser": the sign-in ends here, the request is recorded
 
-    broker = Broker(paths, paths.config_file, store=MemoryTokenStore(), opener=browser)
+    broker = build(paths, paths.config_file, store=MemoryTokenStore(), opener=browser).broker
     try:
         url = f"{base}/mcp"
         broker.add(ServerConfig(url, client_id="c", callback_ports=(fixed_port(),), **config))  # type: ignore[arg-type]

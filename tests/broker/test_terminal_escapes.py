@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from broker import cli
-from broker.app import ServerStatus
 from broker.config import ServerConfig, load_config
 from broker.desktop.menu import server_name
 from broker.paths import broker_paths
 from broker.safetext import safe_lines, safe_text
+from broker.tokens.status import ServerStatus
 from broker.tokens.tokenset import TokenKey, TokenSet
 from demo_server.resource import RunningResourceServer
 from tests.support.jwt_issuer import JwksServer

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from broker.api.endpoint import request_token, running_status
-from broker.app import ServerStatus
 from broker.desktop.menu import View, describe, title
 from broker.errors import InteractionRequired, ServerUnreachable
 from broker.tokens.backoff import Backoff
 from broker.tokens.service import UNREACHABLE
+from broker.tokens.status import ServerStatus
 from tests.e2e.conftest import BrokerCli
 from tests.e2e.real_life import real_life_stack, running_broker, sign_in, stored
 from tests.support.desktop import wait_for

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.app import Broker
 from broker.cli.demo import CLIENT_ID, follow_to_callback
 from broker.config import ServerConfig
 from broker.paths import broker_paths
+from broker.root import build
 from broker.store.memory import MemoryTokenStore
 from tests.e2e.conftest import demo_stack
 
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.integration
 def test_each_step_up_keeps_the_scopes_of_the_ones_before(tmp_path: Path) -> None:
     with demo_stack(access_token_ttl=3600, rotation=False) as stack:
         paths = broker_paths({"MCP_BROKER_HOME": str(tmp_path / "home")})
-        broker = Broker(
+        broker = build(
             paths, paths.config_file, store=MemoryTokenStore(), opener=follow_to_callback
-        )
+        ).broker
         try:
             broker.add(ServerConfig(stack.mcp_url, client_id=CLIENT_ID, provider="cognito"))
             plain = set((broker.login(stack.mcp_url).scope or "").split())

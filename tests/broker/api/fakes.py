@@ -9,9 +9,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from broker.app import ServerStatus
 from broker.errors import BrokerError, ConfigError
 from broker.oauth.resource import canonical_resource
+from broker.tokens.status import ServerStatus
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 ISSUER = "https://idp.example/pool"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import stat
 
-from broker.api.clients import ClientsFile, ConsentRequest, Decision, read_audit_log
+from broker.api.audit import read_audit_log
+from broker.api.clients import ClientsFile, ConsentRequest, Decision
 from tests.broker.api.conftest import Api
 from tests.broker.api.fakes import CANARY_ACCESS, CANARY_REFRESH, SERVER_A, SERVER_B
 

@@ -17,9 +17,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from broker.api.endpoint import request_token
 from broker.api.server import ApiSettings, start_api
-from broker.app import Broker
 from broker.config import ServerConfig
 from broker.paths import broker_paths
+from broker.root import build
 from tests.support.procs import ServerProcess, demo_server_cmd
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_an_sdk_client_calls_whoami_with_a_token_from_the_api(
     stack: str, tmp_path: Path, secret_service: object
 ) -> None:
     paths = broker_paths({"MCP_BROKER_HOME": str(tmp_path / "home")})
-    broker = Broker(paths, paths.config_file, opener=follow_in_background, sign_in_timeout=60)
+    broker = build(paths, paths.config_file, opener=follow_in_background, sign_in_timeout=60).broker
     try:
         broker.add(ServerConfig(url=stack, client_id="demo-broker", provider="cognito"))
         signed_in = broker.login(stack)

@@ -22,10 +22,13 @@ from flask import Flask, request
 from werkzeug.test import EnvironBuilder
 
 import broker.api.token
-from broker.api.app import EXTENSION, create_app
-from broker.api.clients import ApiClients, ClientsFile, ConsentRequest, read_audit_log
+from broker.api.app import create_app
+from broker.api.audit import read_audit_log
+from broker.api.clients import ApiClients, ClientsFile, ConsentRequest
+from broker.api.context import EXTENSION
 from broker.api.provider import BoundedCalls
 from broker.errors import InteractionRequired, ServerUnreachable, StorageLocked
+from broker.paths import BrokerPaths
 from tests.broker.api.fakes import (
     SERVER_A,
     SERVER_B,
@@ -85,9 +88,8 @@ def build_side(state_dir: Path, lock_dir: Path, fast: bool) -> Side:
     provider.tokens[WRONG] = token_set(SERVER_A)  # the token side answers for another server
     calls = BoundedCalls(workers=2)
     side = Side(None, provider, None, calls)  # type: ignore[arg-type]
-    side.clients = ApiClients(
-        state_dir, lock_dir=lock_dir, default_secret=SECRET, consent_prompt=side.consent.append
-    )
+    paths = BrokerPaths(state_dir.parent / "config.toml", state_dir, lock_dir, state_dir.parent)
+    side.clients = ApiClients(paths, default_secret=SECRET, consent_prompt=side.consent.append)
     side.app = create_app(
         provider,
         side.clients,

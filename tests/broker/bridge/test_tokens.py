@@ -15,7 +15,7 @@ from broker.errors import (
     BrokerNotRunning,
     InsufficientScope,
     InteractionRequired,
-    LocalApiError,
+    from_wire,
 )
 from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.broker.bridge.fakes import FakeTokens
@@ -140,7 +140,7 @@ def api(monkeypatch: pytest.MonkeyPatch, *answers: ApiToken | Exception) -> Fake
 def test_api_step_up_asks_for_the_union_and_explains_a_missing_scope(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    refused = LocalApiError("the broker refused", "insufficient_scope", 403)
+    refused = from_wire(403, "insufficient_scope", "the token lacks mcp/admin")  # as answered
     fake = api(monkeypatch, api_token("narrow"), refused)
     source = ApiTokens(URL)
     try:

@@ -11,7 +11,6 @@ import pytest
 from mcp_types import CallToolResult, TextContent
 
 from broker import cli
-from broker.app import ServerStatus, SignOutResult
 from broker.cli import call as mcpcall
 from broker.config import ServerConfig
 from broker.errors import (
@@ -21,6 +20,7 @@ from broker.errors import (
     StorageUnavailable,
 )
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
+from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
@@ -86,16 +86,19 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_no_command_runs_the_tray_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[bool | None, str | None]] = []
+    calls: list[tuple[bool | None, str | None, bool]] = []
 
-    def fake_run(headless: bool | None = None, *, config: str | None = None) -> int:
-        calls.append((headless, config))
+    def fake_run(
+        headless: bool | None = None, *, config: str | None = None, verbose: bool = False
+    ) -> int:
+        calls.append((headless, config, verbose))
         return 0
 
     monkeypatch.setattr("broker.desktop.runner.run", fake_run)
     assert cli.main([]) == 0
     assert cli.main(["--config", "/x.toml", "run", "--headless"]) == 0
-    assert calls == [(None, None), (True, "/x.toml")]
+    assert cli.main(["-v", "run"]) == 0
+    assert calls == [(None, None, False), (True, "/x.toml", False), (None, None, True)]
 
 
 def test_token_prints_only_the_token(capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,7 +116,8 @@ def test_token_prints_only_the_token(capsys: pytest.CaptureFixture[str]) -> None
         (InteractionRequired("sign-in required: revoked"), 4, "mcp-broker login " + URL),
         (ServerUnreachable("https://as.example could not be reached"), 5, "could not be reached"),
         (ConfigError("bad config"), 3, "bad config"),
-        (StorageUnavailable("No usable OS keyring."), 1, "keyring"),
+        # As the running broker answers it (503): the same exit code on both paths
+        (StorageUnavailable("No usable OS keyring."), 5, "keyring"),
     ],
 )
 def test_errors_have_distinct_exit_codes_and_clear_messages(

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from broker.api.clients import ConsentRequest, Decision
-from broker.app import ServerStatus, SignOutResult
 from broker.desktop.controller import STEP_UP_TTL, Controller
 from broker.desktop.menu import Action, ClientChoice, Command, Overall, View, overall
 from broker.errors import AuthorizationDenied, ClientConfigError, InteractionRequired
+from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
@@ -61,6 +61,7 @@ class Recorder:
         self.clipboard: list[str] = []
         self.notes: list[tuple[str, str]] = []
         self.opened: list[str] = []
+        self.quits: list[str] = []
         self.changed = threading.Condition()
 
     def show(self, view: View) -> None:
@@ -105,9 +106,14 @@ def tray() -> Recorder:
 @pytest.fixture
 def controller(fake: FakeBroker, tray: Recorder) -> Iterator[Controller]:
     c = Controller(
-        fake, tray, open_url=tray.opened.append, open_folder=lambda p: tray.opened.append(str(p))
+        fake,
+        tray,
+        open_url=tray.opened.append,
+        open_folder=lambda p: tray.opened.append(str(p)),
+        show=tray.show,
+        copy=tray.clipboard.append,
+        on_quit=lambda: tray.quits.append(threading.current_thread().name),
     )
-    c.show, c.copy = tray.show, tray.clipboard.append
     c.start()
     yield c
     fake.release_login.set()
@@ -167,21 +173,21 @@ def test_copy_without_a_sign_in_says_so(
     assert "not signed in" in body and tray.clipboard == []
 
 
-def test_quit_is_handled_at_once_without_the_worker(controller: Controller) -> None:
-    quits: list[str] = []
-    controller.on_quit = lambda: quits.append(threading.current_thread().name)
+def test_quit_is_handled_at_once_without_the_worker(controller: Controller, tray: Recorder) -> None:
     controller.post(Command(Action.QUIT))
-    assert quits == [threading.current_thread().name]
+    assert tray.quits == [threading.current_thread().name]
 
 
 def test_a_consent_request_is_notified_listed_and_answered(
     controller: Controller, tray: Recorder
 ) -> None:
     answers: list[tuple[ConsentRequest, Decision]] = []
-    controller.decide = lambda request, decision: answers.append((request, decision))
     request = ConsentRequest("cursor", URL)
+    asked = ConsentRequest(
+        "cursor", URL, answer=lambda decision: answers.append((request, decision))
+    )
 
-    controller.request_consent(request)
+    controller.request_consent(asked)
     controller.request_consent(request)  # asked twice, listed once
     asking = tray.wait_view("asking", lambda v: v.consents)
     controller.post(Command(Action.CONSENT, URL, "cursor", Decision.ALLOW_ONCE))
@@ -224,8 +230,8 @@ def test_add_server_explains_the_command_and_demo_and_folder_open(
         open_url=tray.opened.append,
         open_folder=lambda p: tray.opened.append(str(p)),
         demo_url="http://127.0.0.1:8000/",
+        show=tray.show,
     )
-    c.show = tray.show
     c.start()
     try:
         c.post(Command(Action.ADD_SERVER))
@@ -250,8 +256,9 @@ def test_a_scope_a_client_lacks_is_offered_as_its_own_sign_in(
     fake: FakeBroker, tray: Recorder
 ) -> None:
     mono = [0.0]
-    c = Controller(fake, tray, open_url=print, open_folder=print, monotonic=lambda: mono[0])
-    c.show = tray.show
+    c = Controller(
+        fake, tray, open_url=print, open_folder=print, show=tray.show, monotonic=lambda: mono[0]
+    )
     c.start()
     try:
         fake.state = "valid"
@@ -302,8 +309,14 @@ def test_start_at_login_checkbox_shows_and_toggles_the_real_autostart_entry(
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     entry = tmp_path / "xdg" / "autostart"
-    c = Controller(fake, tray, open_url=tray.opened.append, open_folder=print, autostart=autostart)
-    c.show = tray.show
+    c = Controller(
+        fake,
+        tray,
+        open_url=tray.opened.append,
+        open_folder=print,
+        autostart=autostart,
+        show=tray.show,
+    )
     c.start()
     try:
         first = tray.wait_view("unchecked", lambda v: v.autostart is False)
@@ -340,8 +353,9 @@ def test_connect_a_client_writes_its_entries_off_the_tray_thread_and_ticks_it(
     fake: FakeBroker, tray: Recorder
 ) -> None:
     clients = FakeClients()
-    c = Controller(fake, tray, open_url=print, open_folder=print, clients=clients)
-    c.show = tray.show
+    c = Controller(
+        fake, tray, open_url=print, open_folder=print, clients=clients, show=tray.show
+    )
     c.start()
     try:
         first = tray.wait_view("with the clients", lambda v: v.clients)

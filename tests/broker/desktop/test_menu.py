@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 
 from broker.api.clients import ConsentRequest, Decision
-from broker.app import ServerStatus
 from broker.desktop.menu import (
     SEPARATOR,
     Action,
@@ -23,6 +22,7 @@ from broker.desktop.menu import (
     safe_text,
     title,
 )
+from broker.tokens.status import ServerStatus
 
 A = "https://a.example/mcp"
 B = "http://127.0.0.1:8000/mcp"

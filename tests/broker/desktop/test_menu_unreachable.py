@@ -3,8 +3,8 @@ reason, never "sign in": signing in would not help, and the refresh token is sti
 
 from __future__ import annotations
 
-from broker.app import ServerStatus
 from broker.desktop.menu import Overall, View, entries, overall, title
+from broker.tokens.status import ServerStatus
 
 A = "http://127.0.0.1:8000/mcp"
 B = "https://b.example/mcp"

@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from broker.app import Broker
 from broker.config import ServerConfig
 from broker.errors import ResponseLimitExceeded
+from broker.net.limited_http import HttpLimits, LimitedSender
 from broker.paths import broker_paths
-from broker.signin.discovery import HttpLimits, LimitedSender
+from broker.root import build
 from broker.store.memory import MemoryTokenStore
 
 LIMITS = HttpLimits(total_seconds=2.0, connect_seconds=1.0)
@@ -101,13 +101,13 @@ def test_the_first_probe_of_a_server_ends_at_the_total_deadline(
     monkeypatch.setenv("MCP_BROKER_HOME", str(tmp_path / "home"))
     paths = broker_paths()
     opened: list[str] = []
-    broker = Broker(
+    broker = build(
         paths,
         paths.config_file,
         store=MemoryTokenStore(),
         send=LimitedSender(limits=LIMITS),
         opener=opened.append,
-    )
+    ).broker
     try:
         url = f"http://127.0.0.1:{dripping.port}/mcp"
         broker.add(ServerConfig(url, client_id="c"))

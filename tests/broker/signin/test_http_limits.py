@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 from broker.errors import ResponseLimitExceeded, ServerUnreachable
-from broker.signin.discovery import HttpLimits, LimitedSender
+from broker.net.limited_http import HttpLimits, LimitedSender
 from tests.support.procs import refusing_port
 
 LIMITS = HttpLimits(max_bytes=64 * 1024, total_seconds=1.0, connect_seconds=1.0)

@@ -15,10 +15,10 @@ import httpx2
 import pytest
 
 from broker.errors import PkceNotSupported
+from broker.net.limited_http import LimitedSender
 from broker.oauth.discovery import Discovered, drive, find_auth_server
 from broker.oauth.providers import FIXED_CALLBACK_PORTS, profile_for
 from broker.oauth.registration import ClientCredentials
-from broker.signin.discovery import LimitedSender
 from broker.signin.login import ClientRegistry, SignIn, SignInOptions
 from broker.tokens.grant import refresh_tokens
 from tests.support.procs import ISSUER, ServerProcess, demo_server_cmd

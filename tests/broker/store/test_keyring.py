@@ -17,7 +17,14 @@ import keyring.errors
 import pytest
 from keyring.backends import SecretService, fail, null
 
-from broker.errors import StorageError, StorageLocked, StorageTimeout, StorageUnavailable
+from broker.errors import (
+    ServerUnreachable,
+    StorageError,
+    StorageLocked,
+    StorageTimeout,
+    StorageUnavailable,
+    as_answered,
+)
 from broker.store import KeyringTokenStore
 from broker.store.chunks import MAX_ENTRY_CHARS
 from broker.tokens.tokenset import TokenKey, TokenSet
@@ -253,7 +260,7 @@ def test_hanging_keyring_times_out_and_cached_reads_keep_working() -> None:
     try:
         with pytest.raises(StorageTimeout) as first:
             store.put(make_tokens("new"))
-        assert first.value.retryable
+        assert isinstance(as_answered(first.value), ServerUnreachable)  # "retry later"
         backend.entered.wait()
         with pytest.raises(StorageTimeout):  # stuck: fails at once instead of queueing
             store.reload(OTHER)
@@ -304,7 +311,7 @@ def test_locked_keyring_raises_storage_locked_and_loses_nothing() -> None:
     backend.error = keyring.errors.KeyringLocked("Failed to unlock the collection!")
     with pytest.raises(StorageLocked) as locked:
         store.put(make_tokens("new"))
-    assert locked.value.retryable
+    assert isinstance(as_answered(locked.value), ServerUnreachable)  # "retry later"
     assert store.get(KEY) == old  # still served from memory while locked
     with pytest.raises(StorageLocked):
         store.reload(KEY)

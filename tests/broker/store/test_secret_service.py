@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.errors import StorageError, StorageLocked
+from broker.errors import ServerUnreachable, StorageError, StorageLocked, as_answered
 from broker.store import KeyringTokenStore
 from broker.store.chunks import MAX_ENTRY_CHARS
 from broker.tokens.tokenset import TokenKey, TokenSet
@@ -210,7 +210,7 @@ def test_locked_keyring_is_reported_retryable_and_loses_nothing(
     try:
         with pytest.raises(StorageLocked) as locked:
             cold.get(KEY)
-        assert locked.value.retryable
+        assert isinstance(as_answered(locked.value), ServerUnreachable)  # "retry later"
         with pytest.raises(StorageLocked):
             store.put(make_tokens("new", 3000))
         assert store.get(KEY) == old  # a warm cache keeps serving while locked

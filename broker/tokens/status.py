@@ -1,0 +1,33 @@
+"""What the status and sign-out commands, the tray and ``GET /v1/status`` show: value types with
+never a token in them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """One configured server as ``status`` shows it: never a token."""
+
+    url: str
+    state: str
+    issuer: str | None = None
+    client_id: str | None = None
+    provider: str = "auto"
+    reason: str | None = None
+    expires_at: float | None = None
+    scope: str | None = None
+    user: str | None = None
+    """Who is signed in (display only; from the ID token or a Cognito access token)."""
+
+
+@dataclass(frozen=True)
+class SignOutResult:
+    """What a sign-out did: stored entries removed, refresh tokens revoked (and whether the
+    authorization server offers revocation at all), and what went wrong, if anything."""
+
+    removed: int
+    revoked: int
+    revocation_supported: bool
+    problem: str | None = None
