@@ -47,6 +47,10 @@ class AuthServer:
     token_endpoint_auth_methods_supported: tuple[str, ...] | None = None
     iss_parameter_supported: bool = False
     client_id_metadata_document_supported: bool = False
+    #: RFC 8628 §4: where a device without a browser starts a sign-in.
+    device_authorization_endpoint: str | None = None
+    #: RFC 8414 §2: JWS algorithms accepted for ``private_key_jwt`` client assertions.
+    token_endpoint_auth_signing_alg_values_supported: tuple[str, ...] | None = None
     #: True when no metadata document was found (2025-03-26 endpoint fallback).
     fallback: bool = False
 
@@ -115,6 +119,7 @@ def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderPro
     token_endpoint = check_endpoint(body.get("token_endpoint"), "token_endpoint")
     registration_endpoint = _optional_endpoint(body, "registration_endpoint")
     revocation_endpoint = _optional_endpoint(body, "revocation_endpoint")
+    device_authorization_endpoint = _optional_endpoint(body, "device_authorization_endpoint")
     # Imported here: the mcp SDK takes a second and 36 MB to import, and a broker that only
     # refreshes (with cached metadata, broker/tokens/auth_servers.py) never needs it.
     from mcp.shared.auth import OAuthMetadata
@@ -138,6 +143,10 @@ def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderPro
         ),
         registration_endpoint=registration_endpoint,
         revocation_endpoint=revocation_endpoint,
+        device_authorization_endpoint=device_authorization_endpoint,
+        token_endpoint_auth_signing_alg_values_supported=_strings(
+            body.get("token_endpoint_auth_signing_alg_values_supported")
+        ),
     )
 
 

@@ -38,7 +38,11 @@ MAX_AGE = 24 * 3600.0
 FILE_NAME = "auth-servers.json"
 
 _ENDPOINTS = ("authorization_endpoint", "token_endpoint")
-_OPTIONAL_ENDPOINTS = ("registration_endpoint", "revocation_endpoint")
+_OPTIONAL_ENDPOINTS = (
+    "registration_endpoint",
+    "revocation_endpoint",
+    "device_authorization_endpoint",
+)
 
 
 class AuthServerCache:
@@ -119,7 +123,11 @@ def _decode(doc: Any, issuer: str, profile: str) -> AuthServer:
     for name in _OPTIONAL_ENDPOINTS:
         if values.get(name) is not None:
             check_endpoint(values[name], name)
-    for name in ("scopes_supported", "token_endpoint_auth_methods_supported"):
+    for name in (
+        "scopes_supported",
+        "token_endpoint_auth_methods_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
+    ):
         value = values.get(name)
         if value is not None:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -61,6 +61,8 @@ def test_valid_metadata_is_accepted() -> None:
                 authorization_response_iss_parameter_supported=True,
                 client_id_metadata_document_supported=True,
                 token_endpoint_auth_methods_supported=["none"],
+                device_authorization_endpoint="https://auth.example.com/tenant1/device",
+                token_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
             )
         ),
         ISSUER,
@@ -77,7 +79,18 @@ def test_valid_metadata_is_accepted() -> None:
         token_endpoint_auth_methods_supported=("none",),
         iss_parameter_supported=True,
         client_id_metadata_document_supported=True,
+        device_authorization_endpoint="https://auth.example.com/tenant1/device",
+        token_endpoint_auth_signing_alg_values_supported=("ES256", "RS256"),
     )
+
+
+def test_unsafe_device_authorization_endpoint_is_refused() -> None:
+    with pytest.raises(UnsafeEndpoint):
+        handle_as_metadata_response(
+            reply(metadata(device_authorization_endpoint="http://evil.example.com/device")),
+            ISSUER,
+            GENERIC,
+        )
 
 
 def test_optional_fields_absent_read_as_unsupported() -> None:

@@ -21,6 +21,8 @@ SERVER = AuthServer(
     revocation_endpoint="https://auth.example/oauth2/revoke",
     scopes_supported=("openid", "mcp/tools"),
     iss_parameter_supported=True,
+    device_authorization_endpoint="https://auth.example/oauth2/device",
+    token_endpoint_auth_signing_alg_values_supported=("RS256",),
 )
 
 
