@@ -14,6 +14,10 @@ One module per concern, each citing its spec:
 - ``registration``      client registration choice, RFC 7591 DCR, CIMD
 - ``authorize``         the authorization request URL (RFC 6749 §4.1.1)
 - ``callback_params``   the authorization response (RFC 6749 §4.1.2, RFC 9207)
-- ``token_request``     token and refresh requests and responses (RFC 6749 §4.1.3, §5, §6)
+- ``paste``             a pasted callback address (``login --no-browser``), judged as delivered
+- ``device``            the device authorization grant and its polling policy (RFC 8628)
+- ``client_assertion``  ``private_key_jwt`` client authentication (RFC 7523 §2.2)
+- ``token_request``     token, refresh and client credentials requests and responses
+                        (RFC 6749 §4.1.3, §4.4, §5, §6)
 - ``revocation``        refresh token revocation on sign-out (RFC 7009)
 """

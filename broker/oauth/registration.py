@@ -7,7 +7,8 @@ issuer; a Client ID Metadata Document URL when the AS says
 configure a client id. Credentials are bound to the issuer that issued them.
 
 Token endpoint authentication (RFC 6749 §2.3.1, RFC 7591 §2): ``client_secret_basic``,
-``client_secret_post`` or ``none``.
+``client_secret_post`` or ``none``; a machine identity with a private key uses
+``private_key_jwt`` (RFC 7523 §2.2, :mod:`broker.oauth.client_assertion`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from broker.oauth.as_metadata import AuthServer
 BASIC = "client_secret_basic"
 POST = "client_secret_post"
 NONE = "none"
+PRIVATE_KEY_JWT = "private_key_jwt"
 SUPPORTED_METHODS = (BASIC, POST, NONE)
 CLIENT_NAME = "mcp-oauth-broker"
 
@@ -44,6 +46,8 @@ class ClientCredentials:
     client_id: str
     issuer: str
     client_secret: str | None = field(default=None, repr=False)
+    #: PEM private key of a ``private_key_jwt`` client (a machine identity).
+    private_key: str | None = field(default=None, repr=False)
     auth_method: str | None = None
     #: Redirect URIs registered by DCR; empty when unknown (pre-registered, CIMD).
     redirect_uris: tuple[str, ...] = ()
@@ -87,6 +91,8 @@ def metadata_document_client(client_metadata_url: str, issuer: str) -> ClientCre
 
 def token_auth_method(server: AuthServer, client: ClientCredentials) -> str:
     """The method to use with ``client`` at ``server``'s token endpoint."""
+    if client.private_key is not None:
+        return PRIVATE_KEY_JWT
     if client.client_secret is None:
         return NONE
     if client.auth_method in (BASIC, POST):
@@ -157,10 +163,25 @@ def handle_registration_response(
 
 
 def client_authentication(
-    server: AuthServer, client: ClientCredentials
+    server: AuthServer, client: ClientCredentials, now: float | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """``(headers, form fields)`` that authenticate ``client`` at the token endpoint."""
     method = token_auth_method(server, client)
+    if method == PRIVATE_KEY_JWT and client.private_key is not None:
+        from broker.oauth.client_assertion import ASSERTION_TYPE, client_assertion
+
+        assertion = client_assertion(
+            client.private_key,
+            client.client_id,
+            server.issuer,
+            server.token_endpoint_auth_signing_alg_values_supported,
+            now,
+        )
+        return {}, {
+            "client_id": client.client_id,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        }
     if method == BASIC and client.client_secret is not None:
         # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
         pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"

@@ -52,9 +52,10 @@ _FORM_HEADERS = {"Accept": "application/json"}
 _ERROR_CODE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}")
 
 
-def _token_request(
+def token_endpoint_request(
     server: AuthServer, client: ClientCredentials, fields: dict[str, str]
 ) -> httpx2.Request:
+    """A POST of ``fields`` to the token endpoint, with ``client``'s authentication."""
     headers, auth_fields = client_authentication(server, client)
     return httpx2.Request(
         "POST",
@@ -80,7 +81,7 @@ def build_token_request(
     }
     if resource:
         fields["resource"] = resource
-    return _token_request(server, client, fields)
+    return token_endpoint_request(server, client, fields)
 
 
 def build_refresh_request(
@@ -95,7 +96,19 @@ def build_refresh_request(
         fields["scope"] = scope
     if resource:
         fields["resource"] = resource
-    return _token_request(server, client, fields)
+    return token_endpoint_request(server, client, fields)
+
+
+def build_client_credentials_request(
+    server: AuthServer, client: ClientCredentials, scope: str | None, resource: str | None
+) -> httpx2.Request:
+    """RFC 6749 §4.4.2 for a confidential client: the machine identity's own access token."""
+    fields = {"grant_type": "client_credentials"}
+    if scope:
+        fields["scope"] = scope
+    if resource:
+        fields["resource"] = resource
+    return token_endpoint_request(server, client, fields)
 
 
 def lifetime(expires_in: Any) -> int:
@@ -175,6 +188,15 @@ def display_user(
                 if shown:
                     return shown
     return None
+
+
+def token_error(response: httpx2.Response) -> TokenRequestFailed:
+    """The error of a refused token request (RFC 6749 §5.2), its code checked, to raise."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, RecursionError):
+        body = None
+    return _error(response, body)
 
 
 def _error(response: httpx2.Response, body: Any) -> TokenRequestFailed:
