@@ -144,6 +144,18 @@ class Broker:
         self.config.update(lambda config: config.with_server(server))
         return self.server(server.url)
 
+    def add_machine(self, server: ServerConfig, credential: str) -> ServerConfig:
+        """Add a machine identity: its client secret or private key goes to the keyring (under
+        the server's URL, :func:`broker.config.machine_credential_owner`), never to a file; the
+        keyring first, so a refusing keyring leaves the config as it was."""
+        from broker.config import machine_credential_owner
+
+        assert server.client_id is not None  # ServerConfig checks this for a machine
+        self.store.put_client_secret(
+            machine_credential_owner(server.url), server.client_id, credential
+        )
+        return self.add(server)
+
     def key_for(self, server: ServerConfig) -> TokenKey:
         if server.issuer is None or server.client_id is None:
             raise InteractionRequired(
@@ -160,7 +172,9 @@ class Broker:
         return [self._status_of(server) for server in self.servers()]
 
     def _status_of(self, server: ServerConfig) -> ServerStatus:
-        base = ServerStatus(server.url, State.SIGNED_OUT.value, provider=server.provider)
+        base = ServerStatus(
+            server.url, State.SIGNED_OUT.value, provider=server.provider, machine=server.machine
+        )
         if server.issuer is None or server.client_id is None:
             return replace(base, reason="never signed in")
         base = replace(base, issuer=server.issuer, client_id=server.client_id)

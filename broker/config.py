@@ -15,12 +15,18 @@
     issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_X"  # pinned after discovery
     client_registered = true      # set by the broker: it registered client_id at issuer itself
     client_metadata_url = "https://example.org/mcp-broker.json"  # optional: your CIMD's URL
+    grant = "client_credentials"  # a machine identity (client_id is a confidential client)
+    client_auth = "private_key_jwt"  # a machine's authentication: "client_secret" (default) or this
+    send = "id-token"             # opt-in workaround for gateways that take only ID tokens
 
 Client secrets of confidential clients belong in the OS keyring
 (``KeyringTokenStore.put_client_secret(issuer, client_id, secret)``), not here. A
 ``client_secret`` typed into the file by hand is read (with a warning to move it) and preserved
-on save, never added by the broker. A corrupt file raises :class:`ConfigError` naming the file and
-the problem, and is never overwritten. Saves are atomic, mode 0600, under a cross-process lock.
+on save, never added by the broker. A machine identity's secret or private key
+(``mcp-broker add URL --client-id ID --client-credentials``) is kept in the keyring under the
+server's URL (:func:`machine_credential_owner`). A corrupt file raises :class:`ConfigError`
+naming the file and the problem, and is never overwritten. Saves are atomic, mode 0600, under a
+cross-process lock.
 """
 
 from __future__ import annotations
@@ -44,6 +50,13 @@ from broker.paths import BrokerPaths, ensure_safe_config, write_private_file
 logger = logging.getLogger(__name__)
 
 PROVIDERS = ("auto", "cognito", "oidc")
+CLIENT_CREDENTIALS = "client_credentials"
+GRANTS = (CLIENT_CREDENTIALS,)
+CLIENT_SECRET = "client_secret"  # noqa: S105 (a method name)
+PRIVATE_KEY_JWT = "private_key_jwt"
+CLIENT_AUTHS = (CLIENT_SECRET, PRIVATE_KEY_JWT)
+ID_TOKEN = "id-token"  # noqa: S105 (a token type)
+SEND_TOKENS = (ID_TOKEN,)
 CONFIG_ENV = "MCP_BROKER_CONFIG"
 
 
@@ -64,11 +77,35 @@ class ServerConfig:
     #: The URL of a Client ID Metadata Document describing the broker, hosted by the user or
     #: their organisation: the client id at authorization servers that accept one.
     client_metadata_url: str | None = None
+    #: ``client_credentials``: a machine identity (RFC 6749 §4.4) instead of a person's sign-in;
+    #: None: the authorization code grant in a browser.
+    grant: str | None = None
+    #: How a machine identity authenticates: ``client_secret`` (None means the same) or
+    #: ``private_key_jwt`` (RFC 7523). The secret or key itself is in the keyring.
+    client_auth: str | None = None
+    #: ``id-token``: send the ID token instead of the access token (a workaround for gateways
+    #: that accept only ID tokens); None: the access token, as OAuth means.
+    send: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", canonical_resource(self.url))
         if self.provider not in PROVIDERS:
             raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}")
+        for name, allowed in (
+            ("grant", GRANTS),
+            ("client_auth", CLIENT_AUTHS),
+            ("send", SEND_TOKENS),
+        ):
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
+        if self.grant == CLIENT_CREDENTIALS and not self.client_id:
+            raise ConfigError("a machine identity (grant = client_credentials) needs a client_id")
+
+    @property
+    def machine(self) -> bool:
+        """A machine identity: tokens from the client credentials grant, no person, no browser."""
+        return self.grant == CLIENT_CREDENTIALS
 
     @property
     def profile_name(self) -> str | None:
@@ -235,7 +272,17 @@ def _parse_server(where: str, entry: Any) -> ServerConfig:
     _no_unknown_keys_at(where, entry, _SERVER_KEYS)
     if "url" not in entry:
         raise ConfigError(f"{where} has no url")
-    for name in ("url", "client_id", "client_secret", "provider", "issuer", "client_metadata_url"):
+    for name in (
+        "url",
+        "client_id",
+        "client_secret",
+        "provider",
+        "issuer",
+        "client_metadata_url",
+        "grant",
+        "client_auth",
+        "send",
+    ):
         if name in entry and not isinstance(entry[name], str):
             raise ConfigError(f"{where}.{name} must be a string")
     ports = entry.get("callback_ports", list(FIXED_CALLBACK_PORTS))
@@ -321,6 +368,12 @@ class ConfigFile:
 
 
 # -- writing ---------------------------------------------------------------------------------
+
+
+def machine_credential_owner(server_url: str) -> str:
+    """Under whose name a machine identity's secret or key is kept in the keyring (with its
+    client id): the server it was added for, as the issuer is not known before discovery."""
+    return canonical_resource(server_url)
 
 
 def save_config(config: Config) -> None:

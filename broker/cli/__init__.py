@@ -182,6 +182,35 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="forget the authorization server pinned at the last sign-in and trust the one "
         "the server names next time",
     )
+    machine = add.add_argument_group(
+        "machine identity",
+        "For agents, CI and servers with no person: the broker holds a confidential client and "
+        "gets tokens with the client credentials grant (RFC 6749 4.4), no browser and no "
+        "refresh token. The secret or key goes into the OS keyring, never into a file.",
+    )
+    how = machine.add_mutually_exclusive_group()
+    how.add_argument(
+        "--client-credentials",
+        action="store_true",
+        help="--client-id is a confidential client; its secret is read from standard input "
+        "(prompted for without echo on a terminal; never give it as an argument)",
+    )
+    how.add_argument(
+        "--private-key-jwt",
+        metavar="KEYFILE",
+        help="--client-id is a confidential client that authenticates with a JWT signed by "
+        "this unencrypted PEM private key (RFC 7523); the key is copied into the keyring",
+    )
+    add.add_argument(
+        "--send",
+        choices=("access-token", "id-token"),
+        default=None,
+        help="which token to send to the server (default access-token). id-token is a "
+        "WORKAROUND for gateways that accept only OpenID Connect ID tokens (e.g. AWS Bedrock "
+        "AgentCore Gateway set up with the Cognito app client as audience): an ID token "
+        "says who the user is to the client; it is not meant as an API credential, carries "
+        "no scopes and no audience binding to the server",
+    )
     add_from_cloudformation_argument(add)
     add.set_defaults(run=_add)
 
@@ -239,7 +268,12 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         send_resource=not args.no_resource_param,
         scopes=tuple(args.scopes) if args.scopes else None,
         issuer=issuer,
+        send="id-token" if args.send == "id-token" else None,
     )
+    if args.client_credentials or args.private_key_jwt:
+        return _add_machine(args, broker, out, server)
+    if existing is not None and existing.machine:
+        server = replace(server, grant=existing.grant, client_auth=existing.client_auth)
     if args.from_cloudformation:
         # The stack's outputs set client, issuer and provider; explicit flags still win.
         stack = server_config_from_outputs(args.from_cloudformation, args.url)
@@ -254,6 +288,58 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     saved = broker.add(server)
     print(f"Added {saved.url}. Sign in with: mcp-broker login {saved.url}", file=out)
     return 0
+
+
+def _add_machine(args: argparse.Namespace, broker: Any, out: TextIO, server: ServerConfig) -> int:
+    from dataclasses import replace
+
+    if not args.client_id:
+        raise _UsageError("a machine identity needs --client-id")
+    if args.private_key_jwt:
+        credential = _read_private_key(args.private_key_jwt)
+        auth = "private_key_jwt"
+    else:
+        credential = _read_secret(args.client_id)
+        auth = None
+    server = replace(server, grant="client_credentials", client_auth=auth, issuer=None)
+    saved = broker.add_machine(server, credential)
+    print(
+        f"Added {saved.url} for the machine client {safe_text(args.client_id, 200)} (its "
+        f"{'private key' if auth else 'secret'} is in the OS keyring). Test it with: "
+        f"mcp-broker token {saved.url}",
+        file=out,
+    )
+    return 0
+
+
+def _read_secret(client_id: str) -> str:
+    """The client secret from standard input: prompted for without echo on a terminal, else
+    the first line. Never from argv or the environment, where other users and logs see it."""
+    import getpass
+
+    if sys.stdin.isatty():
+        secret = getpass.getpass(f"Client secret of {safe_text(client_id, 100)}: ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise _UsageError("no client secret on standard input")
+    return secret
+
+
+def _read_private_key(path: str) -> str:
+    """The PEM private key in ``path``, checked to be one the broker can sign with."""
+    from pathlib import Path
+
+    from broker.oauth.client_assertion import signing_alg
+
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _UsageError(
+            f"cannot read the private key file {path}: {exc.__class__.__name__}"
+        ) from None
+    signing_alg(text)  # raises ConfigError, never repeating the file's content
+    return text
 
 
 def _existing(broker: Any, url: str) -> ServerConfig | None:
@@ -315,6 +401,8 @@ def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         detail = row.reason or ""
         if row.expires_at is not None and row.state == "valid":
             who = f"as {row.user}, " if row.user else ""
+            if getattr(row, "machine", False) and row.client_id:
+                who = f"as machine client {row.client_id}, "
             detail = f"{who}token until {_local_time(row.expires_at)}"
         print(f"{safe_text(row.url)}\t{row.state}\t{safe_text(detail)}", file=out)
     return 0

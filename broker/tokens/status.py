@@ -20,6 +20,8 @@ class ServerStatus:
     scope: str | None = None
     user: str | None = None
     """Who is signed in (display only; from the ID token or a Cognito access token)."""
+    machine: bool = False
+    """A machine identity (client credentials): ``client_id`` is who, there is no user."""
 
 
 @dataclass(frozen=True)
