@@ -250,4 +250,5 @@ def handle_token_response(
         user=display_user(
             id_token if isinstance(id_token, str) else None, access_token, exp_claim, key
         ),
+        id_token=id_token if isinstance(id_token, str) and id_token else None,
     )

@@ -52,6 +52,8 @@ def encode_tokens(tokens: TokenSet) -> str:
             "refresh_token": tokens.refresh_token,
             "obtained_at": tokens.obtained_at,
             "user": tokens.user,
+            "id_token": tokens.id_token,
+            "grant": tokens.grant,
         }
     )
 
@@ -76,6 +78,8 @@ def decode_tokens(text: str, key: TokenKey) -> TokenSet:
         refresh_token=_optional(doc, "refresh_token"),
         obtained_at=_number(doc, "obtained_at"),
         user=_optional(doc, "user"),  # absent in entries written before it existed
+        id_token=_optional(doc, "id_token"),  # the same
+        grant=_optional(doc, "grant"),  # the same
     )
 
 

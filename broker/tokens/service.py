@@ -261,7 +261,7 @@ class TokenService:
                 return None
             if entry.retry_at is not None:
                 return entry.retry_at - self.clock.monotonic()
-            if entry.sighting is None or entry.sighting.tokens.refresh_token is None:
+            if entry.sighting is None or not entry.sighting.tokens.renewable:
                 return None
             return entry.sighting.refresh_in(self.clock, self.policy)
 
@@ -302,7 +302,7 @@ class TokenService:
         if seen is not current and seen.usable(self.clock, self.policy, min_valid):
             # Another process (or an earlier run) has refreshed already: adopt its tokens.
             return self._commit(entry, generation, stored, write=False)
-        if stored.refresh_token is None:
+        if not stored.renewable:
             if seen.servable(self.clock, self.policy):
                 return stored
             reason = "the token expired and there is no refresh token"
@@ -336,6 +336,10 @@ class TokenService:
             fresh = dataclasses.replace(fresh, refresh_token=stored.refresh_token)
         if fresh.user is None:  # a refresh response without an ID token: still the same user
             fresh = dataclasses.replace(fresh, user=stored.user)
+        if fresh.id_token is None:
+            fresh = dataclasses.replace(fresh, id_token=stored.id_token)
+        if fresh.grant is None:
+            fresh = dataclasses.replace(fresh, grant=stored.grant)
         return fresh
 
     def _commit(self, entry: _Entry, generation: int, tokens: TokenSet, *, write: bool) -> TokenSet:

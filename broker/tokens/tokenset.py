@@ -15,6 +15,9 @@ class TokenKey:
     resource: str
 
 
+CLIENT_CREDENTIALS = "client_credentials"
+
+
 @dataclass(frozen=True)
 class TokenSet:
     """Tokens from one sign-in. ``expires_at`` is absolute (epoch seconds) so it survives restarts.
@@ -31,6 +34,17 @@ class TokenSet:
     obtained_at: float = field(default_factory=time.time)
     user: str | None = None
     """Who signed in, for display only (see ``broker.oauth.token_request.display_user``)."""
+    id_token: str | None = field(default=None, repr=False)
+    """The OpenID Connect ID token of the sign-in, sent only to a server set to ``send =
+    "id-token"`` (a workaround for ID-token gateways)."""
+    grant: str | None = None
+    """``client_credentials`` for a machine identity's tokens: renewed with that grant (there
+    is no refresh token); None for a person's sign-in."""
+
+    @property
+    def renewable(self) -> bool:
+        """Whether the broker can get the next token without the user."""
+        return self.refresh_token is not None or self.grant == CLIENT_CREDENTIALS
 
     def seconds_left(self, now: float | None = None) -> float:
         return self.expires_at - (time.time() if now is None else now)
