@@ -31,6 +31,10 @@ MAX_PASTE = 8192
 _STRIP = " \t\r\n\"'<>`"
 #: Parameters only an authorization *request* has: the user pasted the sign-in link itself.
 _REQUEST_ONLY = ("response_type", "code_challenge", "redirect_uri")
+OTHER_SIGN_IN = (
+    "the pasted address belongs to another sign-in (its state does not match this one): "
+    "paste the address from the sign-in link printed above"
+)
 
 
 def parse_pasted_callback(text: str) -> dict[str, str]:
@@ -65,8 +69,5 @@ def pasted_authorization_code(text: str, request: AuthorizationRequest) -> str:
     """The authorization code of a pasted callback, checked exactly like a delivered one."""
     params = parse_pasted_callback(text)
     if not is_our_callback(params, request):
-        raise CallbackRejected(
-            "the pasted address belongs to another sign-in (its state does not match this "
-            "one): paste the address from the sign-in link printed above"
-        )
+        raise CallbackRejected(OTHER_SIGN_IN)
     return authorization_code(params, request)

@@ -152,8 +152,27 @@ class CallbackListener(Generic[T]):
             assert self._result is not None
             return self._result
 
-    def cancel(self) -> None:
-        self._finish(None, SignInCancelled("the sign-in was cancelled"))
+    def cancel(self, message: str = "the sign-in was cancelled") -> None:
+        self._finish(None, SignInCancelled(message))
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def deliver(self, params: Mapping[str, str]) -> None:
+        """A response that reached the broker another way (pasted by the user, ``login
+        --no-browser``), judged by the same ``judge`` as one the listener receives: it completes
+        the sign-in, with the judge's error if it fails a check (raised here too)."""
+        with self._lock:
+            judge = self._judge
+        if judge is None or self._done.is_set():
+            raise AuthorizationError("no sign-in is waiting for this response")
+        try:
+            result = judge(params)
+        except BrokerError as exc:
+            self._finish(None, exc)
+            raise
+        self._finish(result, None)
 
     def close(self) -> None:
         """Stop serving and release the port."""
