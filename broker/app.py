@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import httpx2
 
     from broker.net.limited_http import Sender
+    from broker.signin.login import Headless
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +194,12 @@ class Broker:
 
     # -- sign-in and sign-out -----------------------------------------------------------------
 
-    def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
-        """Sign in to ``url`` in the browser (:class:`broker.signin.flow.SignInFlow`)."""
-        return self.signin.sign_in(url, extra_scope)
+    def login(
+        self, url: str, extra_scope: str | None = None, headless: Headless | None = None
+    ) -> TokenSet:
+        """Sign in to ``url`` (:class:`broker.signin.flow.SignInFlow`): in the browser, or
+        ``headless`` (:class:`broker.signin.login.Headless`)."""
+        return self.signin.sign_in(url, extra_scope, headless)
 
     def logout(self, url: str) -> SignOutResult:
         from broker.oauth.revocation import build_revocation_request, handle_revocation_response

@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         _login,
         "sign in to a server in the browser",
         "Sign in to a configured server in the browser. --scope adds scopes to what the server "
-        "asks for (a tool that needs more, e.g. after an insufficient_scope answer).",
+        "asks for (a tool that needs more, e.g. after an insufficient_scope answer). With no "
+        "browser here (SSH, a server: on Linux no DISPLAY, WAYLAND_DISPLAY or BROWSER) the "
+        "device sign-in is used when the authorization server offers it, else --no-browser. "
+        "For a machine identity (add --client-credentials) this gets its token.",
     )
     login.add_argument(
         "--scope",
@@ -79,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="SCOPE",
         help="also ask for this scope, repeatable (added to the server's own)",
+    )
+    headless = login.add_mutually_exclusive_group()
+    headless.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="print the sign-in link instead of opening it; open it in a browser on any "
+        "machine, then paste the address the browser ends on (it may fail to load) here",
+    )
+    headless.add_argument(
+        "--device",
+        action="store_true",
+        help="sign in with a code on another device (RFC 8628 device authorization), where "
+        "the authorization server offers it (Cognito does not)",
     )
     _add_url_command(
         sub,
@@ -351,18 +367,41 @@ def _existing(broker: Any, url: str) -> ServerConfig | None:
 
 
 def _login(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
-    print("Opening the browser to sign in…", file=sys.stderr)
     for scope in args.scopes or ():
         if not _SCOPE_TOKEN.fullmatch(scope):
             raise _UsageError(f"--scope {scope!r} is not one scope (RFC 6749 3.3: no spaces)")
     extra = " ".join(args.scopes) if args.scopes else None
-    tokens = broker.login(args.url, extra_scope=extra)
+    headless = _headless(args)
+    if headless is None:
+        print("Opening the browser to sign in…", file=sys.stderr)
+        tokens = broker.login(args.url, extra_scope=extra)
+    else:
+        tokens = broker.login(args.url, extra_scope=extra, headless=headless)
     until = _local_time(tokens.expires_at)
     print(
         f"Signed in to {tokens.key.resource} at {tokens.key.issuer} (token until {until}).",
         file=out,
     )
     return 0
+
+
+def _headless(args: argparse.Namespace) -> Any:
+    """How to sign in without a browser here, or None to open the browser."""
+    import os
+
+    from broker.signin.login import Headless
+
+    def tell(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if args.no_browser:
+        return Headless("paste", tell, sys.stdin)
+    if args.device:
+        return Headless("device", tell)
+    no_display = not any(os.environ.get(n) for n in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"))
+    if sys.platform.startswith("linux") and no_display:
+        return Headless("auto", tell, sys.stdin)
+    return None
 
 
 def _logout(args: argparse.Namespace, broker: Any, out: TextIO) -> int:

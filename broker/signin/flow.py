@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from broker.oauth.discovery import Discovered
     from broker.oauth.www_authenticate import BearerChallenge
     from broker.signin.discovery import Sender
-    from broker.signin.login import ClientRegistry, Opener, SignInOptions
+    from broker.signin.login import ClientRegistry, Headless, Opener, SignInOptions
     from broker.store.base import ClientSecretStore
     from broker.tokens.auth_servers import AuthServerCache
     from broker.tokens.service import TokenService
@@ -78,11 +78,15 @@ class SignInFlow:
         self._lock = threading.Lock()
         self._flights: dict[str, Future[TokenSet]] = {}
 
-    def sign_in(self, url: str, extra_scope: str | None = None) -> TokenSet:
+    def sign_in(
+        self, url: str, extra_scope: str | None = None, headless: Headless | None = None
+    ) -> TokenSet:
         """Sign in to ``url`` in the browser; ``extra_scope`` is added to the scope the server
         asks for and to the current token's (step-up, MCP authorization "Scope Challenge
         Handling": the union of the old and the new scopes, so one step-up never drops
-        another). Joins a sign-in to the same server already running."""
+        another). Joins a sign-in to the same server already running. ``headless``: no browser
+        here (:class:`broker.signin.login.Headless`). A machine identity gets its token with the
+        client credentials grant instead (:mod:`broker.tokens.machine`)."""
         key = self._server(url).url
         while True:
             with self._lock:
@@ -98,7 +102,7 @@ class SignInFlow:
                 return tokens
             # That sign-in did not ask for what this caller needs: its own comes next.
         try:
-            tokens = self._run(url, extra_scope)
+            tokens = self._run(url, extra_scope, headless)
         except BaseException as exc:
             flight.set_exception(exc)
             raise
@@ -109,7 +113,7 @@ class SignInFlow:
             with self._lock:
                 self._flights.pop(key, None)
 
-    def _run(self, url: str, extra_scope: str | None) -> TokenSet:
+    def _run(self, url: str, extra_scope: str | None, headless: Headless | None) -> TokenSet:
         from broker.oauth.scopes import union_scopes
         from broker.signin.discovery import discover
         from broker.signin.login import ClientRegistry, SignIn
@@ -124,15 +128,43 @@ class SignInFlow:
                 f"{server.issuer} as before. If you trust it, run "
                 f"`mcp-broker add {server.url} --reset-issuer`, then sign in."
             )
+        if server.machine:
+            return self._machine(server, found, challenge)
         preregistered = self._preregistered(server, found.issuer)
         clients = ClientRegistry(preregistered, server.client_metadata_url)
         scope = self._scope_for(server, found, challenge)
         if extra_scope:
             scope = union_scopes(union_scopes(self._held_scope(server), scope), extra_scope)
         sign_in = SignIn(self._send, clients, opener=self._opener)
-        tokens = _keyed_for(server, sign_in.sign_in(found, scope, self._options(server)))
+        options = replace(self._options(server), headless=headless)
+        tokens = _keyed_for(server, sign_in.sign_in(found, scope, options))
         self._service.put(tokens)
         self._remember_client(server, clients, tokens.key)
+        return tokens
+
+    def _machine(
+        self, server: ServerConfig, found: Discovered, challenge: BearerChallenge | None
+    ) -> TokenSet:
+        """A machine identity's first token: the client credentials grant, no person."""
+        from broker.tokens.machine import client_credentials_tokens, machine_client
+
+        client = machine_client(server, found.issuer, self._secrets)
+        scope = self._scope_for(server, found, challenge)
+        tokens = client_credentials_tokens(
+            self._send,
+            found,
+            client,
+            scope,
+            send_resource=server.send_resource,
+            key_resource=server.url,
+        )
+        self._service.put(tokens)
+
+        def pin(config: Config) -> Config:
+            current = config.get_server(server.url) or server
+            return config.with_server(replace(current, issuer=found.issuer))
+
+        self._update_config(pin)
         return tokens
 
     def probe(self, url: str) -> BearerChallenge | None:

@@ -16,6 +16,7 @@ import time
 import webbrowser
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import IO, Literal
 
 from broker.errors import AuthorizationError, ClientRegistrationRequired
 from broker.oauth.as_metadata import AuthServer
@@ -43,6 +44,22 @@ DEFAULT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
+class Headless:
+    """A sign-in with no browser on this machine (``mcp-broker login --no-browser``,
+    ``--device``): ``tell`` shows the user a line on the terminal.
+
+    ``paste``: the authorization URL is shown instead of opened; the user opens it anywhere and
+    pastes the address the browser ends on into ``paste_from`` (:class:`PasteReader`), or the
+    loopback callback arrives, whichever first. ``device``: the device authorization grant
+    (RFC 8628). ``auto``: ``device`` when the authorization server offers it, else ``paste``.
+    """
+
+    mode: Literal["paste", "device", "auto"]
+    tell: Callable[[str], object]
+    paste_from: IO[str] | None = None
+
+
+@dataclass(frozen=True)
 class SignInOptions:
     """Per-server sign-in settings (from configuration)."""
 
@@ -53,6 +70,8 @@ class SignInOptions:
     #: Callback ports to try in order; None uses the provider profile's (or an ephemeral port).
     callback_ports: tuple[int, ...] | None = None
     timeout: float = DEFAULT_TIMEOUT
+    #: None: the browser on this machine, opened by the opener.
+    headless: Headless | None = None
 
 
 class ClientRegistry:
@@ -109,7 +128,17 @@ class SignIn:
         return self._run(found, scope, options or SignInOptions())
 
     def _run(self, found: Discovered, scope: str | None, options: SignInOptions) -> TokenSet:
+        from broker.oauth.device import supports_device_flow
+
         server = found.auth_server
+        headless = options.headless
+        if headless is not None and headless.mode == "device" and not supports_device_flow(server):
+            raise AuthorizationError(
+                f"{server.issuer} offers no device sign-in (no device_authorization_endpoint); "
+                "sign in with --no-browser instead"
+            )
+        if headless is not None and headless.mode != "paste" and supports_device_flow(server):
+            return self._device(found, scope, options, headless)
         ports = options.callback_ports
         listener: CallbackListener[str] = CallbackListener.bind(
             server.profile.callback_ports if ports is None else ports
@@ -126,13 +155,63 @@ class SignIn:
             listener.expect(
                 lambda p: is_our_callback(p, request), lambda p: authorization_code(p, request)
             )
-            logger.info("opening the browser to sign in at %s", server.issuer)
-            if self._opener(request.url) is False:
-                raise AuthorizationError("no browser could be opened (set BROWSER)")
+            if headless is not None:
+                self._show_link(request, listener, headless)
+            else:
+                logger.info("opening the browser to sign in at %s", server.issuer)
+                if self._opener(request.url) is False:
+                    raise AuthorizationError("no browser could be opened (set BROWSER)")
             code = listener.wait(options.timeout)
         finally:
             listener.close()
         return self._redeem(found, request, code)
+
+    def _show_link(
+        self, request: AuthorizationRequest, listener: CallbackListener[str], headless: Headless
+    ) -> None:
+        import sys
+
+        from broker.signin.headless import PasteReader
+
+        headless.tell("Open this link in a browser on any machine and sign in:")
+        headless.tell("")
+        headless.tell(f"  {request.url}")
+        headless.tell("")
+        headless.tell(
+            "The browser then ends on an address starting with "
+            f"{request.redirect_uri} (it may say it cannot connect). Copy that whole address "
+            "from the address bar and paste it here:"
+        )
+        PasteReader(headless.paste_from or sys.stdin, request, listener, headless.tell).start()
+
+    def _device(
+        self, found: Discovered, scope: str | None, options: SignInOptions, headless: Headless
+    ) -> TokenSet:
+        from broker.oauth.device import DeviceAuthorization
+        from broker.signin.headless import device_sign_in
+
+        server = found.auth_server
+        client = self._clients.preregistered(server.issuer)
+        cimd_url = self._clients.client_metadata_url
+        how = choose_registration(server, client, cimd_url)
+        if how is Registration.CIMD and cimd_url is not None:
+            client = metadata_document_client(cimd_url, server.issuer)
+        elif how is not Registration.PREREGISTERED or client is None:
+            raise ClientRegistrationRequired(
+                "the device sign-in needs a client id allowed the device flow: "
+                "mcp-broker add URL --client-id ID"
+            )
+
+        def show(authorization: DeviceAuthorization) -> None:
+            headless.tell(f"To sign in, open {authorization.verification_uri} on any device")
+            headless.tell(f"and enter the code:  {authorization.user_code}")
+            if authorization.verification_uri_complete:
+                headless.tell(f"(or open {authorization.verification_uri_complete})")
+                _print_qr(authorization.verification_uri_complete, headless.tell)
+            headless.tell("Waiting for the sign-in to be approved…")
+
+        resource = found.resource if options.send_resource else None
+        return device_sign_in(self._send, found, client, scope, resource, show)
 
     def _redeem(self, found: Discovered, request: AuthorizationRequest, code: str) -> TokenSet:
         key = TokenKey(found.issuer, request.client.client_id, found.resource)
@@ -175,3 +254,18 @@ class SignIn:
         client = handle_registration_response(response, server, redirect_uri)
         self._clients.remember(client)
         return client
+
+
+def _print_qr(text: str, tell: Callable[[str], object]) -> None:
+    """A terminal QR code of ``text`` when a QR library happens to be installed (``segno``);
+    nothing otherwise: the link and the code are enough."""
+    try:
+        import segno  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    import io
+
+    out = io.StringIO()
+    segno.make(text, error="l").terminal(out=out, compact=True)
+    for line in out.getvalue().splitlines():
+        tell(line)

@@ -36,7 +36,7 @@ from broker.errors import (
     TokenRequestFailed,
 )
 from broker.tokens.auth_servers import AuthServerCache
-from broker.tokens.tokenset import TokenKey, TokenSet
+from broker.tokens.tokenset import CLIENT_CREDENTIALS, TokenKey, TokenSet
 
 # The protocol modules (pydantic, httpx2) load on the first refresh: a `mcp-broker token`
 # answered from the keyring must not pay for them.
@@ -139,8 +139,12 @@ class RefreshGrant:
     def __call__(self, tokens: TokenSet) -> TokenSet:
         server = self._server_for(tokens.key)
         found = self.pinned(server, tokens.key)
-        client = configured_client(server, tokens.key.issuer, tokens.key.client_id, self._secrets)
         try:
+            if tokens.grant == CLIENT_CREDENTIALS and server.machine:
+                return self._machine_token(server, found, tokens)
+            client = configured_client(
+                server, tokens.key.issuer, tokens.key.client_id, self._secrets
+            )
             return refresh_tokens(self._send, found, tokens, client, server.send_resource)
         except TokenRequestFailed as exc:
             self.forget(found)
@@ -151,6 +155,21 @@ class RefreshGrant:
             # The endpoint may have moved: look the metadata up again at the next attempt.
             self.forget(found)
             raise
+
+    def _machine_token(self, server: ServerConfig, found: Discovered, tokens: TokenSet) -> TokenSet:
+        """A machine identity's next token: the client credentials grant again (there is no
+        refresh token), with the scope it had."""
+        from broker.tokens.machine import client_credentials_tokens, machine_client
+
+        client = machine_client(server, tokens.key.issuer, self._secrets)
+        return client_credentials_tokens(
+            self._send,
+            found,
+            client,
+            tokens.scope,
+            send_resource=server.send_resource,
+            key_resource=tokens.key.resource,
+        )
 
     def pinned(self, server: ServerConfig, key: TokenKey) -> Discovered:
         """The pinned issuer's metadata (no PRM round trip: the issuer is known), cached."""

@@ -35,6 +35,7 @@ class FakeBroker:
     closed: bool = False
     token_calls: list[tuple[str, float | None]] = field(default_factory=list)
     extra_scopes: list[str | None] = field(default_factory=list)
+    headless: list[Any] = field(default_factory=list)
 
     def server(self, url: str) -> ServerConfig:
         if url not in self.servers:
@@ -51,8 +52,9 @@ class FakeBroker:
             raise self.fail
         return TokenSet(KEY, TOKEN, expires_at=4_000_000_000.0, refresh_token="CANARY-refresh")
 
-    def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
+    def login(self, url: str, extra_scope: str | None = None, headless: Any = None) -> TokenSet:
         self.extra_scopes.append(extra_scope)
+        self.headless.append(headless)
         return self.token(url)
 
     def logout(self, url: str) -> SignOutResult:
@@ -291,3 +293,32 @@ def test_add_keeps_a_client_metadata_document_url_and_refuses_one_that_cannot_be
     assert code == 0 and fake.servers[URL].client_metadata_url == cimd
     assert bad.value.code == 2 and "https URL with a path" in capsys.readouterr().err
     assert fake.servers[URL].client_metadata_url == cimd
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "mode"),
+    [
+        (["--no-browser"], {"DISPLAY": ":0"}, "paste"),
+        (["--device"], {"DISPLAY": ":0"}, "device"),
+        ([], {}, "auto"),  # Linux with no display and no BROWSER: no browser here
+        ([], {"DISPLAY": ":0"}, None),
+        ([], {"BROWSER": "w3m"}, None),
+    ],
+)
+def test_login_without_a_browser_here(
+    argv: list[str], env: dict[str, str], mode: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.platform", "linux")
+    code, _, fake = run(["login", URL, *argv])
+    assert code == 0
+    headless = fake.headless[0]
+    assert (headless.mode if headless else None) == mode
+
+
+def test_no_browser_and_device_exclude_each_other() -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["login", URL, "--no-browser", "--device"])
