@@ -17,7 +17,7 @@
     client_metadata_url = "https://example.org/mcp-broker.json"  # optional: your CIMD's URL
     grant = "client_credentials"  # a machine identity (client_id is a confidential client)
     client_auth = "private_key_jwt"  # a machine's authentication: "client_secret" (default) or this
-    send = "id-token"             # opt-in workaround for gateways that take only ID tokens
+    send = "id-token"             # reserved (issue 12 item 5): ID-token gateways; not yet served
 
 Client secrets of confidential clients belong in the OS keyring
 (``KeyringTokenStore.put_client_secret(issuer, client_id, secret)``), not here. A
@@ -83,8 +83,8 @@ class ServerConfig:
     #: How a machine identity authenticates: ``client_secret`` (None means the same) or
     #: ``private_key_jwt`` (RFC 7523). The secret or key itself is in the keyring.
     client_auth: str | None = None
-    #: ``id-token``: send the ID token instead of the access token (a workaround for gateways
-    #: that accept only ID tokens); None: the access token, as OAuth means.
+    #: Reserved (issue 12 item 5, not yet served): ``id-token`` will send the ID token instead
+    #: of the access token, a workaround for gateways that accept only ID tokens.
     send: str | None = None
 
     def __post_init__(self) -> None:

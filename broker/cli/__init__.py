@@ -217,16 +217,6 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="--client-id is a confidential client that authenticates with a JWT signed by "
         "this unencrypted PEM private key (RFC 7523); the key is copied into the keyring",
     )
-    add.add_argument(
-        "--send",
-        choices=("access-token", "id-token"),
-        default=None,
-        help="which token to send to the server (default access-token). id-token is a "
-        "WORKAROUND for gateways that accept only OpenID Connect ID tokens (e.g. AWS Bedrock "
-        "AgentCore Gateway set up with the Cognito app client as audience): an ID token "
-        "says who the user is to the client; it is not meant as an API credential, carries "
-        "no scopes and no audience binding to the server",
-    )
     add_from_cloudformation_argument(add)
     add.set_defaults(run=_add)
 
@@ -284,12 +274,13 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         send_resource=not args.no_resource_param,
         scopes=tuple(args.scopes) if args.scopes else None,
         issuer=issuer,
-        send="id-token" if args.send == "id-token" else None,
     )
     if args.client_credentials or args.private_key_jwt:
         return _add_machine(args, broker, out, server)
     if existing is not None and existing.machine:
-        server = replace(server, grant=existing.grant, client_auth=existing.client_auth)
+        server = replace(
+            server, grant=existing.grant, client_auth=existing.client_auth, send=existing.send
+        )
     if args.from_cloudformation:
         # The stack's outputs set client, issuer and provider; explicit flags still win.
         stack = server_config_from_outputs(args.from_cloudformation, args.url)
@@ -321,8 +312,14 @@ def _add_machine(args: argparse.Namespace, broker: Any, out: TextIO, server: Ser
     saved = broker.add_machine(server, credential)
     print(
         f"Added {saved.url} for the machine client {safe_text(args.client_id, 200)} (its "
-        f"{'private key' if auth else 'secret'} is in the OS keyring). Test it with: "
-        f"mcp-broker token {saved.url}",
+        f"{'private key' if auth else 'secret'} is in the OS keyring).",
+        file=out,
+    )
+    # The first token at once: it proves the secret (or key) and pins the issuer.
+    tokens = broker.login(saved.url)
+    print(
+        f"Got a token from {tokens.key.issuer} (until {_local_time(tokens.expires_at)}); "
+        "the broker gets a new one before it expires.",
         file=out,
     )
     return 0

@@ -77,9 +77,10 @@ class DemoStack:
 
 @contextmanager
 def demo_stack(
-    access_token_ttl: int, rotation: bool, round_expiry_up: bool = False
+    access_token_ttl: int, rotation: bool, round_expiry_up: bool = False, **idp: Any
 ) -> Iterator[DemoStack]:
-    """The local authorization server (auto-login as ``demo``) and the demo MCP server."""
+    """The local authorization server (auto-login as ``demo``) and the demo MCP server;
+    ``idp``: more :class:`IdpSettings` (``m2m_secret``, ``device_flow``...)."""
     resource_sock = bind_resource_socket("127.0.0.1", 0)  # the idp must know its URL first
     resource_port = int(resource_sock.getsockname()[1])
     resource_id = f"http://127.0.0.1:{resource_port}/mcp"
@@ -91,6 +92,7 @@ def demo_stack(
         round_expiry_up=round_expiry_up,
         auto_login="demo",
         resource_servers=(ResourceServerConfig(resource_id),),
+        **idp,
     ).resolved()
     app = create_app(settings)
     counter = TokenRequestCounter(app.wsgi_app)

@@ -155,19 +155,6 @@ def test_status_names_the_machine_client(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "as machine client demo-m2m" in out
 
 
-def test_send_id_token_is_an_opt_in_with_a_warning_in_help(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, fake = run(["add", URL, "--send", "id-token"], Stdin(""), monkeypatch)
-    assert code == 0
-    assert fake.servers[URL].send == "id-token"
-    code, _, fake = run(["add", URL], Stdin(""), monkeypatch)
-    assert fake.servers[URL].send is None
-    with pytest.raises(SystemExit):
-        cli.main(["add", "--help"])
-    assert "WORKAROUND" in capsys.readouterr().out
-
-
 def test_config_refuses_unknown_values() -> None:
     with pytest.raises(ConfigError):
         ServerConfig(URL, grant="password")
