@@ -97,11 +97,12 @@ class User:
         self.env.pop("MCP_BROKER_CONFIG", None)
         self.home = home
 
-    def broker(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def broker(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [*broker_command(), *args],
             env=self.env,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=60,
@@ -112,6 +113,9 @@ class User:
         return done
 
     def add_server(self, context: Json) -> None:
+        if os.environ.get("MCP_CONFORMANCE_SCENARIO", "").startswith("auth/client-credentials"):
+            self.add_machine(context)
+            return
         # The user's broker has a Client ID Metadata Document, at the URL the harness knows.
         args = ["add", self.url, "--client-metadata-url", CLIENT_METADATA_URL]
         if context.get("client_id"):
@@ -121,6 +125,20 @@ class User:
         if context.get("client_secret"):
             # No command takes a secret yet: typed into the config file, which the broker reads.
             self._type_secret(context["client_secret"])
+
+    def add_machine(self, context: Json) -> None:
+        """A machine identity, as its operator adds it: the secret on standard input, or the
+        private key from a file only they can read (the broker copies it into the keyring)."""
+        args = ["add", self.url, "--client-id", context["client_id"]]
+        if context.get("private_key_pem"):
+            keyfile = self.home / "client-key.pem"
+            keyfile.touch(mode=0o600)
+            keyfile.write_text(context["private_key_pem"])
+            done = self.broker(*args, "--private-key-jwt", str(keyfile))
+        else:
+            done = self.broker(*args, "--client-credentials", stdin=context["client_secret"] + "\n")
+        if done.returncode != 0:
+            raise SystemExit("mcp-broker add (machine identity) failed")
 
     def sign_in(self, message: str) -> bool:
         """Do what the bridge's answer says: run the ``mcp-broker login`` command it names."""

@@ -71,6 +71,8 @@ AUTH_SCENARIOS = [
     "auth/iss-unexpected",
     "auth/iss-normalized",
     "auth/metadata-issuer-mismatch",
+    "auth/client-credentials-basic",
+    "auth/client-credentials-jwt",
 ]
 CLIENT_SCENARIOS = [
     "initialize",
