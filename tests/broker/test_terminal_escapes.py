@@ -41,12 +41,6 @@ def assert_inert(shown: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server(jwks: JwksServer) -> Iterator[RunningResourceServer]:
     with running_resource(jwks) as running:
         yield running

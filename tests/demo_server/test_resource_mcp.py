@@ -16,12 +16,6 @@ from tests.support.resource_server import call_tool, initialize_body, post_mcp, 
 
 
 @pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server(jwks: JwksServer) -> Iterator[RunningResourceServer]:
     with running_resource(jwks) as running:
         yield running
