@@ -68,6 +68,7 @@ def call(server: RunningResourceServer, jwks: JwksServer, *flags: str) -> tuple[
     return code, out.getvalue()
 
 
+@pytest.mark.integration
 def test_call_shows_a_servers_tool_text_without_escape_sequences(
     server: RunningResourceServer, jwks: JwksServer
 ) -> None:
@@ -78,6 +79,7 @@ def test_call_shows_a_servers_tool_text_without_escape_sequences(
     assert "safe text" in shown and "second\tline" in shown.splitlines()  # lines and tabs kept
 
 
+@pytest.mark.integration
 def test_call_json_keeps_the_exact_text_json_escaped(
     server: RunningResourceServer, jwks: JwksServer
 ) -> None:

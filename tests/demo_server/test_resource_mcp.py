@@ -14,6 +14,8 @@ from demo_server.resource.challenges import www_authenticate
 from tests.support.jwt_issuer import JwksServer
 from tests.support.resource_server import call_tool, initialize_body, post_mcp, running_resource
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def server(jwks: JwksServer) -> Iterator[RunningResourceServer]:

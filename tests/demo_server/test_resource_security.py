@@ -20,6 +20,8 @@ from tests.support.resource_server import (
     tool_call_body,
 )
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def server(jwks: JwksServer) -> Iterator[RunningResourceServer]:

@@ -19,6 +19,8 @@ from demo_server.resource.verifier import JwtTokenVerifier
 from tests.support.clock import FakeClock
 from tests.support.jwt_issuer import JwksServer
 
+pytestmark = pytest.mark.integration
+
 RESOURCE = "http://127.0.0.1:8000/mcp"
 
 

@@ -15,6 +15,8 @@ from broker.signin.httpauth import BrokerAuth, ServerAuthenticator
 from broker.signin.login import ClientRegistry, SignIn
 from tests.broker.signin.test_login import ISSUER, SERVER, FakeAS
 
+pytestmark = pytest.mark.integration
+
 MCP = "https://mcp.example.com/mcp"
 PRM_URL = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
 

@@ -39,6 +39,8 @@ from broker.store import MemoryTokenStore
 from broker.tokens.tokenset import TokenKey
 from tests.support.procs import fixed_port
 
+pytestmark = pytest.mark.integration
+
 ISSUER = "https://auth.example.com"
 RESOURCE = "https://mcp.example.com/mcp"
 CANARIES = {
