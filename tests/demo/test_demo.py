@@ -109,16 +109,16 @@ class DemoProcess:
     """``mcp-broker demo`` running in its own session; its stdout read line by line."""
 
     def __init__(self, cli: BrokerCli, *args: str, stderr: Path) -> None:
-        self._stderr = stderr.open("w")
-        self.proc = subprocess.Popen(
-            cli.argv("demo", *args),
-            env=cli.env,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        with stderr.open("w") as err:  # the child has its own copy
+            self.proc = subprocess.Popen(
+                cli.argv("demo", *args),
+                env=cli.env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
         self.stderr_path = stderr
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -151,7 +151,6 @@ class DemoProcess:
             self.proc.wait(10)
         for pid in session_processes(self.proc.pid):
             os.kill(pid, signal.SIGKILL)
-        self._stderr.close()
 
 
 def start_demo(cli: BrokerCli, stderr: Path) -> tuple[DemoProcess, str]:
