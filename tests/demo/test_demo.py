@@ -122,7 +122,8 @@ class DemoProcess:
         self.stderr_path = stderr
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -151,6 +152,10 @@ class DemoProcess:
             self.proc.wait(10)
         for pid in session_processes(self.proc.pid):
             os.kill(pid, signal.SIGKILL)
+        self._reader.join(timeout=10)  # EOF once the session is gone
+        if not self._reader.is_alive():
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
 
 
 def start_demo(cli: BrokerCli, stderr: Path) -> tuple[DemoProcess, str]:

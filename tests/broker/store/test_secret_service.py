@@ -197,10 +197,6 @@ def isolated_store(
     made.close()
 
 
-# keyring 25.7's SecretService.get_preferred_collection opens a D-Bus connection and raises
-# KeyringLocked without closing it when the collection stays locked (its callers close it only on
-# success); the socket is closed when the exception is collected. Only that socket is let through.
-@pytest.mark.filterwarnings(r"ignore:unclosed <socket\.socket fd=\d+, family=1,:ResourceWarning")
 def test_locked_keyring_is_reported_retryable_and_loses_nothing(
     isolated_store: KeyringTokenStore, isolated_secret_service: SecretServiceHandle, service: str
 ) -> None:
