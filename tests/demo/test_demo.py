@@ -109,20 +109,21 @@ class DemoProcess:
     """``mcp-broker demo`` running in its own session; its stdout read line by line."""
 
     def __init__(self, cli: BrokerCli, *args: str, stderr: Path) -> None:
-        self._stderr = stderr.open("w")
-        self.proc = subprocess.Popen(
-            cli.argv("demo", *args),
-            env=cli.env,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        with stderr.open("w") as err:  # the child has its own copy
+            self.proc = subprocess.Popen(
+                cli.argv("demo", *args),
+                env=cli.env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
         self.stderr_path = stderr
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -151,7 +152,10 @@ class DemoProcess:
             self.proc.wait(10)
         for pid in session_processes(self.proc.pid):
             os.kill(pid, signal.SIGKILL)
-        self._stderr.close()
+        self._reader.join(timeout=10)  # EOF once the session is gone
+        if not self._reader.is_alive():
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
 
 
 def start_demo(cli: BrokerCli, stderr: Path) -> tuple[DemoProcess, str]:

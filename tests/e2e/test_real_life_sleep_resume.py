@@ -86,12 +86,12 @@ def faked_idp(clock: WallClock, resource: str, tmp_path: Path) -> Iterator[str]:
     """``mcp-demo-server idp`` on the faked clock, auto-login as ``demo``; yields the issuer."""
     port = fixed_port()
     issuer = IdpSettings(port=port).resolved().issuer
-    log = (tmp_path / "idp.log").open("wb")
     argv = [sys.executable, "-m", "demo_server", "idp", "--port", str(port)]
     argv += ["--access-token-ttl", str(TTL), "--round-expiry-up", "--auto-login", "demo"]
     argv += ["--resource-server", resource]
     env = {**headless_env(BrokerCli({})), **clock.environ(), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    with (tmp_path / "idp.log").open("wb") as log:  # the child has its own copy
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
 
         def answers() -> bool | None:
@@ -105,7 +105,6 @@ def faked_idp(clock: WallClock, resource: str, tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()
 
 
 @pytest.mark.xfail(

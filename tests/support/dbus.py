@@ -37,6 +37,7 @@ def start_session_bus(config_dir: Path, spawn: Spawn, prefix: str = "bus-") -> t
     )
     assert bus.stdout is not None
     address = bus.stdout.readline().decode().strip()
+    bus.stdout.close()  # it prints nothing more
     if not address:
         raise RuntimeError("dbus-daemon did not print its address")
     return address, socket_dir

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,14 +20,14 @@ from PIL import ImageStat
 
 from broker.desktop.icons import dominant_state
 from broker.desktop.menu import Overall
-from tests.broker.desktop.brokerrun import ROOT, BrokerRun, session_processes
+from tests.broker.desktop.brokerrun import BrokerRun, session_processes
+from tests.support.browser import browser_command
 from tests.support.desktop import Desktop, Window, wait_for
 from tests.support.procs import ServerProcess, demo_server_cmd
 
 pytestmark = pytest.mark.integration
 
 TITLE = "MCP OAuth Broker: "
-DRIVER = ROOT / "tests" / "e2e" / "browser_driver.py"  # follows the auto-login redirects
 
 
 @pytest.fixture
@@ -37,14 +36,6 @@ def demo_stack(tmp_path: Path) -> Iterator[str]:
     args = demo_server_cmd("stack", "--idp-port=0", "--port=0", "--auto-login", "demo")
     with ServerProcess(args, tmp_path / "stack.log") as stack:
         yield stack.url
-
-
-def browser(tmp_path: Path) -> str:
-    """``BROWSER`` names one executable: a wrapper around the driver."""
-    wrapper = tmp_path / "tray-browser"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{DRIVER}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return str(wrapper)
 
 
 def cli(env: dict[str, str], *args: str) -> str:
@@ -85,7 +76,7 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
     artifacts_dir: Path,
 ) -> None:
     env = desktop.environ(broker_env)
-    env["BROWSER"] = browser(tmp_path)
+    env["BROWSER"] = browser_command(tmp_path)
     cli(env, "add", demo_stack, "--client-id", "demo-broker", "--provider", "cognito")
     broker = BrokerRun(env, tmp_path / "broker.log")
     try:

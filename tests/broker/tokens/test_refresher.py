@@ -14,7 +14,8 @@ from broker.tokens.freshness import RefreshPolicy
 from broker.tokens.refresher import Refresher
 from broker.tokens.service import State, TokenService
 from broker.tokens.tokenset import TokenKey, TokenSet
-from tests.broker.tokens.service_fakes import KEY, OTHER_KEY, FakeClock, FakeGrant, make_tokens
+from tests.broker.tokens.service_fakes import KEY, OTHER_KEY, FakeGrant, make_tokens
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
