@@ -33,6 +33,9 @@ from tests.support.enterprise_client import (
 from tests.support.idp_flow import CALLBACK, DEMO_CLIENT, authorize_params, pkce_pair, single
 from tests.support.jwt_issuer import JwksServer, signing_key
 
+# The trusted IdP's JWKS is fetched over real HTTP on 127.0.0.1.
+pytestmark = pytest.mark.integration
+
 POOL = "us-east-1_Demo00001"
 OWN_ISSUER = f"http://127.0.0.1:9000/{POOL}"
 RESOURCE = "http://127.0.0.1:8000/mcp"
