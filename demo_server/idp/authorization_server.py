@@ -9,7 +9,13 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidClientError
 
-from demo_server.idp.grants import AuthorizationCodeGrant, RefreshTokenGrant, S256CodeChallenge
+from demo_server.idp.device import DeviceAuthorizationEndpoint, DeviceCodeGrant, DeviceStore
+from demo_server.idp.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+)
 from demo_server.idp.models import Client, User
 from demo_server.idp.revocation import CognitoRevocationEndpoint
 from demo_server.idp.settings import IdpSettings
@@ -42,7 +48,12 @@ class IdpAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         )
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
+        self.register_grant(ClientCredentialsGrant)
         self.register_endpoint(CognitoRevocationEndpoint)
+        self.devices = DeviceStore(settings.clock)
+        if settings.device_flow:  # RFC 8628: not Cognito behaviour
+            self.register_grant(DeviceCodeGrant)
+            self.register_endpoint(DeviceAuthorizationEndpoint)
 
     def query_client(self, client_id: Any) -> Client | None:
         return self.clients.get(client_id) if isinstance(client_id, str) else None

@@ -14,7 +14,9 @@ The format (TOML shown; JSON has the same keys)::
     callback_urls = ["http://127.0.0.1:8080/callback"]
     logout_urls = ["http://127.0.0.1:8080/"]
     allowed_scopes = ["openid", "email", "http://127.0.0.1:8000/mcp/tools"]
-    allowed_flows = ["code", "refresh_token"]
+    allowed_flows = ["code", "refresh_token"]   # also "client_credentials" (with a secret;
+                                                # then callback_urls may be left out) and
+                                                # "device_code" (RFC 8628, --device-flow only)
 
     [[resource_servers]]
     identifier = "http://127.0.0.1:8001/mcp"
@@ -38,8 +40,10 @@ from werkzeug.security import generate_password_hash
 from demo_server.idp.keys import SigningKeys, load_rsa_key
 from demo_server.idp.settings import (
     ALL_FLOWS,
+    CLIENT_CREDENTIALS,
     DEFAULT_CUSTOM_SCOPES,
     DEMO_CLIENT_STANDARD_SCOPES,
+    KNOWN_FLOWS,
     ClientConfig,
     ResourceServerConfig,
     UserConfig,
@@ -120,8 +124,14 @@ def parse_client(item: dict[str, Any], servers: tuple[ResourceServerConfig, ...]
     secret = item.get("client_secret")
     if secret is not None and (not isinstance(secret, str) or not secret):
         raise ConfigError("'client_secret' must be a non-empty string")
+    flows = texts(item, "allowed_flows", ALL_FLOWS)
+    unknown = [flow for flow in flows if flow not in KNOWN_FLOWS]
+    if unknown:
+        raise ConfigError(f"unknown allowed_flows {unknown}; known: {list(KNOWN_FLOWS)}")
+    if CLIENT_CREDENTIALS in flows and secret is None:
+        raise ConfigError("client_credentials needs a client_secret (a confidential client)")
     callbacks = texts(item, "callback_urls")
-    if not callbacks:
+    if not callbacks and set(flows) != {CLIENT_CREDENTIALS}:
         raise ConfigError(f"client {item.get('client_id')!r} needs callback_urls")
     default_scopes = DEMO_CLIENT_STANDARD_SCOPES + tuple(
         s for rs in servers for s in rs.full_scopes()
@@ -132,7 +142,7 @@ def parse_client(item: dict[str, Any], servers: tuple[ResourceServerConfig, ...]
         callback_urls=callbacks,
         logout_urls=texts(item, "logout_urls"),
         allowed_scopes=texts(item, "allowed_scopes", default_scopes),
-        allowed_flows=texts(item, "allowed_flows", ALL_FLOWS),
+        allowed_flows=flows,
     )
 
 

@@ -14,6 +14,10 @@ Tokens are RS256 JWTs from --issuer, checked against its JWKS (--jwks-url, or jw
   cognito  iss, token_use=access, client_id in --client-id, scope, exp/nbf; aud, if present,
            must equal the resource (Cognito adds aud only when the client sent `resource`)
   oidc     iss, aud must contain the resource; client_id/azp checked when present
+--require-id-token: accept only ID tokens (token_use=id, aud = an allowed --client-id, i.e. the
+  app client id), as AWS Bedrock AgentCore Gateway does when its allowed audience is the Cognito
+  app client; access tokens are refused with 401 invalid_token saying so. ID tokens carry no
+  scopes: a valid one gets <resource>/tools only (admin_report stays out of reach).
 Binds loopback only and refuses requests whose Host or Origin is not this server (DNS rebinding).
 """
 
@@ -28,7 +32,7 @@ import threading
 from demo_server.resource.app import create_app
 from demo_server.resource.server import RunningResourceServer, start
 from demo_server.resource.settings import (
-    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_IDS,
     DEFAULT_ISSUER,
     PROFILES,
     ResourceSettings,
@@ -65,13 +69,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         dest="client_ids",
         action="append",
         metavar="ID",
-        help=f"allowed client id, repeatable ({DEFAULT_CLIENT_ID})",
+        help=f"allowed client id, repeatable ({', '.join(DEFAULT_CLIENT_IDS)})",
     )
     add("--resource", help="resource identifier (default: this server's MCP URL)")
     add("--jwks-url", help="JWKS URL (default: jwks_uri from the issuer's OIDC discovery)")
     add("--profile", choices=PROFILES, default="cognito", help="token profile (cognito)")
     add("--clock-skew", type=int, default=60, metavar="SECONDS", help="exp/nbf leeway (60)")
     add("--no-auth", action="store_true", help="no authentication (protocol checks only)")
+    add(
+        "--require-id-token",
+        action="store_true",
+        help="accept only ID tokens whose aud is an allowed --client-id, refuse access tokens "
+        "(like AWS Bedrock AgentCore Gateway with the app client as audience)",
+    )
     add_from_cloudformation_option(parser)
     parser.set_defaults(run=run)
 
@@ -81,12 +91,13 @@ def settings_from_args(args: argparse.Namespace) -> ResourceSettings:
         host=args.host,
         port=args.port,
         issuer=args.issuer,
-        client_ids=tuple(args.client_ids or [DEFAULT_CLIENT_ID]),
+        client_ids=tuple(args.client_ids or DEFAULT_CLIENT_IDS),
         resource=args.resource,
         jwks_url=args.jwks_url,
         profile=args.profile,
         no_auth=args.no_auth,
         clock_skew=args.clock_skew,
+        require_id_token=args.require_id_token,
     )
 
 
