@@ -37,7 +37,8 @@ import httpx2
 from _common import Result, parse_wrk
 
 from broker.app import Broker
-from broker.cli.demo import CLIENT_ID, follow_to_callback
+from broker.cli.demo import CLIENT_ID
+from broker.cli.demo_smoke import follow_to_callback
 from broker.config import ServerConfig
 from broker.store.memory import MemoryTokenStore
 from demo_server import idp
