@@ -49,6 +49,11 @@ Run the whole chain on this machine: the local Cognito-compatible authorization 
 icon when a display is available and runs headless otherwise; the sign-in page opens in the
 browser (or its address is printed, with the demo user's password). Ctrl-C stops everything.
 
+With no OS keyring at all (Linux without a session D-Bus or Secret Service, e.g. over SSH), the
+demo, and only the demo, runs a temporary unlocked gnome-keyring on a private D-Bus for its own
+lifetime (it says so) and removes both when it stops; the broker itself never stores tokens in a
+file.
+
 --smoke runs the same chain non-interactively and exits 0 when it works: servers on free ports,
 a throw-away broker home (unless MCP_BROKER_HOME is set), sign-in without a browser, a token
 from a headless broker's token API, `whoami` through the mcp SDK, sign-out. Each step is timed.
@@ -138,13 +143,6 @@ def demo_stack(settings: StackSettings) -> Iterator[RunningStack]:
                 "and --port"
             ) from None
         yield stack
-
-
-def require_keyring() -> None:
-    """A clear message before anything starts when there is no usable OS keyring."""
-    from broker.store.keyring_backend import check_usable, default_backend
-
-    check_usable(default_backend())  # StorageUnavailable says how to fix the machine
 
 
 def configure_broker(broker: Broker, url: str) -> None:

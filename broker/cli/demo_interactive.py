@@ -16,9 +16,9 @@ from broker.cli.demo import (
     configure_broker,
     demo_stack,
     other_broker,
-    require_keyring,
     stack_settings,
 )
+from broker.cli.demo_keyring import demo_keyring
 from broker.errors import BrokerError
 from broker.safetext import safe_text
 
@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 
 def interactive(args: argparse.Namespace, out: TextIO) -> int:
-    require_keyring()
+    with demo_keyring(out):
+        return _interactive(args, out)
+
+
+def _interactive(args: argparse.Namespace, out: TextIO) -> int:
     port, idp_port = args.port or DEFAULT_PORT, args.idp_port or DEFAULT_IDP_PORT
     with demo_stack(stack_settings(args, port, idp_port, args.auto_login)) as stack:
         from broker.app import Broker

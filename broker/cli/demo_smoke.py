@@ -24,9 +24,9 @@ from broker.cli.demo import (
     configure_broker,
     demo_stack,
     other_broker,
-    require_keyring,
     stack_settings,
 )
+from broker.cli.demo_keyring import demo_keyring
 from broker.config import config_path
 from broker.errors import BrokerError, StorageUnavailable
 from broker.paths import HOME_ENV, BrokerPaths, broker_paths, open_private
@@ -71,12 +71,17 @@ def _describe(exc: BaseException) -> str:
 
 
 def smoke(args: argparse.Namespace, out: TextIO) -> int:
-    if not args.ephemeral:
-        try:
-            require_keyring()
-        except StorageUnavailable as exc:
-            hint = "To check everything else, add --ephemeral (tokens in memory)."
-            raise StorageUnavailable(f"{exc} {hint}") from None
+    with contextlib.ExitStack() as keyring_scope:
+        if not args.ephemeral:
+            try:
+                keyring_scope.enter_context(demo_keyring(out))
+            except StorageUnavailable as exc:
+                hint = "To check everything else, add --ephemeral (tokens in memory)."
+                raise StorageUnavailable(f"{exc} {hint}") from None
+        return _smoke(args, out)
+
+
+def _smoke(args: argparse.Namespace, out: TextIO) -> int:
     print("mcp-broker demo --smoke: the whole chain on this machine", file=out, flush=True)
     steps = _Steps(out)
     with contextlib.ExitStack() as cleanup:
