@@ -26,6 +26,7 @@ from broker.config import (
     config_path,
     load_config,
     resolve_settings,
+    server_label,
     update_config,
 )
 from broker.errors import (
@@ -51,6 +52,7 @@ from broker.tokens.tokenset import TokenKey, TokenSet
 # `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
 if TYPE_CHECKING:
     from broker.oauth.discovery import Discovered
+    from broker.oauth.prm import ResourceInfo
     from broker.oauth.registration import ClientCredentials
     from broker.oauth.www_authenticate import BearerChallenge
     from broker.signin.discovery import Sender
@@ -82,6 +84,13 @@ class ServerStatus:
     scope: str | None = None
     user: str | None = None
     """Who is signed in (display only; from the ID token or a Cognito access token)."""
+    name: str | None = None
+    """The server's own name, its PRM ``resource_name`` (sanitised), once signed in."""
+
+    @property
+    def display_name(self) -> str:
+        """``name``, else host[:port] and path."""
+        return server_label(self.url, self.name)
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,9 @@ class Broker:
         return [self._status_of(server) for server in self.servers()]
 
     def _status_of(self, server: ServerConfig) -> ServerStatus:
-        base = ServerStatus(server.url, State.SIGNED_OUT.value, provider=server.provider)
+        base = ServerStatus(
+            server.url, State.SIGNED_OUT.value, provider=server.provider, name=server.resource_name
+        )
         if server.issuer is None or server.client_id is None:
             return replace(base, reason="never signed in")
         base = replace(base, issuer=server.issuer, client_id=server.client_id)
@@ -244,7 +255,7 @@ class Broker:
         tokens = sign_in.sign_in(found, scope, self._options(server))
         tokens = self._rekeyed(server, tokens)
         self.service.put(tokens)
-        self._remember_client(server, clients, tokens.key)
+        self._remember_client(server, clients, tokens.key, found.prm)
         return tokens
 
     def logout(self, url: str) -> SignOutResult:
@@ -401,15 +412,23 @@ class Broker:
         return tokens
 
     def _remember_client(
-        self, server: ServerConfig, clients: ClientRegistry, key: TokenKey
+        self,
+        server: ServerConfig,
+        clients: ClientRegistry,
+        key: TokenKey,
+        prm: ResourceInfo | None = None,
     ) -> None:
-        """Pin the issuer and client id in the config; a registered client's secret goes to
-        the keyring."""
+        """Pin the issuer and client id in the config, with the server's ``resource_name`` as
+        published now (display only); a registered client's secret goes to the keyring."""
         registered = clients.registered(key.issuer)
         if registered is not None and registered.client_secret:
             self.store.put_client_secret(key.issuer, key.client_id, registered.client_secret)
 
-        pinned: dict[str, Any] = {"issuer": key.issuer, "client_id": key.client_id}
+        pinned: dict[str, Any] = {
+            "issuer": key.issuer,
+            "client_id": key.client_id,
+            "resource_name": prm.resource_name if prm is not None else None,
+        }
         if registered is not None and registered.client_id == key.client_id:
             pinned["client_registered"] = True
         elif key.client_id != server.client_id:
