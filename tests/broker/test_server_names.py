@@ -24,7 +24,7 @@ from broker.oauth.prm import build_prm_request, handle_prm_response
 from broker.signin.callback import TRY_AGAIN, CallbackListener
 from broker.signin.login import ClientRegistry, SignIn, failure_page_text, success_page_text
 from broker.tokens.tokenset import TokenKey, TokenSet
-from tests.broker.test_login import FOUND, RESOURCE, FakeAS
+from tests.broker.signin.test_login import FOUND, RESOURCE, FakeAS
 
 URL = "http://127.0.0.1:48709/mcp"
 HOSTILE = "Evil\x1b]52;c;aGk=\x07 \u202eserver\x1b[2J"
