@@ -148,7 +148,9 @@ class Broker:
         return [self._status_of(server) for server in self.servers()]
 
     def _status_of(self, server: ServerConfig) -> ServerStatus:
-        base = ServerStatus(server.url, State.SIGNED_OUT.value, provider=server.provider)
+        base = ServerStatus(
+            server.url, State.SIGNED_OUT.value, provider=server.provider, name=server.resource_name
+        )
         if server.issuer is None or server.client_id is None:
             return replace(base, reason="never signed in")
         base = replace(base, issuer=server.issuer, client_id=server.client_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.config import server_label
+
 
 @dataclass(frozen=True)
 class ServerStatus:
@@ -20,6 +22,13 @@ class ServerStatus:
     scope: str | None = None
     user: str | None = None
     """Who is signed in (display only; from the ID token or a Cognito access token)."""
+    name: str | None = None
+    """The server's own name, its PRM ``resource_name`` (sanitised), once signed in."""
+
+    @property
+    def display_name(self) -> str:
+        """``name``, else host[:port] and path."""
+        return server_label(self.url, self.name)
 
 
 @dataclass(frozen=True)

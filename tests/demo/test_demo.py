@@ -72,14 +72,20 @@ def test_smoke_signs_in_gets_a_broker_token_and_whoami_names_demo(
     assert secret_service_daemons.entries(SERVICE).items() <= before.items()
 
 
-def test_smoke_without_a_keyring_says_so_and_fails(broker_cli: BrokerCli, tmp_path: Path) -> None:
+def test_smoke_with_a_refused_keyring_setting_says_so_and_fails(
+    broker_cli: BrokerCli, tmp_path: Path
+) -> None:
+    """A keyring the user configured (here keyring's null backend) is refused, never replaced
+    by the demo's temporary one (that is only for machines with no keyring at all)."""
     broker_cli.env = without_keyring(broker_cli.env, tmp_path)
+    broker_cli.env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
 
     done = broker_cli.run("demo", "--smoke")
 
     assert done.returncode != 0
-    assert "No usable OS keyring" in done.stderr and "--ephemeral" in done.stderr
+    assert "null backend" in done.stderr and "--ephemeral" in done.stderr
     assert "never falls back to storing tokens in a plain file" in done.stderr
+    assert "temporary" not in done.stdout + done.stderr
     assert "start the demo servers" not in done.stdout  # nothing started
 
 

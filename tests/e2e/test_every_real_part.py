@@ -27,7 +27,7 @@ import pytest
 
 from broker.api.endpoint import API_HEADER
 from broker.desktop.icons import dominant_state
-from broker.desktop.menu import Overall, server_name
+from broker.desktop.menu import Overall
 from broker.paths import broker_paths
 from broker.store.chunks import ChunkedEntries
 from broker.store.keyring_store import SERVICE
@@ -189,7 +189,8 @@ def test_sign_in_use_and_sign_out_from_the_tray_with_every_real_part(
     env = desktop.environ(broker_environ(tmp_path, secret_service_daemons, stack, artifacts_dir))
     BrokerCli(env).ok("add", stack.mcp_url, "--client-id", CLIENT_ID, "--provider", "cognito")
     assert stored_token_sets(secret_service, stack) == {}
-    shown_name = server_name(stack.mcp_url)
+    # Once signed in, the server is named by its PRM resource_name (before: host and path).
+    shown_name = "mcp-oauth-broker demo server"
     broker = BrokerRun(env, tmp_path / "broker.log")
     try:
         # Signed out: the icon docks and says so, in words and in colour.

@@ -28,6 +28,7 @@ from tests.support.procs import ServerProcess, demo_server_cmd
 pytestmark = pytest.mark.integration
 
 TITLE = "MCP OAuth Broker: "
+DEMO_NAME = "mcp-oauth-broker demo server"  # the demo server's PRM resource_name
 
 
 @pytest.fixture
@@ -99,6 +100,11 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
 
         status = json.loads(cli(env, "status", "--json"))
         assert [(s["state"], s["user"]) for s in status["servers"]] == [("valid", "demo")]
+        assert [s["name"] for s in status["servers"]] == [DEMO_NAME]
+        assert cli(env, "status").startswith(f"{DEMO_NAME} ({demo_stack})\tvalid\tas demo, ")
+        open_menu(desktop, after)  # the server is named by its resource_name now
+        desktop.screenshot(artifacts_dir / "tray-menu-named.png")
+        desktop.key("Escape")
         token = cli(env, "token", demo_stack).strip()
 
         open_menu(desktop, after)  # rebuilt: "Copy access token" is enabled now
@@ -106,7 +112,7 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
         wait_for("the token on the clipboard", lambda: desktop.clipboard() == token)
         copied = wait_for("the copy notification", lambda: [
             n for n in desktop.notifications() if n[0] == "Access token copied"])  # fmt: skip
-        assert copied[0][1].startswith(f"Token for {demo_stack.removeprefix('http://')}, valid")
+        assert copied[0][1].startswith(f"Token for {DEMO_NAME}, valid")
 
         open_menu(desktop, after)
         desktop.key("Up", "Return")  # Quit is the last entry
@@ -114,7 +120,7 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
         assert session_processes(broker.proc.pid) == []  # no browser, no helper left behind
 
         shown = desktop.notifications()
-        assert ("Signed in", f"Signed in to {demo_stack.removeprefix('http://')}.") in shown
+        assert ("Signed in", f"Signed in to {DEMO_NAME}.") in shown
         assert token not in broker.log()
         assert all(token not in summary + body for summary, body in shown)
     finally:
