@@ -123,6 +123,7 @@ def get(url: str) -> tuple[int, str]:
         connection.close()
 
 
+@pytest.mark.integration  # a real loopback callback listener
 def test_the_callback_page_waits_for_the_outcome_and_escapes_it() -> None:
     listener: CallbackListener[str] = CallbackListener.bind()
     try:
@@ -145,6 +146,7 @@ def test_the_callback_page_waits_for_the_outcome_and_escapes_it() -> None:
     assert "Signed in to &lt;b&gt;Wiki&lt;/b&gt; as alice." in page
 
 
+@pytest.mark.integration  # a real loopback callback listener
 def test_a_sign_in_shows_its_outcome_on_the_page() -> None:
     """The whole SignIn: the browser (a thread, like a real one) gets the page that names the
     server, after the code was redeemed."""

@@ -19,6 +19,9 @@ from demo_server.resource.jwks import JwksCache
 from demo_server.resource.verifier import JwtTokenVerifier
 from tests.support.jwt_issuer import JwksServer
 
+# A JWKS served over real HTTP on 127.0.0.1.
+pytestmark = pytest.mark.integration
+
 RESOURCE = "http://127.0.0.1:8000/mcp"
 
 
