@@ -4,8 +4,9 @@ Each victim is ``mcp-broker token URL`` run against a stored token aged past its
 victim refreshes. A third of the kills come a random delay after the victim starts (spread over
 its whole run: start-up, keyring read, the token request, the keyring write); a third a random
 0-30 ms after the authorization server finished answering, the one window where a kill can lose
-the rotated refresh token; a third while the token request is held at the server for 0.3 s. Each kill is classified from outside by what the server and the
-keyring saw, then a fresh ``mcp-broker token`` must recover.
+the rotated refresh token; a third while the token request is held at the server for 0.3 s.
+Each kill is classified from outside by what the server and the keyring saw, then a fresh
+``mcp-broker token`` must recover.
 
 With a rotation grace period (Cognito allows 0-60 s) every kill must recover without a new sign-in;
 with 0 s the fraction lost is reported (printed; ``-s`` shows it) and a loss must end cleanly in
