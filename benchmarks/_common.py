@@ -31,7 +31,8 @@ if str(ROOT) not in sys.path:
 import httpx2  # noqa: E402
 
 from broker.api.endpoint import Endpoint, read_endpoint  # noqa: E402
-from broker.cli.demo import CLIENT_ID, follow_to_callback  # noqa: E402
+from broker.cli.demo import CLIENT_ID  # noqa: E402
+from broker.cli.demo_smoke import follow_to_callback  # noqa: E402
 from broker.config import ServerConfig  # noqa: E402
 from broker.paths import BrokerPaths, broker_paths  # noqa: E402
 from broker.root import build  # noqa: E402

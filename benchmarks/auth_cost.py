@@ -36,7 +36,8 @@ import _common as common
 import httpx2
 from _common import Result, parse_wrk
 
-from broker.cli.demo import CLIENT_ID, follow_to_callback
+from broker.cli.demo import CLIENT_ID
+from broker.cli.demo_smoke import follow_to_callback
 from broker.config import ServerConfig
 from broker.root import build
 from broker.store.memory import MemoryTokenStore

@@ -39,7 +39,7 @@ import _common as common
 import httpx2
 
 from tests.support.desktop import TOOLS, Desktop, wait_for
-from tests.support.procs import ServerProcess, demo_server_cmd, fixed_port
+from tests.support.procs import IDP_URL, MCP_URL, ServerProcess, demo_server_cmd, fixed_port
 
 CPU_TARGET = 0.3  # CPU-s per minute
 WAKEUP_TARGET = 5.0  # per second, the broker
@@ -121,12 +121,15 @@ def demo_servers(workdir: Path) -> Iterator[Servers]:
     idp = ServerProcess(
         demo_server_cmd("idp", "--port", str(idp_port), "--auto-login", "demo",
                         "--resource-server", mcp_url),
-        f"{issuer}/.well-known/openid-configuration", workdir / "idp.log",
+        workdir / "idp.log",
+        announce=IDP_URL,
+        ready_url=f"{issuer}/.well-known/openid-configuration",
     )  # fmt: skip
     mcp = ServerProcess(
         demo_server_cmd("serve", "--port", str(mcp_port), "--issuer", issuer),
-        f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp",
         workdir / "mcp.log",
+        announce=MCP_URL,
+        ready_url=f"http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp",
     )
     with idp, mcp:
         yield Servers(idp, mcp, mcp_url)

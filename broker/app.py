@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import webbrowser
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from broker.config import ConfigFile, ServerConfig
@@ -32,15 +33,12 @@ from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens.auth_servers import AuthServerCache
 from broker.tokens.grant import RefreshGrant, configured_client
 from broker.tokens.service import KeyStatus, State, TokenService
-from broker.tokens.stamps import FileStamps
 from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
 # `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
 if TYPE_CHECKING:
-    import httpx2
-
     from broker.net.limited_http import Sender
     from broker.signin.login import Headless
 
@@ -56,6 +54,26 @@ class Store(TokenStore, ClientSecretStore, Protocol):
 REFRESH_LOCK_TIMEOUT = 30.0
 
 
+def configured_server(config: ConfigFile, url: str) -> ServerConfig:
+    """The configured server ``url``; ``ConfigError`` naming the command that adds it."""
+    found = config.load().get_server(url)
+    if found is None:
+        raise ConfigError(f"{url} is not configured; add it with: mcp-broker add {url}")
+    return found
+
+
+def refresh_locks(lock_dir: Path) -> Callable[[TokenKey], AbstractContextManager[FileLock]]:
+    """The token service's cross-process lock per key: one refresh of a key at a time."""
+
+    @contextlib.contextmanager
+    def lock_for_key(key: TokenKey) -> Iterator[FileLock]:
+        name = f"refresh\n{key.issuer}\n{key.client_id}\n{key.resource}"
+        with lock_for(name, lock_dir, timeout=REFRESH_LOCK_TIMEOUT) as lock:
+            yield lock
+
+    return lock_for_key
+
+
 class Broker:
     """What the commands, the tray, the bridge and the API do with the broker's parts: the
     configured servers, tokens, sign-in and sign-out, status. Made by :func:`broker.root.build`,
@@ -69,8 +87,9 @@ class Broker:
         send: Sender,
         *,
         auth_servers: AuthServerCache,
-        opener: Opener = webbrowser.open,
-        sign_in_timeout: float = 300.0,
+        grant: RefreshGrant,
+        service: TokenService,
+        signin: SignInFlow,
     ) -> None:
         self.paths = paths
         self.config = config
@@ -78,24 +97,9 @@ class Broker:
         self.store = store
         self._send = send
         self._auth_servers = auth_servers
-        self.grant = RefreshGrant(self._send_one, self._auth_servers, self.servers, self.store)
-        self.service = TokenService(
-            self.store,
-            self.grant,
-            lock_factory=self._lock_for,
-            stamps=FileStamps(self.paths.lock_dir),
-        )
-        self.signin = SignInFlow(
-            send=self._send_one,
-            head_of=self._head_of,
-            service=self.service,
-            auth_servers=self._auth_servers,
-            secrets=self.store,
-            server=self.server,
-            update_config=self.config.update,
-            opener=opener,
-            timeout=sign_in_timeout,
-        )
+        self.grant = grant
+        self.service = service
+        self.signin = signin
 
     def close(self) -> None:
         close = getattr(self._send, "close", None)
@@ -106,19 +110,6 @@ class Broker:
     @property
     def _sender(self) -> Sender:
         return self._send
-
-    def _send_one(self, request: httpx2.Request) -> httpx2.Response:
-        return self._sender(request)
-
-    def _head_of(self, request: httpx2.Request) -> httpx2.Response:
-        """Status and headers only, within the sender's limits (the body might be a stream)."""
-        from broker.net.limited_http import LimitedSender
-
-        probe = LimitedSender(limits=getattr(self._send, "limits", None))
-        try:
-            return probe.head_of(request)
-        finally:
-            probe.close()
 
     def prepare_refresh(self) -> None:
         """Load what a refresh needs (its modules, the HTTP client and its TLS context) ahead
@@ -134,10 +125,7 @@ class Broker:
         return self.config.load().servers
 
     def server(self, url: str) -> ServerConfig:
-        found = self.config.load().get_server(url)
-        if found is None:
-            raise ConfigError(f"{url} is not configured; add it with: mcp-broker add {url}")
-        return found
+        return configured_server(self.config, url)
 
     def add(self, server: ServerConfig) -> ServerConfig:
         """Add or replace a server. Replacing forgets the pinned issuer: the next sign-in
@@ -174,7 +162,11 @@ class Broker:
 
     def _status_of(self, server: ServerConfig) -> ServerStatus:
         base = ServerStatus(
-            server.url, State.SIGNED_OUT.value, provider=server.provider, machine=server.machine
+            server.url,
+            State.SIGNED_OUT.value,
+            provider=server.provider,
+            machine=server.machine,
+            name=server.resource_name,
         )
         if server.issuer is None or server.client_id is None:
             return replace(base, reason="never signed in")
@@ -241,11 +233,3 @@ class Broker:
                 return SignOutResult(len(removed), len(refresh_tokens), True, None)
             pending = failed
         return SignOutResult(len(removed), len(refresh_tokens) - len(pending), True, problem)
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _lock_for(self, key: TokenKey) -> Iterator[FileLock]:
-        name = f"refresh\n{key.issuer}\n{key.client_id}\n{key.resource}"
-        with lock_for(name, self.paths.lock_dir, timeout=REFRESH_LOCK_TIMEOUT) as lock:
-            yield lock

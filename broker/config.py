@@ -18,6 +18,7 @@
     grant = "client_credentials"  # a machine identity (client_id is a confidential client)
     client_auth = "private_key_jwt"  # a machine's authentication: "client_secret" (default) or this
     send = "id-token"             # reserved (issue 12 item 5): ID-token gateways; not yet served
+    resource_name = "Example MCP"  # set by the broker: the server's PRM resource_name (display)
 
 Client secrets of confidential clients belong in the OS keyring
 (``KeyringTokenStore.put_client_secret(issuer, client_id, secret)``), not here. A
@@ -40,12 +41,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from broker.errors import ConfigError
 from broker.filelock import lock_for
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 from broker.oauth.resource import canonical_resource
 from broker.paths import BrokerPaths, ensure_safe_config, write_private_file
+from broker.safetext import safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,9 @@ class ServerConfig:
     #: Reserved (issue 12 item 5, not yet served): ``id-token`` will send the ID token instead
     #: of the access token, a workaround for gateways that accept only ID tokens.
     send: str | None = None
+    #: The server's own name, its Protected Resource Metadata ``resource_name`` (RFC 9728 §2),
+    #: recorded (sanitised: it comes from the network) at each sign-in; for display only.
+    resource_name: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", canonical_resource(self.url))
@@ -108,9 +114,26 @@ class ServerConfig:
         return self.grant == CLIENT_CREDENTIALS
 
     @property
+    def display_name(self) -> str:
+        """What people call the server: its ``resource_name``, else host[:port] and path."""
+        return server_label(self.url, self.resource_name)
+
+    @property
     def profile_name(self) -> str | None:
         """The name for ``broker.oauth.providers.profile_for`` (None: decide from the issuer)."""
         return {"auto": None, "cognito": "cognito", "oidc": "generic"}[self.provider]
+
+
+def server_label(url: str, resource_name: str | None = None) -> str:
+    """A server's name for people: its PRM ``resource_name`` when it publishes one, else its
+    host[:port] and path. Control and escape characters are shown, not passed on."""
+    if resource_name and resource_name.strip():
+        return safe_text(resource_name.strip(), NAME_LIMIT)
+    parts = urlsplit(url)
+    return safe_text(f"{parts.netloc}{parts.path}", NAME_LIMIT)
+
+
+NAME_LIMIT = 60
 
 
 @dataclass(frozen=True)
@@ -272,17 +295,17 @@ def _parse_server(where: str, entry: Any) -> ServerConfig:
     _no_unknown_keys_at(where, entry, _SERVER_KEYS)
     if "url" not in entry:
         raise ConfigError(f"{where} has no url")
-    for name in (
-        "url",
-        "client_id",
+    texts = (
         "client_secret",
         "provider",
         "issuer",
         "client_metadata_url",
+        "resource_name",
         "grant",
         "client_auth",
         "send",
-    ):
+    )
+    for name in ("url", "client_id", *texts):
         if name in entry and not isinstance(entry[name], str):
             raise ConfigError(f"{where}.{name} must be a string")
     ports = entry.get("callback_ports", list(FIXED_CALLBACK_PORTS))

@@ -11,8 +11,9 @@ What is made here: the config file reader (:class:`~broker.config.ConfigFile`: p
 only when the file changes), the token store (the OS keyring with the configured timeout), the
 HTTP sender (:class:`~broker.net.limited_http.LimitedSender`, made on first use: a ``mcp-broker
 token`` answered from the keyring never loads an HTTP library), the authorization server metadata
-cache, the :class:`~broker.app.Broker` with its token service, and for the long-running broker the
-refresher, the API's clients registry and the API server.
+cache, the refresh grant, the token service, the sign-in flow, the :class:`~broker.app.Broker`
+that the commands use, and for the long-running broker the refresher, the API's clients registry
+and the API server.
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broker.app import Broker, Opener, Store
+from broker.app import Broker, Opener, Store, configured_server, refresh_locks
 from broker.config import ConfigFile, Settings, config_path, resolve_settings
 from broker.errors import ConfigError
 from broker.paths import BrokerPaths, broker_paths
+from broker.signin.flow import SignInFlow
 from broker.tokens.auth_servers import AuthServerCache
+from broker.tokens.grant import RefreshGrant
+from broker.tokens.service import TokenService
+from broker.tokens.stamps import FileStamps
 
 if TYPE_CHECKING:
     import httpx2
@@ -154,16 +159,46 @@ def build(
         from broker.store.keyring_store import KeyringTokenStore
 
         store = KeyringTokenStore(timeout=settings.keyring_timeout)
+    sender: Sender = send if send is not None else LazySender()
+    auth_servers = AuthServerCache(paths.state_dir)
+    grant = RefreshGrant(sender, auth_servers, lambda: config.load().servers, store)
+    service = TokenService(
+        store, grant, lock_factory=refresh_locks(paths.lock_dir), stamps=FileStamps(paths.lock_dir)
+    )
+    signin = SignInFlow(
+        send=sender,
+        head_of=functools.partial(_head_of, sender),
+        service=service,
+        auth_servers=auth_servers,
+        secrets=store,
+        server=functools.partial(configured_server, config),
+        update_config=config.update,
+        opener=opener,
+        timeout=sign_in_timeout,
+    )
     broker = Broker(
         paths,
         config,
         store,
-        send if send is not None else LazySender(),
-        auth_servers=AuthServerCache(paths.state_dir),
-        opener=opener,
-        sign_in_timeout=sign_in_timeout,
+        sender,
+        auth_servers=auth_servers,
+        grant=grant,
+        service=service,
+        signin=signin,
     )
     return Root(paths, config, settings, broker)
+
+
+def _head_of(send: Sender, request: httpx2.Request) -> httpx2.Response:
+    """Status and headers only, within the sender's limits: the sign-in's probe of an MCP
+    server, which without auth may answer with a stream."""
+    from broker.net.limited_http import LimitedSender
+
+    probe = LimitedSender(limits=getattr(send, "limits", None))
+    try:
+        return probe.head_of(request)
+    finally:
+        probe.close()
 
 
 def from_environment(

@@ -3,7 +3,8 @@
 The authorization server's issuer is http://127.0.0.1:<idp-port>/<pool-id>; the MCP server at
 http://127.0.0.1:<port>/mcp trusts that issuer and the demo-broker client, and the authorization
 server knows the MCP server as a resource server with the scopes <url>/tools and <url>/admin.
-Both bind 127.0.0.1 only. Ctrl-C stops both.
+The MCP server accepts the access tokens of demo-broker (people) and demo-m2m (the machine client,
+client_credentials). Both bind 127.0.0.1 only. Ctrl-C stops both.
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ from typing import TextIO
 
 from demo_server import idp, resource
 from demo_server.idp.command import announce
-from demo_server.idp.settings import DEFAULT_POOL_ID, IdpSettings, ResourceServerConfig
+from demo_server.idp.settings import (
+    DEFAULT_POOL_ID,
+    DEMO_CLIENT_ID,
+    M2M_CLIENT_ID,
+    IdpSettings,
+    ResourceServerConfig,
+)
 from demo_server.resource.server import bind_loopback
 from demo_server.resource.settings import ResourceSettings
+
+STACK_CLIENTS = (DEMO_CLIENT_ID, M2M_CLIENT_ID)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class StackSettings:
     advertise_pkce: bool = False
     auto_login: str | None = None
     demo_password: str | None = None
+    m2m_secret: str | None = None
+    device_flow: bool = False
+    device_interval: int = 5
 
 
 @dataclass
@@ -70,12 +82,16 @@ def _serve(settings: StackSettings, mcp_sock: socket.socket) -> Iterator[Running
         advertise_pkce=settings.advertise_pkce,
         auto_login=settings.auto_login,
         demo_password=settings.demo_password,
+        m2m_secret=settings.m2m_secret,
+        device_flow=settings.device_flow,
+        device_interval=settings.device_interval,
         resource_servers=(ResourceServerConfig(mcp_url),),
     )
     running_idp = idp.start(idp_settings)
     try:
         server = resource.start(
-            ResourceSettings(port=mcp_port, issuer=running_idp.issuer), sock=mcp_sock
+            ResourceSettings(port=mcp_port, issuer=running_idp.issuer, client_ids=STACK_CLIENTS),
+            sock=mcp_sock,
         )
     except BaseException:
         running_idp.close()
@@ -102,12 +118,28 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--advertise-pkce", action="store_true", help="advertise S256 (Cognito does not)")
     add("--auto-login", metavar="USER", help="DEV ONLY: skip the login form, sign in as USER")
     add("--demo-password", help="the demo user's password (default: random, printed)")
+    add("--m2m-secret", help="the demo-m2m machine client's secret (default: random, printed)")
+    add(
+        "--device-flow",
+        action="store_true",
+        help="NOT Cognito behaviour: also offer the device authorization grant (RFC 8628)",
+    )
+    add(
+        "--device-interval",
+        type=int,
+        default=5,
+        metavar="SECONDS",
+        help="with --device-flow: minimum polling interval (5)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.port < 0 or args.idp_port < 0:
         print("mcp-demo-server stack: --port and --idp-port must be 0 or more", file=sys.stderr)
+        return 2
+    if args.device_interval <= 0:
+        print("mcp-demo-server stack: --device-interval must be positive", file=sys.stderr)
         return 2
     settings = StackSettings(
         idp_port=args.idp_port,
@@ -118,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
         advertise_pkce=args.advertise_pkce,
         auto_login=args.auto_login,
         demo_password=args.demo_password,
+        m2m_secret=args.m2m_secret,
+        device_flow=args.device_flow,
+        device_interval=args.device_interval,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -4,7 +4,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.support.secret_service"]
+pytest_plugins = [
+    "tests.support.isolation",
+    "tests.support.jwt_issuer",
+    "tests.support.secret_service",
+]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 MCP_SESSION_ID = "mcp-session-id"
 LAST_EVENT_ID = "last-event-id"
 ACCEPT = "application/json, text/event-stream"
+#: How long ``notifications/initialized`` waits for the session's GET stream to be answered.
+LISTEN_WAIT = 2.0
 #: Wait before reconnecting when the server named no ``retry`` (the SDK's default).
 DEFAULT_RETRY_MS = 1000
 #: Failed reconnections in a row before a stream is given up (the SDK's).
@@ -70,6 +72,7 @@ class StreamableHttp:
         # server): the last one a client message carried; cleared by `initialize`.
         self._version: str | None = None
         self._listening = False
+        self._stream_opened: anyio.Event | None = None
         # request id -> (the scope its POST runs in, whether it was sent at 2026-07-28)
         self._posts: dict[Any, tuple[anyio.CancelScope, bool]] = {}
 
@@ -87,6 +90,11 @@ class StreamableHttp:
             self._listen()
         if not is_request(message):
             await self._post_one_way(body, headers)
+            if method == "notifications/initialized" and self._stream_opened is not None:
+                # The session's GET stream is open (or refused) before the client's next
+                # request goes out, so a server sees the streams in the order they were meant.
+                with anyio.move_on_after(LISTEN_WAIT):
+                    await self._stream_opened.wait()
             return
         request_id = message["id"]
         scope = anyio.CancelScope()
@@ -201,6 +209,7 @@ class StreamableHttp:
     def _listen(self) -> None:
         if self.session_id and not self._listening:
             self._listening = True
+            self._stream_opened = anyio.Event()
             self._tg.start_soon(self._resume, _Cursor(), False)
 
     async def _resume(self, cursor: _Cursor, until_answer: bool) -> bool:
@@ -218,6 +227,8 @@ class StreamableHttp:
                 headers[LAST_EVENT_ID] = cursor.last_event_id
             try:
                 async with self._stream("GET", None, headers) as response:
+                    if self._stream_opened is not None:
+                        self._stream_opened.set()
                     if response.status_code == 405:
                         logger.debug("the server offers no GET stream")
                         return False
@@ -230,6 +241,8 @@ class StreamableHttp:
                     if await self._relay_events(response, cursor) and until_answer:
                         return True
             except (httpx2.HTTPError, OSError, _StreamRefused) as exc:
+                if self._stream_opened is not None:
+                    self._stream_opened.set()
                 failures += 1
                 logger.debug("GET stream: %s", _describe(exc))
         return False

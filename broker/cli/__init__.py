@@ -440,7 +440,9 @@ def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             if getattr(row, "machine", False) and row.client_id:
                 who = f"as machine client {row.client_id}, "
             detail = f"{who}token until {_local_time(row.expires_at)}"
-        print(f"{safe_text(row.url)}\t{row.state}\t{safe_text(detail)}", file=out)
+        # The server's own name (PRM resource_name) when it publishes one, and its URL.
+        server = f"{safe_text(row.name)} ({safe_text(row.url)})" if row.name else safe_text(row.url)
+        print(f"{server}\t{row.state}\t{safe_text(detail)}", file=out)
     return 0
 
 

@@ -12,6 +12,7 @@ Nothing here shows or logs a token: "Copy access token" hands it to the clipboar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -145,7 +146,7 @@ class Controller:
         client = safe_text(request.client, 40)
         self.notifier.notify(
             f"{client} asks for access",
-            f"{client} wants a token for {server_name(request.resource)}. "
+            f"{client} wants a token for {self._name(request.resource)}. "
             "Allow or deny it in the tray menu.",
         )
         self.refresh()
@@ -165,19 +166,31 @@ class Controller:
             self.notifier.notify(
                 "More access asked",
                 f"{safe_text(client, 40)} needs the scope {safe_text(scope, 80)} on "
-                f"{server_name(resource)}: choose “Sign in again for …” in the tray menu.",
+                f"{self._name(resource)}: choose “Sign in again for …” in the tray menu.",
             )
             self.refresh()
             return
         self.notifier.notify(
             "Sign-in needed",
-            f"{safe_text(client, 40)} needs a token for {server_name(resource)}: "
+            f"{safe_text(client, 40)} needs a token for {self._name(resource)}: "
             "choose Sign in in the tray menu.",
         )
 
     @property
     def view(self) -> View:
         return self._view
+
+    def _name(self, url: str, fresh: bool = False) -> str:
+        """What people call the server at ``url``: its ``resource_name`` once known (``fresh``:
+        as the config says now, e.g. just after a sign-in recorded it)."""
+        servers: tuple[ServerStatus, ...] = self._view.servers
+        if fresh:
+            with contextlib.suppress(BrokerError):
+                servers = tuple(self._broker.status())
+        for status in servers:
+            if status.url == url:
+                return status.display_name
+        return server_name(url)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="tray-worker", daemon=True)
@@ -231,7 +244,7 @@ class Controller:
             )
         for url in needs_sign_in(self._view, view):
             self.notifier.notify(
-                "Sign-in needed", f"Sign in to {server_name(url)} again from the tray menu."
+                "Sign-in needed", f"Sign in to {self._name(url)} again from the tray menu."
             )
         self._view = view
         self._show(view)
@@ -306,7 +319,7 @@ class Controller:
                 message = safe_text(str(exc), 200)
                 with self._lock:
                     self._errors[url] = message
-                self.notifier.notify(f"{server_name(url)}: it did not work", message)
+                self.notifier.notify(f"{self._name(url)}: it did not work", message)
             except Exception:
                 logger.exception("tray action for %s failed", url)
                 with self._lock:
@@ -321,7 +334,7 @@ class Controller:
     def _sign_in(self, url: str) -> None:
         logger.info("signing in to %s from the tray", url)
         self._broker.login(url)
-        self.notifier.notify("Signed in", f"Signed in to {server_name(url)}.")
+        self.notifier.notify("Signed in", f"Signed in to {self._name(url, fresh=True)}.")
 
     def _step_up(self, url: str) -> None:
         with self._lock:
@@ -334,7 +347,9 @@ class Controller:
         with self._lock:
             if self._step_ups.get(url, ("",))[0] == scope:
                 del self._step_ups[url]
-        self.notifier.notify("Signed in", f"Signed in to {server_name(url)} with {scope}.")
+        self.notifier.notify(
+            "Signed in", f"Signed in to {self._name(url, fresh=True)} with {scope}."
+        )
 
     def _current_step_ups(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         """The step-ups still on offer (lock held); lapsed ones are dropped."""
@@ -349,14 +364,14 @@ class Controller:
             self._step_ups.pop(url, None)
         result = self._broker.logout(url)  # the token API forgets the token: a service event
         note = f" ({safe_text(result.problem, 120)})" if result.problem else ""
-        self.notifier.notify("Signed out", f"Signed out of {server_name(url)}{note}.")
+        self.notifier.notify("Signed out", f"Signed out of {self._name(url)}{note}.")
 
     def _copy_token(self, url: str) -> None:
         tokens = self._broker.token(url, 60)
         self._copy(tokens.access_token)
         until = time.strftime("%H:%M", time.localtime(tokens.expires_at))
         self.notifier.notify(
-            "Access token copied", f"Token for {server_name(url)}, valid until {until}."
+            "Access token copied", f"Token for {self._name(url)}, valid until {until}."
         )
 
     def _answer_consent(self, request: ConsentRequest, decision: Decision) -> None:

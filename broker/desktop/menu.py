@@ -15,9 +15,9 @@ import datetime
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from broker.api.clients import ConsentRequest, Decision
+from broker.config import server_label
 from broker.safetext import safe_text
 from broker.tokens.service import UNREACHABLE
 from broker.tokens.status import ServerStatus
@@ -110,10 +110,10 @@ class View:
     """The MCP clients found on this machine, for "Connect a client…"."""
 
 
-def server_name(url: str) -> str:
-    """A short name for a server: host[:port] and path, from the configured URL."""
-    parts = urlsplit(url)
-    return safe_text(f"{parts.netloc}{parts.path}", 60)
+def server_name(url: str, resource_name: str | None = None) -> str:
+    """A short name for a server: its PRM ``resource_name`` when it publishes one, else
+    host[:port] and path from the configured URL."""
+    return server_label(url, resource_name)
 
 
 def server_state(status: ServerStatus, view: View) -> Overall:
@@ -211,7 +211,7 @@ def server_entry(status: ServerStatus, view: View) -> Entry:
         Entry("Copy access token", Command(Action.COPY_TOKEN, status.url),
               enabled=not busy and signed_in and state is not Overall.ERROR),
     )  # fmt: skip
-    label = f"{server_name(status.url)}: {describe(status, view)}"
+    label = f"{server_name(status.url, status.name)}: {describe(status, view)}"
     return Entry(safe_text(label, LABEL_LIMIT), submenu=actions)
 
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from broker.errors import ResourceMismatch, UnsafeEndpoint
 from broker.oauth.endpoints import check_endpoint
 from broker.oauth.resource import canonical_resource, origin_of, resource_covers
+from broker.safetext import safe_text
 
 if TYPE_CHECKING:
     from mcp.shared.auth import ProtectedResourceMetadata
@@ -38,6 +39,9 @@ class ResourceInfo:
     authorization_servers: tuple[str, ...]
     scopes_supported: tuple[str, ...] | None
     metadata: ProtectedResourceMetadata
+    resource_name: str | None = None
+    """``resource_name`` (RFC 9728 §2), for display: from the network, so control and escape
+    characters are made visible and the length is capped; None when absent or blank."""
 
 
 def prm_urls(server_url: str, resource_metadata: str | None = None) -> list[str]:
@@ -97,4 +101,15 @@ def handle_prm_response(response: httpx2.Response, server_url: str) -> ResourceI
         authorization_servers=servers,
         scopes_supported=tuple(scopes) if scopes is not None else None,
         metadata=metadata,
+        resource_name=display_name(body.get("resource_name")),
     )
+
+
+RESOURCE_NAME_LIMIT = 80
+
+
+def display_name(value: object) -> str | None:
+    """A published ``resource_name`` made safe to show, or None."""
+    if not isinstance(value, str):
+        return None
+    return safe_text(value, RESOURCE_NAME_LIMIT) or None

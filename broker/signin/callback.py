@@ -4,6 +4,12 @@ It binds 127.0.0.1 directly on the port that goes into the redirect URI (no pick
 trying the given ports in order (an empty list means an ephemeral port), answers stray requests
 (``/favicon.ico``, other paths, a wrong or missing ``state``) without ending the wait, shows a
 short page whose text is escaped, and frees the port when closed (SECURITY #33, #34, #40, #43).
+
+The page that answers the sign-in's own response can wait for the outcome (after
+:meth:`CallbackListener.wait_for_outcome`): the sign-in then says, with
+:meth:`CallbackListener.show`, which server and which user were signed in, or what went wrong and
+what to do next, once the code is redeemed. It is asked for only once the browser has been
+opened: an opener that fetches the callback itself (the smoke check's) would wait on itself.
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ T = TypeVar("T")
 
 HOST = "127.0.0.1"
 CALLBACK_PATH = "/callback"
+OUTCOME_WAIT = 30.0
+"""Seconds the browser's page waits for the sign-in's outcome before a generic answer."""
+SIGNED_IN = "You are signed in. You can close this tab and return to your MCP client."
+TRY_AGAIN = (
+    "Close this tab and sign in again: from the tray menu (Sign in), or with "
+    "`mcp-broker login <server URL>` in a terminal. If it fails again, `mcp-broker status` "
+    "and the broker's log say more."
+)
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mcp-oauth-broker</title>
@@ -102,6 +116,9 @@ class CallbackListener(Generic[T]):
         self._error: BaseException | None = None
         self._accept: Callable[[Mapping[str, str]], bool] = lambda params: False
         self._judge: Callable[[Mapping[str, str]], T] | None = None
+        self._outcome_expected = False
+        self._outcome = threading.Event()
+        self._outcome_page: tuple[int, bytes] = (200, render_page("Signed in", SIGNED_IN))
         server.listener = self
         self._closing = threading.Event()
         # close() writes to this pair to wake the serving loop, which otherwise sleeps until a
@@ -141,6 +158,17 @@ class CallbackListener(Generic[T]):
     ) -> None:
         with self._lock:
             self._accept, self._judge = accept, judge
+
+    def wait_for_outcome(self) -> None:
+        """From now on the accepted response's page waits (up to :data:`OUTCOME_WAIT`) for
+        :meth:`show`."""
+        with self._lock:
+            self._outcome_expected = True
+
+    def show(self, status: int, title: str, message: str) -> None:
+        """The page the browser gets for the accepted response: the sign-in's outcome."""
+        self._outcome_page = (status, render_page(title, message))
+        self._outcome.set()
 
     def wait(self, timeout: float) -> T:
         """The judged result; raises the judge's error, :class:`SignInTimeout` or cancel's error."""
@@ -230,12 +258,16 @@ class CallbackListener(Generic[T]):
             result = judge(params)
         except BrokerError as exc:
             self._finish(None, exc)
-            return 400, render_page("Sign-in failed", str(exc))
+            return 400, render_page("Sign-in failed", f"{exc}. {TRY_AGAIN}")
         except Exception:
             logger.exception("judging the sign-in response failed")
             self._finish(None, AuthorizationError("the sign-in response could not be handled"))
-            return 500, render_page("Sign-in failed", "The sign-in response could not be handled.")
+            return 500, render_page(
+                "Sign-in failed", f"The sign-in response could not be handled. {TRY_AGAIN}"
+            )
         self._finish(result, None)
-        return 200, render_page(
-            "Signed in", "You are signed in. You can close this tab and return to your MCP client."
-        )
+        with self._lock:
+            wait = self._outcome_expected
+        if wait:
+            self._outcome.wait(OUTCOME_WAIT)
+        return self._outcome_page

@@ -8,7 +8,8 @@ or the PRM's, without other resource servers' scopes where scopes are named by r
 step-up, the union with the scope held and the one asked for), pick or register the client,
 sign in in the browser (:class:`broker.signin.login.SignIn`), keep the tokens under the server's
 URL, store them (the token service tells every process), and pin the issuer and client id in
-the config file (a registered client's secret goes to the keyring).
+the config file with the server's PRM ``resource_name`` (display only; a registered client's
+secret goes to the keyring).
 
 One sign-in per server at a time, for the whole process: a caller asking while one runs waits
 for it and shares its outcome (SECURITY #42), then signs in itself only if it asked for a scope
@@ -33,6 +34,7 @@ from broker.tokens.tokenset import TokenKey, TokenSet
 if TYPE_CHECKING:
     from broker.config import Config, ServerConfig
     from broker.oauth.discovery import Discovered
+    from broker.oauth.prm import ResourceInfo
     from broker.oauth.www_authenticate import BearerChallenge
     from broker.signin.discovery import Sender
     from broker.signin.login import ClientRegistry, Headless, Opener, SignInOptions
@@ -139,7 +141,7 @@ class SignInFlow:
         options = replace(self._options(server), headless=headless)
         tokens = _keyed_for(server, sign_in.sign_in(found, scope, options))
         self._service.put(tokens)
-        self._remember_client(server, clients, tokens.key)
+        self._remember_client(server, clients, tokens.key, found.prm)
         return tokens
 
     def _machine(
@@ -242,15 +244,23 @@ class SignInFlow:
         return scope
 
     def _remember_client(
-        self, server: ServerConfig, clients: ClientRegistry, key: TokenKey
+        self,
+        server: ServerConfig,
+        clients: ClientRegistry,
+        key: TokenKey,
+        prm: ResourceInfo | None = None,
     ) -> None:
-        """Pin the issuer and client id in the config; a registered client's secret goes to
-        the keyring."""
+        """Pin the issuer and client id in the config, with the server's ``resource_name`` as
+        published now (display only); a registered client's secret goes to the keyring."""
         registered = clients.registered(key.issuer)
         if registered is not None and registered.client_secret:
             self._secrets.put_client_secret(key.issuer, key.client_id, registered.client_secret)
 
-        pinned: dict[str, Any] = {"issuer": key.issuer, "client_id": key.client_id}
+        pinned: dict[str, Any] = {
+            "issuer": key.issuer,
+            "client_id": key.client_id,
+            "resource_name": prm.resource_name if prm is not None else None,
+        }
         if registered is not None and registered.client_id == key.client_id:
             pinned["client_registered"] = True
         elif key.client_id != server.client_id:

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Literal
 
-from broker.errors import AuthorizationError, ClientRegistrationRequired
+from broker.config import server_label
+from broker.errors import AuthorizationError, BrokerError, ClientRegistrationRequired
 from broker.oauth.as_metadata import AuthServer
 from broker.oauth.authorize import AuthorizationRequest, build_authorization_request
 from broker.oauth.callback_params import authorization_code, is_our_callback
@@ -32,7 +33,7 @@ from broker.oauth.registration import (
     metadata_document_client,
 )
 from broker.oauth.token_request import build_token_request, handle_token_response
-from broker.signin.callback import CallbackListener
+from broker.signin.callback import TRY_AGAIN, CallbackListener
 from broker.signin.discovery import Sender
 from broker.tokens.tokenset import TokenKey, TokenSet
 
@@ -161,10 +162,17 @@ class SignIn:
                 logger.info("opening the browser to sign in at %s", server.issuer)
                 if self._opener(request.url) is False:
                     raise AuthorizationError("no browser could be opened (set BROWSER)")
+            listener.wait_for_outcome()  # the page then says who was signed in to what
             code = listener.wait(options.timeout)
+            try:
+                tokens = self._redeem(found, request, code)
+            except BaseException as exc:
+                listener.show(400, "Sign-in failed", failure_page_text(exc))
+                raise
+            listener.show(200, "Signed in", success_page_text(found, tokens))
+            return tokens
         finally:
             listener.close()
-        return self._redeem(found, request, code)
 
     def _show_link(
         self, request: AuthorizationRequest, listener: CallbackListener[str], headless: Headless
@@ -269,3 +277,22 @@ def _print_qr(text: str, tell: Callable[[str], object]) -> None:
     segno.make(text, error="l").terminal(out=out, compact=True)
     for line in out.getvalue().splitlines():
         tell(line)
+
+
+def success_page_text(found: Discovered, tokens: TokenSet) -> str:
+    """Which server and which user were signed in (never a token): the server's PRM
+    ``resource_name`` when it has one, else its host and path; the user from the ID token or a
+    Cognito access token (``TokenSet.user``, display only)."""
+    name = found.prm.resource_name if found.prm is not None else None
+    server = server_label(found.server_url, name)
+    who = f" as {tokens.user}" if tokens.user else ""
+    return (
+        f"Signed in to {server}{who}. You can close this tab and return to your MCP client: "
+        "the broker now gives it tokens."
+    )
+
+
+def failure_page_text(exc: BaseException) -> str:
+    """What went wrong (the error's own text, never a secret) and what to do next."""
+    reason = str(exc) if isinstance(exc, BrokerError) else "the sign-in could not be completed"
+    return f"The authorization server did not give the broker tokens: {reason}. {TRY_AGAIN}"

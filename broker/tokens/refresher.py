@@ -79,8 +79,9 @@ class Refresher:
         """Start the refresh of every due key; return the seconds until the next one is due.
 
         Each refresh runs on a thread of its own, so one slow authorization server never holds
-        up the refresh of another server's token; the loop waits a moment (``settle``) for them
-        to see their outcome, and a refresh that takes longer wakes it when it ends.
+        up the refresh of another server's token; the loop waits a moment (``settle``, but never
+        past the moment another key is due) for them to see their outcome, and a refresh that
+        takes longer wakes it when it ends.
         """
         with self._lock:
             keys = [key for key in sorted(self._keys) if key not in self._workers]
@@ -95,7 +96,12 @@ class Refresher:
                 started.append(key)
             elif due is not None:
                 next_due = min(next_due, due)
-        for key in self._settled(started):
+        settled: list[TokenKey] = []
+        if started:
+            waited_from = time.monotonic()
+            settled = self._settled(started, next_due)
+            next_due -= time.monotonic() - waited_from  # the other keys came due meanwhile
+        for key in settled:
             due = self._due(key)
             if due is not None and due <= 0:
                 # Still due right after a refresh (failing, backing off, or tokens that die
@@ -127,9 +133,11 @@ class Refresher:
             self._workers[key] = worker
         worker.start()
 
-    def _settled(self, keys: list[TokenKey]) -> list[TokenKey]:
-        """The keys among ``keys`` whose refresh ended within the ``settle`` time."""
-        deadline = time.monotonic() + self._settle
+    def _settled(self, keys: list[TokenKey], within: float) -> list[TokenKey]:
+        """The keys among ``keys`` whose refresh ended within the ``settle`` time, or within
+        ``within`` (when the next other key is due) if that is sooner: a slow refresh must not
+        make another key's refresh late (its thread would sit in the wait meanwhile)."""
+        deadline = time.monotonic() + min(self._settle, within)
         with self._lock:
             workers = {key: self._workers.get(key) for key in keys}
         done = []

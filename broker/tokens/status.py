@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.config import server_label
+
 
 @dataclass(frozen=True)
 class ServerStatus:
@@ -22,6 +24,13 @@ class ServerStatus:
     """Who is signed in (display only; from the ID token or a Cognito access token)."""
     machine: bool = False
     """A machine identity (client credentials): ``client_id`` is who, there is no user."""
+    name: str | None = None
+    """The server's own name, its PRM ``resource_name`` (sanitised), once signed in."""
+
+    @property
+    def display_name(self) -> str:
+        """``name``, else host[:port] and path."""
+        return server_label(self.url, self.name)
 
 
 @dataclass(frozen=True)

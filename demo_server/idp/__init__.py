@@ -13,7 +13,16 @@ Seeds: the public app client ``demo-broker`` (callbacks ``http://localhost:P/cal
 ``http://127.0.0.1:P/callback`` for P = 53682, 53683, 53684), a resource server per
 ``--resource-server`` (default ``http://127.0.0.1:8000/mcp``, scopes ``<id>/tools`` and
 ``<id>/admin``), and the user ``demo`` (demo@example.com, group ``demo-users``) whose password is
-random per start unless ``--demo-password`` is given; it is printed at start-up.
+random per start unless ``--demo-password`` is given; it is printed at start-up. Also a
+confidential machine client ``demo-m2m`` (Cognito M2M: the ``client_credentials`` grant only,
+client_secret_basic or client_secret_post, custom resource-server scopes only; its access tokens
+have ``client_id``, ``scope``, ``token_use=access`` and no ``username``), whose secret is random
+per start unless ``--m2m-secret`` is given; printed at start-up
+(``m2m client: demo-m2m  secret: ...``).
+
+``--device-flow`` is NOT Cognito behaviour (Cognito has no device flow): it adds the OAuth device
+authorization grant (RFC 8628) for ``demo-broker``, advertised as ``device_authorization_endpoint``,
+with a verification page at ``/device`` where the signed-in user approves or denies the code.
 
 Off by default and not Cognito behaviour (see "not Cognito behaviour" below): acting as an
 enterprise IdP that issues ID-JAGs by token exchange (``--enterprise-idp``), redeeming a trusted

@@ -9,7 +9,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from demo_server.idp import discovery, endpoints, login
+from demo_server.idp import device_pages, discovery, endpoints, login
 from demo_server.idp.authorization_server import IdpAuthorizationServer
 from demo_server.idp.sessions import EXTENSION
 from demo_server.idp.settings import IdpSettings
@@ -37,6 +37,7 @@ def create_app(settings: IdpSettings) -> Flask:
     app.register_blueprint(discovery.create_blueprint(settings.pool_id))
     app.register_blueprint(endpoints.bp)
     app.register_blueprint(login.bp)
+    app.register_blueprint(device_pages.bp)
     app.before_request(lambda: refuse_foreign_requests(settings.port))
     app.register_error_handler(OAuth2Error, oauth_error)
     app.register_error_handler(HTTPException, http_error)

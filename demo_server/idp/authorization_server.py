@@ -10,8 +10,14 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidClientError
 
 from demo_server.dpop import ReplayCache
+from demo_server.idp.device import DeviceAuthorizationEndpoint, DeviceCodeGrant, DeviceStore
 from demo_server.idp.dpop import TokenEndpointDpop, current_jkt
-from demo_server.idp.grants import AuthorizationCodeGrant, RefreshTokenGrant, S256CodeChallenge
+from demo_server.idp.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+)
 from demo_server.idp.id_jag_grant import IdJagBearerGrant, IdJagRedemption
 from demo_server.idp.id_jag_issuer import TokenExchangeGrant
 from demo_server.idp.models import Client, User
@@ -48,12 +54,18 @@ class IdpAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         )
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
+        self.register_grant(ClientCredentialsGrant)
         self.register_endpoint(CognitoRevocationEndpoint)
         self.register_extensions(settings)
 
     def register_extensions(self, settings: IdpSettings) -> None:
-        """The non-Cognito options: DPoP (RFC 9449) and enterprise-managed authorization."""
+        """The non-Cognito options: the device flow (RFC 8628), DPoP (RFC 9449) and
+        enterprise-managed authorization."""
         enterprise = settings.enterprise
+        self.devices = DeviceStore(settings.clock)
+        if settings.device_flow:
+            self.register_grant(DeviceCodeGrant)
+            self.register_endpoint(DeviceAuthorizationEndpoint)
         self.dpop = TokenEndpointDpop(settings.dpop, self.clock) if settings.dpop.enabled else None
         self.id_jag_redemption: IdJagRedemption | None = None
         if enterprise.issue_id_jags:

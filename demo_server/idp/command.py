@@ -14,12 +14,15 @@ from demo_server.idp import extension_options
 from demo_server.idp.config_file import ConfigError, FileConfig, load_config
 from demo_server.idp.running import RunningIdp, start
 from demo_server.idp.settings import (
+    DEFAULT_DEVICE_CODE_TTL,
+    DEFAULT_DEVICE_INTERVAL,
     DEFAULT_HOST,
     DEFAULT_POOL_ID,
     DEFAULT_PORT,
     DEFAULT_RESOURCE_SERVER,
     DEMO_CLIENT_ID,
     DEMO_USERNAME,
+    M2M_CLIENT_ID,
     MAX_ROTATION_GRACE_SECONDS,
     IdpSettings,
     ResourceServerConfig,
@@ -60,6 +63,32 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add("--auto-login", metavar="USER", help="DEV ONLY: skip the sign-in form, sign in as USER")
     add("--demo-password", help="password of the user 'demo' (default: random, printed)")
+    add(
+        "--m2m-secret",
+        metavar="SECRET",
+        help=f"client secret of the machine client {M2M_CLIENT_ID!r} (default: random, printed)",
+    )
+    add(
+        "--device-flow",
+        action="store_true",
+        help="NOT Cognito behaviour (Cognito has no device flow): enable the OAuth device "
+        "authorization grant (RFC 8628) for demo-broker: device_authorization_endpoint in "
+        "discovery, a verification page at /device, the device_code grant at the token endpoint",
+    )
+    add(
+        "--device-code-ttl",
+        type=positive,
+        default=DEFAULT_DEVICE_CODE_TTL,
+        metavar="SECONDS",
+        help="with --device-flow: lifetime of a device and user code (%(default)s)",
+    )
+    add(
+        "--device-interval",
+        type=positive,
+        default=DEFAULT_DEVICE_INTERVAL,
+        metavar="SECONDS",
+        help="with --device-flow: minimum polling interval (%(default)s)",
+    )
     add(
         "--resource-server",
         action="append",
@@ -108,6 +137,10 @@ def settings_from_args(args: argparse.Namespace) -> IdpSettings:
         round_expiry_up=args.round_expiry_up,
         auto_login=args.auto_login,
         demo_password=args.demo_password,
+        m2m_secret=args.m2m_secret,
+        device_flow=args.device_flow,
+        device_code_ttl=args.device_code_ttl,
+        device_interval=args.device_interval,
         resource_servers=servers,
         users=config.users,
         clients=config.clients,
@@ -132,14 +165,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def announce(running: RunningIdp) -> None:
-    """Tell the human what to use; the demo password is printed here and nowhere else."""
+    """Tell the human what to use; the demo password and the M2M client's secret are printed here
+    and nowhere else."""
     settings = running.settings
     print(f"Local Cognito-compatible authorization server: {running.url}", flush=True)
     print(f"  issuer:    {running.issuer}")
     print(f"  discovery: {running.issuer}/.well-known/openid-configuration")
     print(f"  client id: {DEMO_CLIENT_ID} (public, PKCE S256)")
     print(f"  user:      {DEMO_USERNAME}")
-    print(f"  password:  {running.demo_password}", flush=True)
+    print(f"  password:  {running.demo_password}")
+    print(f"  m2m client: {M2M_CLIENT_ID}  secret: {running.m2m_secret}", flush=True)
+    if settings.device_flow:
+        print(f"  device flow (RFC 8628, not Cognito behaviour): {running.url}/device", flush=True)
     if settings.auto_login:
         banner = "!" * 72
         print(

@@ -14,7 +14,10 @@ The format (TOML shown; JSON has the same keys)::
     callback_urls = ["http://127.0.0.1:8080/callback"]
     logout_urls = ["http://127.0.0.1:8080/"]
     allowed_scopes = ["openid", "email", "http://127.0.0.1:8000/mcp/tools"]
-    allowed_flows = ["code", "refresh_token"]   # "jwt-bearer": may redeem ID-JAGs (--trust-idp)
+    allowed_flows = ["code", "refresh_token"]   # also "client_credentials" (with a secret),
+                                                # "device_code" (RFC 8628, --device-flow only),
+                                                # "jwt-bearer" (may redeem ID-JAGs, --trust-idp);
+                                                # callback_urls only needed with "code"
 
     [[resource_servers]]
     identifier = "http://127.0.0.1:8001/mcp"
@@ -38,8 +41,10 @@ from werkzeug.security import generate_password_hash
 from demo_server.idp.keys import SigningKeys, load_rsa_key
 from demo_server.idp.settings import (
     ALL_FLOWS,
+    CLIENT_CREDENTIALS,
     DEFAULT_CUSTOM_SCOPES,
     DEMO_CLIENT_STANDARD_SCOPES,
+    KNOWN_FLOWS,
     ClientConfig,
     ResourceServerConfig,
     UserConfig,
@@ -120,8 +125,13 @@ def parse_client(item: dict[str, Any], servers: tuple[ResourceServerConfig, ...]
     secret = item.get("client_secret")
     if secret is not None and (not isinstance(secret, str) or not secret):
         raise ConfigError("'client_secret' must be a non-empty string")
-    callbacks = texts(item, "callback_urls")
     flows = texts(item, "allowed_flows", ALL_FLOWS)
+    unknown = [flow for flow in flows if flow not in KNOWN_FLOWS]
+    if unknown:
+        raise ConfigError(f"unknown allowed_flows {unknown}; known: {list(KNOWN_FLOWS)}")
+    if CLIENT_CREDENTIALS in flows and secret is None:
+        raise ConfigError("client_credentials needs a client_secret (a confidential client)")
+    callbacks = texts(item, "callback_urls")
     if not callbacks and "code" in flows:
         raise ConfigError(f"client {item.get('client_id')!r} needs callback_urls")
     default_scopes = DEMO_CLIENT_STANDARD_SCOPES + tuple(

@@ -4,6 +4,7 @@ at ``<issuer>/.well-known/openid-configuration`` only (no RFC 8414 document), an
 
 Like Cognito, the document has no ``code_challenge_methods_supported`` although S256 works;
 ``--advertise-pkce`` adds ``["S256"]`` for clients (and the MCP conformance harness) that insist.
+``--device-flow`` (not Cognito behaviour) adds ``device_authorization_endpoint`` (RFC 8628 §4).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from demo_server.idp.device import DEVICE_AUTHORIZATION_PATH
 from demo_server.idp.extension_options import extension_metadata
 from demo_server.idp.sessions import idp
 from demo_server.idp.settings import STANDARD_SCOPES, IdpSettings
@@ -35,6 +37,8 @@ def openid_configuration(settings: IdpSettings) -> dict[str, Any]:
     }
     if settings.advertise_pkce:
         doc["code_challenge_methods_supported"] = ["S256"]
+    if settings.device_flow:
+        doc["device_authorization_endpoint"] = base + DEVICE_AUTHORIZATION_PATH
     doc.update(extension_metadata(settings))
     return doc
 

@@ -55,6 +55,22 @@ def token() -> Response:
     return response
 
 
+@bp.post("/device_authorization")
+def device_authorization() -> Response:
+    """RFC 8628 §3.1, only with --device-flow (not Cognito behaviour: 404 otherwise)."""
+    server = idp()
+    if not server.settings.device_flow:
+        return json_not_found()
+    response: Response = server.create_endpoint_response("device_authorization")
+    return response
+
+
+def json_not_found() -> Response:
+    response = jsonify({"error": "invalid_request", "error_description": "Not found."})
+    response.status_code = 404
+    return no_store(response)
+
+
 @bp.post("/revoke")
 def revoke() -> Response:
     response: Response = idp().create_endpoint_response("revocation")

@@ -14,9 +14,10 @@ from demo_server.idp.extension_settings import (
     IdJagAudience,
     TrustedIdp,
 )
+from demo_server.idp.models import DEVICE_CODE_GRANT_TYPE
 from demo_server.idp.settings import IdpSettings
 
-COGNITO_GRANTS = ["authorization_code", "refresh_token"]
+COGNITO_GRANTS = ["authorization_code", "refresh_token", "client_credentials"]
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +107,7 @@ def extension_metadata(settings: IdpSettings) -> dict[str, Any]:
         for grant, enabled in (
             (id_jag_issuer.TOKEN_EXCHANGE, enterprise.issue_id_jags),
             (id_jag_grant.JWT_BEARER, bool(enterprise.trusted_idps)),
+            (DEVICE_CODE_GRANT_TYPE, settings.device_flow),
         )
         if enabled
     ]

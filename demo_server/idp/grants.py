@@ -1,18 +1,28 @@
-"""The grants, on authlib's: Authorization Code with PKCE (RFC 6749 §4.1, RFC 7636) and Refresh
-Token (RFC 6749 §6), with Cognito's behaviour where it differs from authlib's defaults:
+"""The grants, on authlib's: Authorization Code with PKCE (RFC 6749 §4.1, RFC 7636), Refresh
+Token (RFC 6749 §6) and Client Credentials (RFC 6749 §4.4), with Cognito's behaviour where it
+differs from authlib's defaults:
 
 - PKCE is S256 only; ``plain`` is refused. Public clients must use it.
 - Codes live five minutes and are consumed by the first token request that presents them.
 - ``resource`` (RFC 8707) binds the grant; the access token then carries ``aud``.
 - A refresh returns no new refresh token unless rotation is on; a rotated-out refresh token stays
   usable for the grace period, and every refresh keeps the sign-in's ``origin_jti``.
+- Client credentials (Cognito M2M): confidential clients allowed the ``client_credentials`` flow
+  only (else ``unauthorized_client``), custom resource-server scopes only (else ``invalid_scope``;
+  none asked → all the client's custom scopes), an access token only: no refresh or ID token.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Error, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+    grants,
+)
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from demo_server.idp.dpop import refresh_binding_ok
@@ -165,3 +175,48 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         server = server_of(self)
         if server.settings.refresh_token_rotation:
             server.store.retire(refresh_token, server.settings.rotation_grace_seconds)
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    """Client Credentials (RFC 6749 §4.4) as Cognito's M2M app clients have it."""
+
+    # "none" is accepted here only so that a public client gets the clearer
+    # unauthorized_client (check_grant_type refuses public clients) rather than invalid_client.
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        self.request.granted_scope = self.granted_scope()
+        self.request.resource = requested_resource(
+            self.request.payload.datalist.get("resource", []), server_of(self).resources
+        )
+
+    def granted_scope(self) -> str:
+        """The requested custom scopes, or all the client's custom scopes when none are asked."""
+        server = server_of(self)
+        custom = {s for rs in server.settings.resource_servers for s in rs.full_scopes()}
+        allowed = [s for s in self.request.client.config.allowed_scopes if s in custom]
+        requested = (self.request.payload.scope or "").split()
+        if not requested:
+            if not allowed:
+                raise InvalidScopeError("This client has no custom scopes.")
+            return " ".join(allowed)
+        if any(scope not in allowed for scope in requested):
+            raise InvalidScopeError(
+                "client_credentials grants only the client's custom resource-server scopes."
+            )
+        return " ".join(dict.fromkeys(requested))
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """An access token only (RFC 6749 §4.4.3: no refresh token); authlib's debug log line,
+        which would print the token, is left out."""
+        server = server_of(self)
+        grant = Grant(
+            client=self.request.client,
+            user=None,
+            scope=self.request.granted_scope,
+            auth_time=int(server.clock()),
+            origin_jti=new_origin_jti(),
+            resource=self.request.resource,
+        )
+        return 200, server.tokens.token_response(grant, False), self.TOKEN_RESPONSE_HEADER

@@ -50,7 +50,7 @@ from demo_server.dpop import ReplayCache
 from demo_server.idp.errors import InvalidTargetError
 from demo_server.idp.id_jag_issuer import ID_JAG_TYP, single
 from demo_server.idp.models import Client, User
-from demo_server.idp.settings import STANDARD_SCOPES
+from demo_server.idp.settings import JWT_BEARER_FLOW, STANDARD_SCOPES
 from demo_server.idp.tokens import Grant, new_origin_jti
 from demo_server.idp.trusted_idps import KeysUnavailable, TrustedIdps
 
@@ -61,7 +61,6 @@ logger = logging.getLogger(__name__)
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"
-JWT_BEARER_FLOW = "jwt-bearer"
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 LEEWAY = 60
 MAX_ASSERTION_LENGTH = 16 * 1024

@@ -2,7 +2,8 @@
 
 ``/oauth2/authorize`` sends a user without a session to ``/login?<the same query>``; a successful
 sign-in returns to ``/oauth2/authorize?<query>``, so the only redirect target is the authorization
-endpoint itself. The form is CSRF-protected. ``/logout?client_id=..&logout_uri=..`` clears the
+endpoint itself (or, with ``return_to=device``, the device flow's ``/device`` page). The form is
+CSRF-protected. ``/logout?client_id=..&logout_uri=..`` clears the
 session and returns to ``logout_uri`` when it is one of the client's sign-out URLs.
 """
 
@@ -15,6 +16,7 @@ from flask import Blueprint, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.security import check_password_hash
 
+from demo_server.idp.device_pages import RETURN_TO
 from demo_server.idp.pages import message_page, page
 from demo_server.idp.sessions import csrf_ok, csrf_token, idp, sign_in, sign_out
 
@@ -64,6 +66,11 @@ def submit_login() -> ResponseReturnValue:
         return login_form(401, BAD_CREDENTIALS, username[:MAX_CREDENTIAL_LENGTH])
     sign_in(user)
     logger.info("user %s signed in", user.username)
+    if request.args.get(RETURN_TO) == "device":  # the device flow's verification page
+        user_code = request.args.get("user_code", "")
+        return redirect(
+            "/device" + (f"?{urlencode({'user_code': user_code})}" if user_code else "")
+        )
     if request.query_string:
         return redirect(authorize_url(request.query_string), 302)
     return message_page("Signed in", f"You are signed in as {user.username}.", 200, "info")

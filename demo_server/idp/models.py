@@ -8,9 +8,16 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-from demo_server.idp.settings import ClientConfig, UserConfig
+from demo_server.idp.settings import CLIENT_CREDENTIALS, DEVICE_CODE, ClientConfig, UserConfig
 
 PUBLIC_AUTH_METHODS = ("none",)
+DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 §3.4
+FLOW_OF_GRANT_TYPE = {
+    "authorization_code": "code",
+    "refresh_token": "refresh_token",
+    CLIENT_CREDENTIALS: CLIENT_CREDENTIALS,
+    DEVICE_CODE_GRANT_TYPE: DEVICE_CODE,
+}
 CONFIDENTIAL_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
@@ -83,9 +90,10 @@ class Client(ClientMixin):  # type: ignore[misc]
         return response_type == "code" and "code" in self.config.allowed_flows
 
     def check_grant_type(self, grant_type: str) -> bool:
-        if grant_type == "authorization_code":
-            return "code" in self.config.allowed_flows
-        return grant_type == "refresh_token" and "refresh_token" in self.config.allowed_flows
+        flow = FLOW_OF_GRANT_TYPE.get(grant_type)
+        if flow == CLIENT_CREDENTIALS and self.is_public:
+            return False  # RFC 6749 §4.4: confidential clients only
+        return flow is not None and flow in self.config.allowed_flows
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ class RunningIdp:
         assert self.settings.demo_password is not None
         return self.settings.demo_password
 
+    @property
+    def m2m_secret(self) -> str:
+        assert self.settings.m2m_secret is not None
+        return self.settings.m2m_secret
+
     def close(self) -> None:
         """Close every socket from the serving thread itself, then stop the worker threads."""
         server: Any = self.server

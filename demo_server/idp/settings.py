@@ -2,7 +2,9 @@
 
 The seeds mirror what the CloudFormation template creates in a real Cognito user pool: a public
 app client ``demo-broker`` whose callback URLs are the broker's fixed loopback ports, a resource
-server for the demo MCP server with the custom scopes ``tools`` and ``admin``, and a user ``demo``.
+server for the demo MCP server with the custom scopes ``tools`` and ``admin``, a user ``demo``, and
+a confidential machine-to-machine app client ``demo-m2m`` (Cognito M2M: the ``client_credentials``
+grant only, custom resource-server scopes only).
 """
 
 from __future__ import annotations
@@ -26,12 +28,19 @@ DEFAULT_RESOURCE_SERVER = "http://127.0.0.1:8000/mcp"
 DEFAULT_CUSTOM_SCOPES = ("tools", "admin")
 BROKER_CALLBACK_PORTS = (53682, 53683, 53684)
 DEMO_CLIENT_ID = "demo-broker"
+M2M_CLIENT_ID = "demo-m2m"
 DEMO_USERNAME = "demo"
 DEMO_EMAIL = "demo@example.com"
 DEMO_GROUP = "demo-users"
 STANDARD_SCOPES = ("openid", "email", "phone", "profile")
 DEMO_CLIENT_STANDARD_SCOPES = ("openid", "email", "profile")
 ALL_FLOWS = ("code", "refresh_token")
+CLIENT_CREDENTIALS = "client_credentials"
+DEVICE_CODE = "device_code"  # RFC 8628; NOT a Cognito flow (only with --device-flow)
+JWT_BEARER_FLOW = "jwt-bearer"  # may redeem ID-JAGs (--trust-idp); NOT a Cognito flow
+KNOWN_FLOWS = (*ALL_FLOWS, CLIENT_CREDENTIALS, DEVICE_CODE, JWT_BEARER_FLOW)
+DEFAULT_DEVICE_CODE_TTL = 600
+DEFAULT_DEVICE_INTERVAL = 5
 MAX_ROTATION_GRACE_SECONDS = 60
 T = TypeVar("T")
 POOL_ID_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,50}_[A-Za-z0-9]{1,50}$")
@@ -89,6 +98,12 @@ class IdpSettings:
     rounds down."""
     auto_login: str | None = None
     demo_password: str | None = None
+    m2m_secret: str | None = None
+    """Secret of the seeded M2M client ``demo-m2m`` (random per start when not given)."""
+    device_flow: bool = False
+    """RFC 8628 device authorization grant: NOT Cognito behaviour (Cognito has none)."""
+    device_code_ttl: int = DEFAULT_DEVICE_CODE_TTL
+    device_interval: int = DEFAULT_DEVICE_INTERVAL
     resource_servers: tuple[ResourceServerConfig, ...] = (
         ResourceServerConfig(DEFAULT_RESOURCE_SERVER),
     )
@@ -116,7 +131,10 @@ class IdpSettings:
             raise ValueError(f"pool id {self.pool_id!r} is not like <region>_<id>")
         if not 0 <= self.rotation_grace_seconds <= MAX_ROTATION_GRACE_SECONDS:
             raise ValueError("rotation grace must be between 0 and 60 seconds")
-        for name in ("access_token_ttl", "id_token_ttl", "refresh_token_ttl", "code_ttl"):
+        if self.m2m_secret is not None and not self.m2m_secret.strip():
+            raise ValueError("the M2M client secret must not be empty")
+        names = ("access_token_ttl", "id_token_ttl", "refresh_token_ttl", "code_ttl")
+        for name in (*names, "device_code_ttl", "device_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         self.enterprise.validate(self.issuer)
@@ -128,17 +146,23 @@ class IdpSettings:
             return self
         self.validate()
         password = self.demo_password or secrets.token_urlsafe(12)
+        m2m_secret = self.m2m_secret or secrets.token_urlsafe(32)
         configured = {u.username for u in self.users}
         seeds = () if DEMO_USERNAME in configured else demo_users(password)
         users = merge_by(seeds, self.users, key=lambda u: u.username)
-        clients = merge_by(
-            demo_clients(self.resource_servers), self.clients, key=lambda c: c.client_id
-        )
+        seeded_clients = demo_clients(self.resource_servers, m2m_secret, self.device_flow)
+        clients = merge_by(seeded_clients, self.clients, key=lambda c: c.client_id)
         if self.auto_login and self.auto_login not in {u.username for u in users}:
             raise ValueError(f"--auto-login user {self.auto_login!r} does not exist")
         keys = self.keys or SigningKeys.generate()
         return replace(
-            self, demo_password=password, users=users, clients=clients, keys=keys, seeded=True
+            self,
+            demo_password=password,
+            m2m_secret=m2m_secret,
+            users=users,
+            clients=clients,
+            keys=keys,
+            seeded=True,
         )
 
 
@@ -158,14 +182,28 @@ def loopback_callbacks(ports: tuple[int, ...] = BROKER_CALLBACK_PORTS) -> tuple[
     )
 
 
-def demo_clients(resource_servers: tuple[ResourceServerConfig, ...]) -> tuple[ClientConfig, ...]:
+def demo_clients(
+    resource_servers: tuple[ResourceServerConfig, ...], m2m_secret: str, device_flow: bool = False
+) -> tuple[ClientConfig, ...]:
+    """``demo-broker`` (public; with ``device_flow`` also allowed the RFC 8628 grant) and
+    ``demo-m2m`` (confidential, ``client_credentials`` only, custom scopes only, like a Cognito
+    M2M app client)."""
     custom = tuple(scope for rs in resource_servers for scope in rs.full_scopes())
     callbacks = loopback_callbacks()
+    broker_flows = (*ALL_FLOWS, DEVICE_CODE) if device_flow else ALL_FLOWS
     return (
         ClientConfig(
             client_id=DEMO_CLIENT_ID,
             callback_urls=callbacks,
             allowed_scopes=DEMO_CLIENT_STANDARD_SCOPES + custom,
             logout_urls=callbacks,
+            allowed_flows=broker_flows,
+        ),
+        ClientConfig(
+            client_id=M2M_CLIENT_ID,
+            callback_urls=(),
+            allowed_scopes=custom,
+            client_secret=m2m_secret,
+            allowed_flows=(CLIENT_CREDENTIALS,),
         ),
     )

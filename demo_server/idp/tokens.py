@@ -4,6 +4,8 @@ Access token claims: ``sub, iss, client_id, origin_jti, token_use="access", scop
 iat, jti, username, cognito:groups, version`` and ``aud`` only when the grant is bound to a
 resource (RFC 8707). ID token (only with ``openid``): ``aud`` = client id, ``token_use="id"``,
 ``cognito:username``, ``email``, ``at_hash`` (OpenID Connect Core §3.1.3.6) and ``nonce``.
+A machine's token (Cognito M2M, ``client_credentials``) has no user: ``sub`` is the client id,
+and there is no ``username``, ``cognito:groups`` or ``origin_jti``, and no ID token.
 
 ``iat`` and ``exp`` are whole seconds, rounded down as Cognito does: a token dies up to a second
 before the ``expires_in`` it is announced with. With ``round_expiry_up`` (``--round-expiry-up``)
@@ -36,10 +38,11 @@ COGNITO_TOKEN_VERSION = 2
 
 @dataclass(frozen=True)
 class Grant:
-    """What a token response is issued for: one sign-in of one user to one client."""
+    """What a token response is issued for: one sign-in of one user to one client, or (``user``
+    None) one client on its own behalf (``client_credentials``)."""
 
     client: Client
-    user: User
+    user: User | None
     scope: str
     auth_time: int
     origin_jti: str
@@ -91,7 +94,7 @@ class TokenIssuer:
             claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
         access_token = self._sign(claims, self.keys.access)
         body: dict[str, Any] = {"access_token": access_token}
-        if "openid" in grant.scopes:
+        if "openid" in grant.scopes and grant.user is not None:
             body["id_token"] = self._sign(self.id_claims(grant, access_token), self.keys.id)
         if include_refresh_token:
             # RFC 9449 §5: a public client's refresh token is bound to the key too
@@ -106,27 +109,29 @@ class TokenIssuer:
 
     def access_claims(self, grant: Grant) -> dict[str, Any]:
         now = self.clock()
+        user = grant.user
         claims: dict[str, Any] = {
-            "sub": grant.user.sub,
+            "sub": user.sub if user is not None else grant.client.client_id,
             "iss": self.issuer,
             "client_id": grant.client.client_id,
-            "origin_jti": grant.origin_jti,
             "token_use": "access",
             "scope": grant.scope,
             "auth_time": grant.auth_time,
             "exp": self._whole(now) + self.access_ttl,
             "iat": math.floor(now),
             "jti": str(uuid.uuid4()),
-            "username": grant.user.username,
             "version": COGNITO_TOKEN_VERSION,
         }
-        if grant.user.groups:
-            claims["cognito:groups"] = list(grant.user.groups)
+        if user is not None:
+            claims.update({"origin_jti": grant.origin_jti, "username": user.username})
+            if user.groups:
+                claims["cognito:groups"] = list(user.groups)
         if grant.resource is not None:
             claims["aud"] = grant.resource
         return claims
 
     def id_claims(self, grant: Grant, access_token: str) -> dict[str, Any]:
+        assert grant.user is not None, "an ID token is about a user"
         now = self.clock()
         claims: dict[str, Any] = {
             "at_hash": at_hash(access_token),
@@ -150,6 +155,7 @@ class TokenIssuer:
         return claims
 
     def new_refresh_token(self, grant: Grant, jkt: str | None = None) -> str:
+        assert grant.user is not None, "a machine's grant has no refresh token"
         token = secrets.token_urlsafe(64)
         record = RefreshTokenRecord(
             client_id=grant.client.client_id,

@@ -18,6 +18,10 @@ DPoP (RFC 9449; not Cognito behaviour, Cognito issues no bound tokens): a token 
 accepted only as `Authorization: DPoP` with a proof of that key for this request (htm, htu, iat,
 ath, jti never seen before); as `Bearer` it is refused. --dpop advertises DPoP (challenge, PRM),
 --dpop-required refuses unbound tokens, --dpop-nonce demands server nonces.
+--require-id-token: accept only ID tokens (token_use=id, aud = an allowed --client-id, i.e. the
+  app client id), as AWS Bedrock AgentCore Gateway does when its allowed audience is the Cognito
+  app client; access tokens are refused with 401 invalid_token saying so. ID tokens carry no
+  scopes: a valid one gets <resource>/tools only (admin_report stays out of reach).
 Binds loopback only and refuses requests whose Host or Origin is not this server (DNS rebinding).
 """
 
@@ -33,7 +37,7 @@ from demo_server.resource.app import create_app
 from demo_server.resource.dpop import add_dpop_options
 from demo_server.resource.server import RunningResourceServer, start
 from demo_server.resource.settings import (
-    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_IDS,
     DEFAULT_ISSUER,
     PROFILES,
     ResourceSettings,
@@ -70,7 +74,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         dest="client_ids",
         action="append",
         metavar="ID",
-        help=f"allowed client id, repeatable ({DEFAULT_CLIENT_ID})",
+        help=f"allowed client id, repeatable ({', '.join(DEFAULT_CLIENT_IDS)})",
     )
     add("--resource", help="resource identifier (default: this server's MCP URL)")
     add("--jwks-url", help="JWKS URL (default: jwks_uri from the issuer's OIDC discovery)")
@@ -78,6 +82,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--clock-skew", type=int, default=60, metavar="SECONDS", help="exp/nbf leeway (60)")
     add("--no-auth", action="store_true", help="no authentication (protocol checks only)")
     add_dpop_options(parser)
+    add(
+        "--require-id-token",
+        action="store_true",
+        help="accept only ID tokens whose aud is an allowed --client-id, refuse access tokens "
+        "(like AWS Bedrock AgentCore Gateway with the app client as audience)",
+    )
     add_from_cloudformation_option(parser)
     parser.set_defaults(run=run)
 
@@ -87,7 +97,7 @@ def settings_from_args(args: argparse.Namespace) -> ResourceSettings:
         host=args.host,
         port=args.port,
         issuer=args.issuer,
-        client_ids=tuple(args.client_ids or [DEFAULT_CLIENT_ID]),
+        client_ids=tuple(args.client_ids or DEFAULT_CLIENT_IDS),
         resource=args.resource,
         jwks_url=args.jwks_url,
         profile=args.profile,
@@ -96,6 +106,7 @@ def settings_from_args(args: argparse.Namespace) -> ResourceSettings:
         dpop=args.dpop,
         dpop_required=args.dpop_required,
         dpop_nonce=args.dpop_nonce,
+        require_id_token=args.require_id_token,
     )
 
 

@@ -11,6 +11,11 @@ from starlette.responses import JSONResponse
 
 from demo_server.resource.settings import ResourceSettings
 
+ID_TOKEN_ONLY = (
+    "This server accepts only ID tokens (token_use=id) whose aud is the app client id; "  # noqa: S105
+    "the token is not one, or is invalid or expired"
+)
+
 
 class BearerError:
     """RFC 6750 §3.1 error codes."""
@@ -33,7 +38,11 @@ def unauthorized(settings: ResourceSettings, *, token_presented: bool) -> JSONRe
     params: dict[str, str] = {}
     body = {"error": "unauthorized", "error_description": "Bearer access token required"}
     if token_presented:
-        description = "The access token is invalid, expired or not issued for this resource"
+        description = (
+            ID_TOKEN_ONLY
+            if settings.require_id_token
+            else "The access token is invalid, expired or not issued for this resource"
+        )
         params = {"error": BearerError.INVALID_TOKEN, "error_description": description}
         body = {"error": BearerError.INVALID_TOKEN, "error_description": description}
     params["resource_metadata"] = settings.resource_metadata_url

@@ -16,6 +16,8 @@ PROFILES: tuple[Profile, ...] = ("cognito", "oidc")
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/us-east-1_Demo00001"
 DEFAULT_CLIENT_ID = "demo-broker"
+M2M_CLIENT_ID = "demo-m2m"  # the local authorization server's machine client (client_credentials)
+DEFAULT_CLIENT_IDS = (DEFAULT_CLIENT_ID, M2M_CLIENT_ID)
 MCP_PATH = "/mcp"
 PRM_WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
@@ -50,6 +52,10 @@ class ResourceSettings:
     are checked either way (demo_server/resource/dpop.py)."""
     dpop_required: bool = False
     dpop_nonce: bool = False
+    require_id_token: bool = False
+    """Accept only ID tokens (``token_use=id``, ``aud`` an allowed client id), refuse access
+    tokens: how AWS Bedrock AgentCore Gateway behaves when its allowed audience is the Cognito
+    app client. ID tokens carry no scopes: a valid one is granted ``<resource>/tools`` only."""
 
     def __post_init__(self) -> None:
         if not is_loopback_host(self.host):

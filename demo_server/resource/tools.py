@@ -32,10 +32,13 @@ def identity() -> dict[str, Any]:
     if token is None:
         return {"authenticated": False}
     claims = token.claims or {}
+    username = claims.get("username", claims.get("cognito:username"))
     return {
         "authenticated": True,
+        # A machine client (client_credentials) has no user: the client is who called.
+        "principal": f"user {username}" if username else f"machine client {token.client_id}",
         "subject": token.subject,
-        "username": claims.get("username", claims.get("cognito:username")),
+        "username": username,
         "client_id": token.client_id,
         "scopes": token.scopes,
         "expires_at": token.expires_at,

@@ -8,7 +8,11 @@ Two profiles:
 - ``oidc`` (RFC 9068 style): ``iss`` exact and ``aud`` must contain this resource (RFC 7519 §4.1.3);
   ``client_id``/``azp``, when present, must be in the allowlist.
 
-Both: RS256 only (RFC 8725 §3.1: the algorithm is fixed here, never taken from the token), the
+With ``require_id_token`` (either profile): only ID tokens — ``token_use`` is ``id`` and ``aud`` is
+an allowlisted client id (the app client), as AWS Bedrock AgentCore Gateway checks them; an access
+token is refused. An ID token has no scopes: it is granted ``<resource>/tools`` only.
+
+All: RS256 only (RFC 8725 §3.1: the algorithm is fixed here, never taken from the token), the
 key chosen by ``kid`` from the issuer's JWKS, signature (RFC 7515 §5.2), ``exp`` required,
 ``exp``/``nbf``/``iat`` with a bounded clock skew (RFC 7519 §4.1.4–4.1.6). A rejected token is
 logged by reason only, never the token.
@@ -180,7 +184,10 @@ def claims_registry(settings: ResourceSettings, clock: Callable[[], int]) -> JWT
         "sub": {"essential": True},
         "aud": {"essential": settings.profile == "oidc", "value": settings.resource_id},
     }
-    if settings.profile == "cognito":
+    if settings.require_id_token:
+        options["aud"] = {"essential": True, "values": list(settings.client_ids)}
+        options["token_use"] = {"essential": True, "value": "id"}
+    elif settings.profile == "cognito":
         options["token_use"] = {"essential": True, "value": "access"}
         options["scope"] = {"essential": True}
         options["client_id"] = {"essential": True}
@@ -206,6 +213,17 @@ def token_scopes(claims: dict[str, Any]) -> list[str]:
 
 
 def to_access_token(token: str, claims: dict[str, Any], settings: ResourceSettings) -> AccessToken:
+    if settings.require_id_token:
+        audience = claims.get("aud")
+        client = audience[0] if isinstance(audience, list) and audience else audience
+        return AccessToken(
+            token=token,
+            client_id=client if isinstance(client, str) else "",
+            scopes=[settings.tools_scope],
+            expires_at=int(claims["exp"]),
+            subject=claims.get("sub"),
+            claims=claims,
+        )
     client_id = claims.get("client_id", claims.get("azp"))
     return AccessToken(
         token=token,

@@ -198,6 +198,7 @@ def test_a_timeout_is_a_passing_failure(
         broker.token(URL)
 
 
+@pytest.mark.integration
 def test_dns_failure_and_refused_connections_are_passing_failures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: MemoryTokenStore
 ) -> None:
@@ -393,6 +394,7 @@ print(sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp.")))
 """
 
 
+@pytest.mark.integration
 def test_refreshing_never_imports_the_mcp_sdk(tmp_path: Path) -> None:
     """The SDK takes a second and 36 MB to import: a broker that only refreshes (with metadata it
     validated before) must not pay for it. A real refresh, in a process of its own."""

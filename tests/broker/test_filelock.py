@@ -45,6 +45,7 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
             stream.close()
 
 
+@pytest.mark.integration
 def test_a_lock_held_by_another_process_times_out_then_is_acquired(
     tmp_path: Path, holder: subprocess.Popen[str]
 ) -> None:
@@ -62,11 +63,13 @@ def test_a_lock_held_by_another_process_times_out_then_is_acquired(
     assert not acquired.locked
 
 
+@pytest.mark.integration
 def test_other_keys_are_not_blocked(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
     with lock_for("refresh:B", tmp_path / "locks", timeout=0.2) as lock:
         assert lock.locked
 
 
+@pytest.mark.integration
 def test_a_killed_holder_releases_the_lock(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
     holder.kill()
     holder.wait(timeout=30)

@@ -30,6 +30,8 @@ from broker.root import build
 from broker.store.memory import MemoryTokenStore
 from tests.support.procs import fixed_port
 
+pytestmark = pytest.mark.integration
+
 OTHER = "https://real-server.example/mcp"
 STOLEN = [f"{OTHER}/admin", f"{OTHER}/tools"]
 

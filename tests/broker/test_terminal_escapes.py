@@ -41,12 +41,6 @@ def assert_inert(shown: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server(jwks: JwksServer) -> Iterator[RunningResourceServer]:
     with running_resource(jwks) as running:
         yield running
@@ -74,6 +68,7 @@ def call(server: RunningResourceServer, jwks: JwksServer, *flags: str) -> tuple[
     return code, out.getvalue()
 
 
+@pytest.mark.integration
 def test_call_shows_a_servers_tool_text_without_escape_sequences(
     server: RunningResourceServer, jwks: JwksServer
 ) -> None:
@@ -84,6 +79,7 @@ def test_call_shows_a_servers_tool_text_without_escape_sequences(
     assert "safe text" in shown and "second\tline" in shown.splitlines()  # lines and tabs kept
 
 
+@pytest.mark.integration
 def test_call_json_keeps_the_exact_text_json_escaped(
     server: RunningResourceServer, jwks: JwksServer
 ) -> None:

@@ -72,14 +72,20 @@ def test_smoke_signs_in_gets_a_broker_token_and_whoami_names_demo(
     assert secret_service_daemons.entries(SERVICE).items() <= before.items()
 
 
-def test_smoke_without_a_keyring_says_so_and_fails(broker_cli: BrokerCli, tmp_path: Path) -> None:
+def test_smoke_with_a_refused_keyring_setting_says_so_and_fails(
+    broker_cli: BrokerCli, tmp_path: Path
+) -> None:
+    """A keyring the user configured (here keyring's null backend) is refused, never replaced
+    by the demo's temporary one (that is only for machines with no keyring at all)."""
     broker_cli.env = without_keyring(broker_cli.env, tmp_path)
+    broker_cli.env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
 
     done = broker_cli.run("demo", "--smoke")
 
     assert done.returncode != 0
-    assert "No usable OS keyring" in done.stderr and "--ephemeral" in done.stderr
+    assert "null backend" in done.stderr and "--ephemeral" in done.stderr
     assert "never falls back to storing tokens in a plain file" in done.stderr
+    assert "temporary" not in done.stdout + done.stderr
     assert "start the demo servers" not in done.stdout  # nothing started
 
 
@@ -109,20 +115,21 @@ class DemoProcess:
     """``mcp-broker demo`` running in its own session; its stdout read line by line."""
 
     def __init__(self, cli: BrokerCli, *args: str, stderr: Path) -> None:
-        self._stderr = stderr.open("w")
-        self.proc = subprocess.Popen(
-            cli.argv("demo", *args),
-            env=cli.env,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        with stderr.open("w") as err:  # the child has its own copy
+            self.proc = subprocess.Popen(
+                cli.argv("demo", *args),
+                env=cli.env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
         self.stderr_path = stderr
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -151,7 +158,10 @@ class DemoProcess:
             self.proc.wait(10)
         for pid in session_processes(self.proc.pid):
             os.kill(pid, signal.SIGKILL)
-        self._stderr.close()
+        self._reader.join(timeout=10)  # EOF once the session is gone
+        if not self._reader.is_alive():
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
 
 
 def start_demo(cli: BrokerCli, stderr: Path) -> tuple[DemoProcess, str]:

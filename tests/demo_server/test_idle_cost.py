@@ -7,12 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
+import pytest
 
 from demo_server.idp import IdpSettings, start
 from demo_server.idp.keys import SigningKeys
 from demo_server.resource import ResourceSettings
 from demo_server.resource import start as start_resource
 from tests.support.cpu import assert_idle
+
+pytestmark = pytest.mark.integration
 
 
 def test_an_idle_authorization_server_blocks_and_burns_no_cpu() -> None:

@@ -119,6 +119,9 @@ def test_harness_authorization_scenarios_pass(tmp_path: Path, artifacts_dir: Pat
             if harness.poll() is None:
                 harness.kill()
                 harness.wait()
+            reader.join(timeout=10)
+            assert harness.stdout is not None
+            harness.stdout.close()
     output = "".join(transcript)
     assert landing == "/callback", output
     checks = read_checks(output_dir)

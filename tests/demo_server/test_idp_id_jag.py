@@ -31,7 +31,10 @@ from tests.support.enterprise_client import (
     unverified_claims,
 )
 from tests.support.idp_flow import CALLBACK, DEMO_CLIENT, authorize_params, pkce_pair, single
-from tests.support.jwt_issuer import JwksServer, signing_key
+from tests.support.jwt_issuer import JwksServer, TestIssuer, signing_key
+
+# The trusted IdP's JWKS is fetched over real HTTP on 127.0.0.1.
+pytestmark = pytest.mark.integration
 
 POOL = "us-east-1_Demo00001"
 OWN_ISSUER = f"http://127.0.0.1:9000/{POOL}"
@@ -171,7 +174,9 @@ def test_only_an_id_token_of_this_idp_is_a_subject_token(idp: FlaskClient, which
     tokens = id_token_of(idp)
     subject = {
         "access_token": tokens["access_token"],
-        "forged": JwksServer().issuer_obj.sign(unverified_claims(tokens["id_token"])),
+        "forged": TestIssuer("http://127.0.0.1/forger", signing_key(0)).sign(
+            unverified_claims(tokens["id_token"])
+        ),
         "garbage": "not-a-jwt",
     }[which]
     assert error_of(exchange(idp, subject)) == (400, "invalid_grant")

@@ -31,6 +31,7 @@ from demo_server.idp import (
     create_app,
 )
 from demo_server.idp.keys import SigningKeys
+from tests.support.clock import FakeClock
 from tests.support.idp_flow import (
     CALLBACK,
     DEMO_CLIENT,
@@ -47,17 +48,6 @@ PASSWORD = "demo-password-for-tests"
 CONFIDENTIAL = "confidential-app"
 CONFIDENTIAL_SECRET = "confidential-secret-value"
 CONFIDENTIAL_CALLBACK = "http://127.0.0.1:8765/callback"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +136,7 @@ def code_request(code: str, verifier: str | None, **extra: str) -> dict[str, str
 @pytest.fixture
 def make_idp(keys: SigningKeys, demo_user: UserConfig) -> Callable[..., Idp]:
     def make(**overrides: Any) -> Idp:
-        clock = FakeClock()
+        clock = FakeClock(wall=1_800_000_000.0)
         confidential = ClientConfig(
             client_id=CONFIDENTIAL,
             client_secret=CONFIDENTIAL_SECRET,

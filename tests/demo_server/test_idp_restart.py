@@ -12,6 +12,8 @@ import pytest
 from demo_server.idp import IdpSettings, start
 from demo_server.idp.keys import SigningKeys
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_stopped_server_restarts_at_once_on_the_same_port() -> None:
     keys = SigningKeys.generate()

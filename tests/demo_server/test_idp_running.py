@@ -12,6 +12,8 @@ import pytest
 from demo_server.idp import IdpSettings, RunningIdp, start
 from demo_server.idp.keys import SigningKeys
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def keys() -> SigningKeys:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -16,12 +15,6 @@ from tests.support.procs import ServerProcess, demo_server_cmd
 from tests.support.resource_server import call_tool, initialize_body, post_mcp
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer() as server:
-        yield server
 
 
 def serve(tmp_path: Path, *args: str) -> ServerProcess:

@@ -4,7 +4,6 @@ same outputs (``mcp-broker add --from-cloudformation``): both accept the same fi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,12 +120,6 @@ def test_serve_option_reports_a_bad_file(
         build_parser().parse_args(["serve", "--from-cloudformation", str(path)])
     assert info.value.code == 2
     assert "--from-cloudformation" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer() as server:
-        yield server
 
 
 @pytest.mark.integration

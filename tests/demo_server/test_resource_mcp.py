@@ -14,11 +14,7 @@ from demo_server.resource.challenges import www_authenticate
 from tests.support.jwt_issuer import JwksServer
 from tests.support.resource_server import call_tool, initialize_body, post_mcp, running_resource
 
-
-@pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer() as server:
-        yield server
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,7 @@ from tests.support.resource_server import (
     tool_call_body,
 )
 
-
-@pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer() as server:
-        yield server
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,23 +16,12 @@ from mcp.server.auth.provider import AccessToken
 from demo_server.resource import ResourceSettings
 from demo_server.resource.jwks import JwksCache
 from demo_server.resource.verifier import JwtTokenVerifier
+from tests.support.clock import FakeClock
 from tests.support.jwt_issuer import JwksServer
 
+pytestmark = pytest.mark.integration
+
 RESOURCE = "http://127.0.0.1:8000/mcp"
-
-
-@pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer() as server:
-        yield server
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_verifier(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import stat
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from demo_server.idp.settings import IdpSettings, ResourceServerConfig
 from demo_server.resource import ResourceSettings
 from demo_server.resource import start as start_resource
 from demo_server.resource.server import bind_loopback as bind_resource_socket
+from tests.support.browser import browser_command
 from tests.support.realparts import require
 from tests.support.secret_service import (  # noqa: F401 - fixtures
     SecretServiceDaemons,
@@ -38,7 +38,6 @@ from tests.support.secret_service import (  # noqa: F401 - fixtures
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DRIVER = Path(__file__).with_name("browser_driver.py")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -151,14 +150,6 @@ class BrokerCli:
         done = self.run(*args)
         assert done.returncode == 0, f"{args} exited {done.returncode}:\n{done.stderr}"
         return done.stdout
-
-
-def browser_command(tmp_path: Path) -> str:
-    """``BROWSER`` must name one executable (webbrowser does not split it): a tiny wrapper."""
-    wrapper = tmp_path / "e2e-browser"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{DRIVER}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return str(wrapper)
 
 
 @pytest.fixture

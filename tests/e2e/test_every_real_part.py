@@ -16,8 +16,6 @@ import importlib.util
 import json
 import os
 import secrets
-import stat
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ import pytest
 
 from broker.api.endpoint import API_HEADER
 from broker.desktop.icons import dominant_state
-from broker.desktop.menu import Overall, server_name
+from broker.desktop.menu import Overall
 from broker.paths import broker_paths
 from broker.store.chunks import ChunkedEntries
 from broker.store.keyring_store import SERVICE
@@ -38,6 +36,7 @@ from tests.broker.bridge.test_connect_e2e import whoami as bridged_whoami
 from tests.broker.desktop.brokerrun import BrokerRun, session_processes
 from tests.broker.desktop.test_tray_desktop import icon_with, open_menu
 from tests.e2e.conftest import ROOT, BrokerCli, require_chromium
+from tests.support.browser import CHROMIUM_DRIVER, browser_command
 from tests.support.chromium_browser_driver import LOGIN_SHOT, SUCCESS_SHOT
 from tests.support.desktop import Desktop, desktop, wait_for  # noqa: F401 - fixture
 from tests.support.procs import IDP_URL, ISSUER, ServerProcess, demo_server_cmd
@@ -48,7 +47,6 @@ from tests.support.secret_service import SecretServiceDaemons, SecretServiceHand
 pytestmark = pytest.mark.integration
 
 CLIENT_ID = "demo-broker"
-DRIVER = ROOT / "tests" / "support" / "chromium_browser_driver.py"
 PATIENCE = 120.0  # seconds: generous, the machine may be busy; nothing here is timed
 
 
@@ -75,14 +73,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield Stack(base, issuer, proc.url, password)
 
 
-def browser_wrapper(tmp_path: Path) -> str:
-    """``BROWSER`` names one executable (webbrowser does not split it): a wrapper script."""
-    wrapper = tmp_path / "chromium-browser"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{DRIVER}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return str(wrapper)
-
-
 def broker_environ(
     tmp_path: Path, daemons: SecretServiceDaemons, stack: Stack, shots: Path
 ) -> dict[str, str]:
@@ -97,7 +87,7 @@ def broker_environ(
         MCP_BROKER_HOME=str(tmp_path / "broker-home"),
         PYTHON_KEYRING_BACKEND="keyring.backends.SecretService.Keyring",
         PYTHONPATH=str(ROOT),
-        BROWSER=browser_wrapper(tmp_path),
+        BROWSER=browser_command(tmp_path, CHROMIUM_DRIVER),
         E2E_DEMO_PASSWORD=stack.password,
         E2E_SCREENSHOT_DIR=str(shots),
     )
@@ -199,7 +189,8 @@ def test_sign_in_use_and_sign_out_from_the_tray_with_every_real_part(
     env = desktop.environ(broker_environ(tmp_path, secret_service_daemons, stack, artifacts_dir))
     BrokerCli(env).ok("add", stack.mcp_url, "--client-id", CLIENT_ID, "--provider", "cognito")
     assert stored_token_sets(secret_service, stack) == {}
-    shown_name = server_name(stack.mcp_url)
+    # Once signed in, the server is named by its PRM resource_name (before: host and path).
+    shown_name = "mcp-oauth-broker demo server"
     broker = BrokerRun(env, tmp_path / "broker.log")
     try:
         # Signed out: the icon docks and says so, in words and in colour.

@@ -122,6 +122,9 @@ def codex_sees(name: str, env: dict[str, str], work: Path) -> bool:
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
     servers = {s["name"]: s for s in answer["result"]["data"]}
     return "whoami" in (servers[name].get("tools") or {})
 

@@ -12,8 +12,9 @@ import pytest
 
 from broker.api.endpoint import request_token
 from broker.errors import BrokerError
-from tests.e2e.conftest import ROOT, BrokerCli, browser_command
+from tests.e2e.conftest import ROOT, BrokerCli
 from tests.e2e.real_life import real_life_stack, running_broker, sign_in
+from tests.support.browser import browser_command
 from tests.support.desktop import wait_for
 from tests.support.secret_service import SecretServiceDaemons, isolated_secret_service_daemons
 

@@ -1,11 +1,12 @@
 """``kill -9`` at random points of a refresh with refresh-token rotation (issue 10).
 
 Each victim is ``mcp-broker token URL`` run against a stored token aged past its expiry, so every
-victim refreshes. Half of the kills come a random delay after the victim starts (spread over its
-whole run: start-up, keyring read, the token request, the keyring write); the other half a random
+victim refreshes. A third of the kills come a random delay after the victim starts (spread over
+its whole run: start-up, keyring read, the token request, the keyring write); a third a random
 0-30 ms after the authorization server finished answering, the one window where a kill can lose
-the rotated refresh token. Each kill is classified from outside by what the server and the
-keyring saw, then a fresh ``mcp-broker token`` must recover.
+the rotated refresh token; a third while the token request is held at the server for 0.3 s.
+Each kill is classified from outside by what the server and the keyring saw, then a fresh
+``mcp-broker token`` must recover.
 
 With a rotation grace period (Cognito allows 0-60 s) every kill must recover without a new sign-in;
 with 0 s the fraction lost is reported (printed; ``-s`` shows it) and a loss must end cleanly in
@@ -55,11 +56,15 @@ class RefreshTimeline:
         self.received: list[float] = []
         self.answered: list[float] = []
         self.answer = threading.Event()
+        self.arrived = threading.Event()
+        self.hold = 0.0  # seconds a refresh request waits at the server before the grant runs
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") != "/oauth2/token":
             return self.app(environ, start_response)
         self.received.append(time.monotonic())
+        self.arrived.set()
+        time.sleep(self.hold)
         body = list(self.app(environ, start_response))  # the grant (and rotation) has run
         self.answered.append(time.monotonic())
         self.answer.set()
@@ -123,12 +128,19 @@ def kill_cli_refreshes(
     for n in range(KILLS):
         old_refresh = age(handle, stack.key())
         timeline.answer.clear()
+        timeline.arrived.clear()
+        # A third of the kills land while the token request is at the server (held there for
+        # a moment): the random delays alone fall on the longer steps and can miss that one.
+        timeline.hold = 0.3 if n % 3 == 2 else 0.0
         since = time.monotonic()
         victim = cli.popen("token", stack.mcp_url)
-        if n % 2 == 0:
+        if n % 3 == 0:
             time.sleep(rng.uniform(0.0, whole_run * 1.1))
-        elif timeline.answer.wait(30):
-            time.sleep(rng.uniform(0.0, 0.03))
+        elif n % 3 == 1:
+            if timeline.answer.wait(30):
+                time.sleep(rng.uniform(0.0, 0.03))
+        elif timeline.arrived.wait(30):
+            time.sleep(0.05)
         victim.kill()
         killed = time.monotonic()
         victim.communicate(timeout=60)

@@ -6,6 +6,8 @@ share one timestamp file, so the jump moves both of their wall clocks at once (t
 issue tokens that are valid in the broker's new "now", as a real one, whose clock kept running
 during the sleep, would). The monotonic clock is left alone (``FAKETIME_DONT_FAKE_MONOTONIC``):
 it is what a sleeping laptop's monotonic clock does, and the broker's timed waits run on it.
+Debian 12's libfaketime (0.9.10) also needs ``FAKETIME_FORCE_MONOTONIC_FIX=0``: without it every
+timed wait for CPython's GIL returns at once and threads starve (see ``WallClock.environ``).
 
 After a jump, the first token request gets a fresh token, never the expired one, and without
 any request the refresher's schedule recovers by itself within its longest sleep.
@@ -70,6 +72,15 @@ class WallClock:
             "FAKETIME_TIMESTAMP_FILE": str(self.path),
             "FAKETIME_NO_CACHE": "1",  # read the file on every call: the jump is seen at once
             "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # a sleeping laptop's monotonic clock stops
+            # libfaketime 0.9.10 (Debian 12) wraps pthread_cond_timedwait and, for a condition
+            # variable on CLOCK_MONOTONIC such as CPython's GIL, measures the deadline against a
+            # *faked* monotonic clock even under FAKETIME_DONT_FAKE_MONOTONIC; with glibc >= 2.30
+            # its "forced monotonic fix" then moves the deadline into the past, so every timed
+            # wait for the GIL returns at once and waiting threads spin on it (each spin reading
+            # the timestamp file under the GIL's mutex). Threads starve: the broker's keyring
+            # worker never got its turn. With the fix off, the wrapper hands the deadline through
+            # unchanged (fixed upstream after 0.9.10, libfaketime PR #503).
+            "FAKETIME_FORCE_MONOTONIC_FIX": "0",
         }
 
     def jump(self, seconds: int) -> None:
@@ -86,12 +97,12 @@ def faked_idp(clock: WallClock, resource: str, tmp_path: Path) -> Iterator[str]:
     """``mcp-demo-server idp`` on the faked clock, auto-login as ``demo``; yields the issuer."""
     port = fixed_port()
     issuer = IdpSettings(port=port).resolved().issuer
-    log = (tmp_path / "idp.log").open("wb")
     argv = [sys.executable, "-m", "demo_server", "idp", "--port", str(port)]
     argv += ["--access-token-ttl", str(TTL), "--round-expiry-up", "--auto-login", "demo"]
     argv += ["--resource-server", resource]
     env = {**headless_env(BrokerCli({})), **clock.environ(), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    with (tmp_path / "idp.log").open("wb") as log:  # the child has its own copy
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
 
         def answers() -> bool | None:
@@ -105,15 +116,8 @@ def faked_idp(clock: WallClock, resource: str, tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: under libfaketime the broker's keyring worker sometimes never returns from its "
-    "first Secret Service read (2 of 3 runs; the same calls under the same preload in a small "
-    "script return in 0.1 s), so the broker cannot serve; not yet a verdict on the broker",
-)
 def test_sleep_and_resume_serves_a_fresh_token_and_the_refresher_recovers(
     broker_cli: BrokerCli, secret_service: SecretServiceHandle, tmp_path: Path
 ) -> None:

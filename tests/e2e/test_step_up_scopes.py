@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.cli.demo import CLIENT_ID, follow_to_callback
+from broker.cli.demo import CLIENT_ID
+from broker.cli.demo_smoke import follow_to_callback
 from broker.config import ServerConfig
 from broker.paths import broker_paths
 from broker.root import build

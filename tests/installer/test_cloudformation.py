@@ -28,6 +28,7 @@ CALLBACKS = {
 }
 
 
+@pytest.mark.integration
 def test_cfn_lint_accepts_the_template_including_informational_checks() -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"  # the venv's (pip install cfn-lint)
     result = subprocess.run(

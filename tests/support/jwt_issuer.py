@@ -12,9 +12,11 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -158,3 +160,10 @@ class JwksServer:
 def signing_key(index: int = 0) -> RSAKey:
     """RSA test key number ``index`` (generated once per test run: key generation is slow)."""
     return RSAKey.generate_key(2048)
+
+
+@pytest.fixture(scope="module")
+def jwks() -> Iterator[JwksServer]:
+    """A JWKS server on 127.0.0.1 with its signing issuer, shared by one test module."""
+    with JwksServer() as server:
+        yield server

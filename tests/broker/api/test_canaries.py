@@ -23,6 +23,8 @@ from tests.broker.api.fakes import (
 )
 from tests.support.canaries import files_under, leaks
 
+pytestmark = pytest.mark.integration
+
 
 def test_no_token_secret_or_query_reaches_a_log_a_terminal_or_a_file(
     api: Api, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]

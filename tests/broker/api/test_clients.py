@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import stat
 
+import pytest
+
 from broker.api.audit import read_audit_log
 from broker.api.clients import ClientsFile, ConsentRequest, Decision
 from tests.broker.api.conftest import Api
 from tests.broker.api.fakes import CANARY_ACCESS, CANARY_REFRESH, SERVER_A, SERVER_B
+
+pytestmark = pytest.mark.integration
 
 
 def clients_file(api: Api) -> ClientsFile:

@@ -26,6 +26,8 @@ from broker.paths import BrokerPaths
 from tests.broker.api.conftest import Api
 from tests.broker.api.fakes import CANARY_ACCESS, SERVER_A, FakeProvider
 
+pytestmark = pytest.mark.integration
+
 
 def test_endpoint_json_is_private_and_describes_the_running_api(api: Api) -> None:
     path = api.paths.endpoint_file

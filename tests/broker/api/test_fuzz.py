@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import string
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker.api.server import ApiSettings, start_api
 from broker.paths import BrokerPaths
 from tests.broker.api.fakes import SERVER_A, FakeProvider, build_request, raw_request
+
+pytestmark = pytest.mark.integration
 
 EXAMPLES = 250
 PATHS = ["/v1/token", "/v1/status", "/v1/hello", "/v1/openapi.json", "/", "/v1/", "/v2/token"]

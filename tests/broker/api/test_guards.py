@@ -11,6 +11,8 @@ import pytest
 from tests.broker.api.conftest import Api
 from tests.broker.api.fakes import CANARY_ACCESS, SERVER_A, build_request, raw_request
 
+pytestmark = pytest.mark.integration
+
 BODY = json.dumps({"resource": SERVER_A}).encode()
 
 

@@ -14,10 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from broker.api.endpoint import Endpoint, write_endpoint
 from tests.broker.api.conftest import Api
 from tests.broker.api.fakes import SERVER_A, token_set
 from tests.support.procs import refusing_port
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("mcp", "authlib", "flask", "werkzeug", "waitress", "httpx2", "keyring", "http.client")

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.broker.api.conftest import Api
 from tests.support.cpu import assert_idle
+
+pytestmark = pytest.mark.integration
 
 
 def test_the_running_api_server_blocks_between_events(api: Api) -> None:

@@ -14,6 +14,8 @@ from broker.paths import BrokerPaths
 from tests.broker.api.conftest import Api, api_threads
 from tests.broker.api.fakes import SERVER_A, FakeProvider
 
+pytestmark = pytest.mark.integration
+
 
 def test_the_socket_is_bound_to_127_0_0_1_only(api: Api) -> None:
     sock = api.server.socket

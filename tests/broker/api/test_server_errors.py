@@ -13,6 +13,8 @@ import pytest
 from broker.api.guards import MAX_BODY_BYTES
 from tests.broker.api.conftest import Api
 
+pytestmark = pytest.mark.integration
+
 HOST = "Host: 127.0.0.1:{port}\r\n"
 
 REQUESTS = {

@@ -19,6 +19,8 @@ from tests.broker.api.fakes import (
     TOKEN_RESPONSE_FIELDS,
 )
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_token_response_has_the_contract_fields_and_nothing_else(api: Api) -> None:
     response = api.token({"resource": SERVER_A, "min_valid_seconds": 120})

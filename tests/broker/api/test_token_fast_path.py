@@ -125,6 +125,7 @@ def sides(
     flask_dir.mkdir(mode=0o700)
     shutil.copy2(clients_file.path, flask_dir / clients_file.path.name)
     fast, slow = build_side(fast_dir, lock_dir, True), build_side(flask_dir, lock_dir, False)
+    slow.provider.tokens = fast.provider.tokens  # built a moment apart: the same token sets
     try:
         yield fast, slow, secrets
     finally:

@@ -59,6 +59,11 @@ async def bridged(url: str, tokens: FakeTokens, **client_options: Any) -> AsyncI
         yield client_read, client_write
 
     async with (
+        lines_out,
+        to_client,
+        client_read,
+        client_write,
+        from_client,
         httpx2.AsyncClient(transport=BrokerTokenTransport(tokens)) as http,
         anyio.create_task_group() as tg,
     ):

@@ -33,16 +33,16 @@ class BrokerRun:
 
     def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
         self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker.desktop.runner", *args],
-            env=env,
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with log.open("wb") as out:  # the child has its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "broker.desktop.runner", *args],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -60,4 +60,3 @@ class BrokerRun:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
-        self._log.close()

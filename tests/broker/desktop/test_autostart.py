@@ -74,6 +74,7 @@ def xdg(tmp_path: Path) -> dict[str, str]:
     return {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "command",
     [[SCRIPT], ["/usr/bin/python3", "-m", "broker.cli"], ["/o'dd/$HOME/100%/\\x\"/mcp-broker"]],

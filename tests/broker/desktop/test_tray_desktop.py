@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,14 +20,15 @@ from PIL import ImageStat
 
 from broker.desktop.icons import dominant_state
 from broker.desktop.menu import Overall
-from tests.broker.desktop.brokerrun import ROOT, BrokerRun, session_processes
+from tests.broker.desktop.brokerrun import BrokerRun, session_processes
+from tests.support.browser import browser_command
 from tests.support.desktop import Desktop, Window, wait_for
 from tests.support.procs import ServerProcess, demo_server_cmd
 
 pytestmark = pytest.mark.integration
 
 TITLE = "MCP OAuth Broker: "
-DRIVER = ROOT / "tests" / "e2e" / "browser_driver.py"  # follows the auto-login redirects
+DEMO_NAME = "mcp-oauth-broker demo server"  # the demo server's PRM resource_name
 
 
 @pytest.fixture
@@ -37,14 +37,6 @@ def demo_stack(tmp_path: Path) -> Iterator[str]:
     args = demo_server_cmd("stack", "--idp-port=0", "--port=0", "--auto-login", "demo")
     with ServerProcess(args, tmp_path / "stack.log") as stack:
         yield stack.url
-
-
-def browser(tmp_path: Path) -> str:
-    """``BROWSER`` names one executable: a wrapper around the driver."""
-    wrapper = tmp_path / "tray-browser"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{DRIVER}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return str(wrapper)
 
 
 def cli(env: dict[str, str], *args: str) -> str:
@@ -85,7 +77,7 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
     artifacts_dir: Path,
 ) -> None:
     env = desktop.environ(broker_env)
-    env["BROWSER"] = browser(tmp_path)
+    env["BROWSER"] = browser_command(tmp_path)
     cli(env, "add", demo_stack, "--client-id", "demo-broker", "--provider", "cognito")
     broker = BrokerRun(env, tmp_path / "broker.log")
     try:
@@ -108,6 +100,11 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
 
         status = json.loads(cli(env, "status", "--json"))
         assert [(s["state"], s["user"]) for s in status["servers"]] == [("valid", "demo")]
+        assert [s["name"] for s in status["servers"]] == [DEMO_NAME]
+        assert cli(env, "status").startswith(f"{DEMO_NAME} ({demo_stack})\tvalid\tas demo, ")
+        open_menu(desktop, after)  # the server is named by its resource_name now
+        desktop.screenshot(artifacts_dir / "tray-menu-named.png")
+        desktop.key("Escape")
         token = cli(env, "token", demo_stack).strip()
 
         open_menu(desktop, after)  # rebuilt: "Copy access token" is enabled now
@@ -115,7 +112,7 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
         wait_for("the token on the clipboard", lambda: desktop.clipboard() == token)
         copied = wait_for("the copy notification", lambda: [
             n for n in desktop.notifications() if n[0] == "Access token copied"])  # fmt: skip
-        assert copied[0][1].startswith(f"Token for {demo_stack.removeprefix('http://')}, valid")
+        assert copied[0][1].startswith(f"Token for {DEMO_NAME}, valid")
 
         open_menu(desktop, after)
         desktop.key("Up", "Return")  # Quit is the last entry
@@ -123,7 +120,7 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
         assert session_processes(broker.proc.pid) == []  # no browser, no helper left behind
 
         shown = desktop.notifications()
-        assert ("Signed in", f"Signed in to {demo_stack.removeprefix('http://')}.") in shown
+        assert ("Signed in", f"Signed in to {DEMO_NAME}.") in shown
         assert token not in broker.log()
         assert all(token not in summary + body for summary, body in shown)
     finally:

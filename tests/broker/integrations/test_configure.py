@@ -442,6 +442,7 @@ def test_only_claude_code_has_a_helper(home: Path) -> None:
         configure("cursor", "--via", "helper")
 
 
+@pytest.mark.integration
 def test_the_headers_helper_runs_in_a_real_shell_with_spaces_in_the_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

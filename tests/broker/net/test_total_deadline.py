@@ -25,6 +25,8 @@ from broker.paths import broker_paths
 from broker.root import build
 from broker.store.memory import MemoryTokenStore
 
+pytestmark = pytest.mark.integration
+
 LIMITS = HttpLimits(total_seconds=2.0, connect_seconds=1.0)
 #: How long the server drips: far longer than the limit (the whole answer would arrive after it).
 DRIP_SECONDS = 25

@@ -13,6 +13,8 @@ from broker.errors import SignInTimeout
 from broker.signin.callback import CallbackListener
 from tests.broker.signin.test_callback_listener import STATE, listener_on
 
+pytestmark = pytest.mark.integration
+
 
 def get(port: int, path: str, host: str) -> httpx2.Response:
     with httpx2.Client(trust_env=False, timeout=10) as http:

@@ -9,6 +9,8 @@ import pytest
 from broker.signin.callback import CallbackListener
 from tests.support.cpu import assert_idle
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_waiting_listener_burns_no_cpu_and_close_still_frees_the_port() -> None:
     listener: CallbackListener[str] = CallbackListener.bind()

@@ -20,6 +20,8 @@ from broker.safetext import html_text
 from broker.signin.callback import CallbackListener
 from tests.support.procs import fixed_port
 
+pytestmark = pytest.mark.integration
+
 STATE = "expected-state"
 
 

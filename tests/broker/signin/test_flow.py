@@ -30,6 +30,9 @@ from broker.tokens.service import TokenService
 from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.broker.signin.test_login import deliver
 
+# Real loopback callback listeners and an authorization server on 127.0.0.1.
+pytestmark = pytest.mark.integration
+
 ISSUER = "https://auth.example.com"
 ONE = "https://mcp.example.com/one"
 TWO = "https://mcp.example.com/two"

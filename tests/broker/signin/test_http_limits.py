@@ -18,6 +18,8 @@ from broker.errors import ResponseLimitExceeded, ServerUnreachable
 from broker.net.limited_http import HttpLimits, LimitedSender
 from tests.support.procs import refusing_port
 
+pytestmark = pytest.mark.integration
+
 LIMITS = HttpLimits(max_bytes=64 * 1024, total_seconds=1.0, connect_seconds=1.0)
 
 

@@ -39,6 +39,8 @@ from broker.tokens.grant import refresh_tokens
 from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.support.procs import fixed_port
 
+pytestmark = pytest.mark.integration
+
 ISSUER = "https://auth.example.com"
 RESOURCE = "https://mcp.example.com/mcp"
 CANARIES = {

@@ -388,6 +388,7 @@ def test_secret_service_without_a_bus_is_refused_with_a_fix(
     store.close()
 
 
+@pytest.mark.integration
 def test_default_backend_without_d_bus_refuses_and_writes_no_file(tmp_path: Path) -> None:
     """A fresh process with no session bus: keyring picks its fail backend; nothing on disk."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "PYTHON_KEYRING"))}

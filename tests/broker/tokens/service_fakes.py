@@ -1,4 +1,4 @@
-"""Fakes for the token service tests: two clocks that move apart, and a scripted refresh grant."""
+"""Fakes for the token service tests: token sets with canary values and a scripted refresh grant."""
 
 from __future__ import annotations
 
@@ -9,37 +9,11 @@ from dataclasses import dataclass, field
 
 from broker.errors import InvalidGrant
 from broker.tokens.tokenset import TokenKey, TokenSet
+from tests.support.clock import FakeClock
 
 KEY = TokenKey("https://as.example/pool", "client-1", "https://mcp.example/mcp")
 OTHER_KEY = TokenKey("https://as.example/pool", "client-1", "https://other.example/mcp")
 CANARY = "CANARY-SECRET-"  # every token value starts with this; no log line may contain it
-
-
-class FakeClock:
-    """Wall and monotonic clocks that tests move together (``advance``) or apart."""
-
-    def __init__(self, wall: float = 1_000_000.0, mono: float = 500.0) -> None:
-        self.wall = wall
-        self.mono = mono
-        self._lock = threading.Lock()
-
-    def time(self) -> float:
-        with self._lock:
-            return self.wall
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.mono
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.wall += seconds
-            self.mono += seconds
-
-    def jump_wall(self, seconds: float) -> None:
-        """An NTP step, or a suspend during which the monotonic clock stood still."""
-        with self._lock:
-            self.wall += seconds
 
 
 def make_tokens(

@@ -14,7 +14,8 @@ from broker.tokens.freshness import RefreshPolicy
 from broker.tokens.refresher import Refresher
 from broker.tokens.service import State, TokenService
 from broker.tokens.tokenset import TokenKey, TokenSet
-from tests.broker.tokens.service_fakes import KEY, OTHER_KEY, FakeClock, FakeGrant, make_tokens
+from tests.broker.tokens.service_fakes import KEY, OTHER_KEY, FakeGrant, make_tokens
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
@@ -225,6 +226,43 @@ def test_one_slow_authorization_server_never_holds_up_another_servers_refresh(
     assert saw_quick_refreshed == [True]
     assert grant.calls == 2
     assert all(store.get(t.key) != t for t in old)  # both refreshed
+
+
+def test_a_slow_refresh_never_makes_another_keys_refresh_late(clock: FakeClock) -> None:
+    """One key's refresh is in flight and slow; another key comes due a moment later. The loop
+    must look again when that key is due, not sit out the whole ``settle`` wait for the slow one
+    (with 5 s tokens that wait outlasts the 0.75 s a token has left when its refresh is due)."""
+    slow_key, later_key = KEY, OTHER_KEY
+    later_refreshed = threading.Event()
+    saw_later_refreshed: list[bool] = []
+
+    class OneSlowRefresh(FakeGrant):
+        def __call__(self, tokens: TokenSet) -> TokenSet:
+            if tokens.key == slow_key:
+                saw_later_refreshed.append(later_refreshed.wait(10))
+            fresh = super().__call__(tokens)
+            if tokens.key == later_key:
+                later_refreshed.set()
+            return fresh
+
+    grant = OneSlowRefresh(clock, lifetime=3600)
+    due_now = make_tokens(clock, lifetime=3600, age=3100, key=slow_key)
+    due_soon = make_tokens(clock, lifetime=3600, age=3059.5, key=later_key)  # due in 0.5 s
+    service, _ = service_with(clock, grant, due_now, due_soon)
+    refresher = Refresher(service, settle=30)
+    refresher.watch(slow_key)
+    refresher.watch(later_key)
+
+    # The first look starts the slow refresh and returns by the time the other key is due; a
+    # later look starts the other key's refresh while the slow one is still running.
+    for _ in range(5):
+        clock.advance(refresher.run_once())
+        if later_refreshed.is_set():
+            break
+    refresher.stop()
+
+    assert saw_later_refreshed == [True]
+    assert grant.calls == 2
 
 
 class FailingFirstReads(TokenService):

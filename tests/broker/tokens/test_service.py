@@ -31,10 +31,10 @@ from tests.broker.tokens.service_fakes import (
     CANARY,
     KEY,
     OTHER_KEY,
-    FakeClock,
     FakeGrant,
     make_tokens,
 )
+from tests.support.clock import FakeClock
 
 
 class RecordingStore(MemoryTokenStore):

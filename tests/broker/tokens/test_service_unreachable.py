@@ -9,7 +9,8 @@ from broker.errors import InteractionRequired, InvalidGrant, ServerUnreachable
 from broker.store.memory import MemoryTokenStore
 from broker.tokens.backoff import Backoff
 from broker.tokens.service import UNREACHABLE, State, TokenService
-from tests.broker.tokens.service_fakes import KEY, FakeClock, FakeGrant, make_tokens
+from tests.broker.tokens.service_fakes import KEY, FakeGrant, make_tokens
+from tests.support.clock import FakeClock
 
 
 def service_with(fail: Exception) -> tuple[TokenService, MemoryTokenStore, FakeGrant]:
