@@ -60,6 +60,11 @@ class PasteReader:
     def start(self) -> None:
         self._thread.start()
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the reader has stopped (its stream ended, or the sign-in was decided and a
+        line came in)."""
+        self._thread.join(timeout)
+
     def _run(self) -> None:
         for line in self._stream:
             if self._listener.done:

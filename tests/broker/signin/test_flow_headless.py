@@ -9,12 +9,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
+import pytest
 
 from broker.signin.login import Headless
 from broker.store import MemoryTokenStore
 from tests.broker.signin.test_flow import ISSUER, ONE, World, make_flow
 
 
+@pytest.mark.integration  # the real loopback callback listener
 def test_no_browser_shows_the_link_and_takes_the_pasted_address(tmp_path: Path) -> None:
     world = World()
     store = MemoryTokenStore()
@@ -49,6 +51,7 @@ def test_no_browser_shows_the_link_and_takes_the_pasted_address(tmp_path: Path) 
     with os.fdopen(write_end, "w") as keyboard:
         keyboard.write(f"{params['redirect_uri']}?{urlencode(answer)}\n")
     thread.join(30)
+    paste_from.close()
 
     (tokens,) = result
     assert getattr(tokens, "access_token", None) == "access-1"

@@ -63,12 +63,14 @@ def read_pastes(text: str) -> tuple[str | BaseException, list[str]]:
         listener.close()
 
 
+@pytest.mark.integration  # the real loopback callback listener
 def test_the_pasted_address_completes_the_sign_in() -> None:
     result, told = read_pastes('  "{ours}"  \n')
     assert result == CODE
     assert told == []
 
 
+@pytest.mark.integration  # the real loopback callback listener
 def test_another_sign_ins_address_is_refused_and_the_user_pastes_again() -> None:
     other = address("http://127.0.0.1:1/callback", "someone-elses-state")
     result, told = read_pastes(f"{other}\nnonsense\n{{ours}}\n")
@@ -79,6 +81,7 @@ def test_another_sign_ins_address_is_refused_and_the_user_pastes_again() -> None
     assert all(CODE not in line for line in told)
 
 
+@pytest.mark.integration  # the real loopback callback listener
 def test_a_paste_failing_the_iss_check_fails_the_sign_in_like_a_callback() -> None:
     listener, request = listening()
     try:
@@ -90,22 +93,32 @@ def test_a_paste_failing_the_iss_check_fails_the_sign_in_like_a_callback() -> No
         listener.close()
 
 
+@pytest.mark.integration  # the real loopback callback listener
 def test_end_of_input_without_our_address_cancels() -> None:
     result, _ = read_pastes("garbage\n")
     assert isinstance(result, SignInCancelled)
 
 
+@pytest.mark.integration  # the real loopback callback listener
 def test_the_loopback_callback_arriving_first_completes_it_too() -> None:
     listener, request = listening()
     read_end, write_end = os.pipe()
     stream = os.fdopen(read_end, "r")
+    reader = PasteReader(stream, request, listener, print)
+
+    def browser(url: str) -> None:
+        with urllib.request.urlopen(url) as answer:
+            answer.read()
+
     try:
-        PasteReader(stream, request, listener, print).start()
+        reader.start()
         url = address(listener.redirect_uri, request.state)
-        threading.Thread(target=lambda: urllib.request.urlopen(url).read(), daemon=True).start()
+        threading.Thread(target=browser, args=(url,), daemon=True).start()
         assert listener.wait(10) == CODE
     finally:
-        os.close(write_end)
+        os.close(write_end)  # end of input: the reader stops
+        reader.join(10)
+        stream.close()
         listener.close()
 
 
