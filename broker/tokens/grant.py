@@ -145,7 +145,7 @@ class RefreshGrant:
             client = configured_client(
                 server, tokens.key.issuer, tokens.key.client_id, self._secrets
             )
-            return refresh_tokens(self._send, found, tokens, client, server.send_resource)
+            fresh = refresh_tokens(self._send, found, tokens, client, server.send_resource)
         except TokenRequestFailed as exc:
             self.forget(found)
             if needs_user(exc):
@@ -155,6 +155,12 @@ class RefreshGrant:
             # The endpoint may have moved: look the metadata up again at the next attempt.
             self.forget(found)
             raise
+        if server.sends_id_token:
+            from broker.tokens.id_token import bounded_by_id_token
+
+            # The ID token is renewed with the access token, or the user must sign in again.
+            return bounded_by_id_token(fresh, renewal=True)
+        return fresh
 
     def _machine_token(self, server: ServerConfig, found: Discovered, tokens: TokenSet) -> TokenSet:
         """A machine identity's next token: the client credentials grant again (there is no
