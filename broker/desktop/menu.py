@@ -174,6 +174,8 @@ def describe(status: ServerStatus, view: View) -> str:
     if state is Overall.NEEDS_SIGN_IN:
         return "sign-in needed"
     who = f" as {safe_text(status.user, 30)}" if status.user else ""
+    if status.machine and status.client_id:  # a machine identity: the client, never a user
+        who = f" as machine client {safe_text(status.client_id, 30)}"
     until = _until(status.expires_at, view.now)
     if state is Overall.REFRESHING:
         return f"{UNREACHABLE}, retrying{until}"

@@ -242,3 +242,8 @@ def test_a_scope_asked_for_by_clients_gets_its_own_entry_while_signed_in() -> No
         "Sign out",
         "Copy access token",
     ]
+
+
+def test_a_machine_identity_is_named_by_its_client_not_a_user() -> None:
+    machine = ServerStatus(A, "valid", ISSUER, "demo-m2m", expires_at=NOW + 60, machine=True)
+    assert " as machine client demo-m2m, token until " in entries(view(machine))[0].label
