@@ -33,13 +33,13 @@ from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens.auth_servers import AuthServerCache
 from broker.tokens.grant import RefreshGrant, configured_client
 from broker.tokens.service import KeyStatus, State, TokenService
-from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
 # `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
 if TYPE_CHECKING:
     from broker.net.limited_http import Sender
+    from broker.tokens.status import ServerStatus, SignOutResult
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ class Broker:
         return [self._status_of(server) for server in self.servers()]
 
     def _status_of(self, server: ServerConfig) -> ServerStatus:
+        from broker.tokens.status import ServerStatus  # not for a token: the helpers load less
+
         base = ServerStatus(
             server.url, State.SIGNED_OUT.value, provider=server.provider, name=server.resource_name
         )
@@ -175,6 +177,7 @@ class Broker:
 
     def logout(self, url: str) -> SignOutResult:
         from broker.oauth.revocation import build_revocation_request, handle_revocation_response
+        from broker.tokens.status import SignOutResult
 
         server = self.server(url)
         try:
