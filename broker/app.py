@@ -33,7 +33,6 @@ from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens.auth_servers import AuthServerCache
 from broker.tokens.grant import RefreshGrant, configured_client
 from broker.tokens.service import KeyStatus, State, TokenService
-from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
@@ -41,6 +40,7 @@ from broker.tokens.tokenset import TokenKey, TokenSet
 if TYPE_CHECKING:
     from broker.net.limited_http import Sender
     from broker.signin.login import Headless
+    from broker.tokens.status import ServerStatus, SignOutResult
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,8 @@ class Broker:
         return [self._status_of(server) for server in self.servers()]
 
     def _status_of(self, server: ServerConfig) -> ServerStatus:
+        from broker.tokens.status import ServerStatus  # not for a token: the helpers load less
+
         base = ServerStatus(
             server.url,
             State.SIGNED_OUT.value,
@@ -210,6 +212,7 @@ class Broker:
 
     def logout(self, url: str) -> SignOutResult:
         from broker.oauth.revocation import build_revocation_request, handle_revocation_response
+        from broker.tokens.status import SignOutResult
 
         server = self.server(url)
         try:

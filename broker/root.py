@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -147,12 +146,13 @@ def build(
     *,
     store: Store | None = None,
     send: Sender | None = None,
-    opener: Opener = webbrowser.open,
+    opener: Opener | None = None,
     sign_in_timeout: float = 300.0,
 ) -> Root:
     """Every long-lived part of a broker process. ``store`` and ``send`` replace the OS keyring
     and the limited HTTP sender (an in-memory store for the smoke check; tests)."""
     paths = paths.ensure_private_dirs()
+    opener = opener or open_in_browser
     config = ConfigFile(config_file, paths.lock_dir)
     settings = resolve_settings(config.load())
     if store is None:
@@ -189,6 +189,14 @@ def build(
     return Root(paths, config, settings, broker)
 
 
+def open_in_browser(url: str) -> bool:
+    """``webbrowser.open``, imported when a sign-in opens the browser (not by a ``token``
+    helper: webbrowser loads ``subprocess``, ``shlex`` and ``shutil``)."""
+    import webbrowser
+
+    return webbrowser.open(url)
+
+
 def _head_of(send: Sender, request: httpx2.Request) -> httpx2.Response:
     """Status and headers only, within the sender's limits: the sign-in's probe of an MCP
     server, which without auth may answer with a stream."""
@@ -206,7 +214,7 @@ def from_environment(
     *,
     store: Store | None = None,
     send: Sender | None = None,
-    opener: Opener = webbrowser.open,
+    opener: Opener | None = None,
     sign_in_timeout: float = 300.0,
 ) -> Root:
     """:func:`build` with the paths from ``MCP_BROKER_HOME`` (or the platform's directories)

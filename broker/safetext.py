@@ -11,7 +11,6 @@ printable text. Output meant for programs (``--json``) is JSON, which escapes th
 
 from __future__ import annotations
 
-import html
 import unicodedata
 
 __all__ = ["has_control_characters", "html_text", "safe_lines", "safe_text"]
@@ -51,4 +50,6 @@ def safe_lines(text: str) -> str:
 
 def html_text(text: str, limit: int | None = None) -> str:
     """:func:`safe_text`, then escaped for an HTML page (the sign-in callback's answer)."""
+    import html  # the callback page only: not loaded by every command
+
     return html.escape(safe_text(text, limit), quote=True)

@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from broker import errors
-from broker.net.loopback_http import LoopbackHttpError
-from broker.net.loopback_http import request as loopback_request
 from broker.paths import (
     BrokerPaths,
     broker_paths,
@@ -45,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 API_HEADER = {"X-MCP-Broker": "1"}
 HELLO_CONTEXT = b"mcp-broker hello v1"
-_HTTP_ERRORS = (OSError, LoopbackHttpError)
 
 
 # Named tuples, not dataclasses: ``dataclasses`` imports ``inspect`` and ``ast``, a tenth of the
@@ -139,9 +136,11 @@ def verify_endpoint(
     headers = {**API_HEADER, "X-MCP-Broker-Nonce": nonce}
     if client_name:
         headers["X-MCP-Broker-Client"] = client_name
+    from broker.net.loopback_http import LoopbackHttpError, request  # a broker to ask: socket
+
     try:
-        status, body = loopback_request(endpoint.port, "GET", "/v1/hello", headers)
-    except _HTTP_ERRORS as exc:
+        status, body = request(endpoint.port, "GET", "/v1/hello", headers)
+    except (OSError, LoopbackHttpError) as exc:
         raise errors.BrokerNotRunning(
             f"nothing answers at {endpoint.url}; is the broker running? ({type(exc).__name__})"
         ) from None
@@ -224,9 +223,11 @@ def _call_api(
     endpoint: Endpoint, method: str, path: str, headers: dict[str, str], body: bytes | None = None
 ) -> dict[str, Any]:
     """The JSON answer of one call to the verified broker; its error answers as broker errors."""
+    from broker.net.loopback_http import LoopbackHttpError, request
+
     try:
-        status, answer = loopback_request(endpoint.port, method, path, headers, body)
-    except _HTTP_ERRORS as exc:
+        status, answer = request(endpoint.port, method, path, headers, body)
+    except (OSError, LoopbackHttpError) as exc:
         raise errors.BrokerNotRunning(
             f"the broker stopped answering: {type(exc).__name__}"
         ) from None

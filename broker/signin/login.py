@@ -239,12 +239,14 @@ class SignIn:
             request.resource,
         )
         sent = time.time()
+        response = self._send(token_request)
         tokens = handle_token_response(
-            self._send(token_request),
+            response,
             key,
             request.scope,
             now=sent,
             exp_claim=request.server.profile.jwt_access_tokens,
+            received=time.time(),
         )
         logger.info("signed in to %s at %s", found.resource, found.issuer)
         return tokens

@@ -30,8 +30,6 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from keyring.errors import PasswordDeleteError
-
 from broker.store.codec import CorruptEntry, dumps
 
 logger = logging.getLogger(__name__)
@@ -177,6 +175,8 @@ class ChunkedEntries:
             self._delete(_chunk(name, gen, index))
 
     def _delete(self, username: str) -> None:
+        from keyring.errors import PasswordDeleteError  # deletes go through keyring: it is loaded
+
         with contextlib.suppress(PasswordDeleteError):  # already gone
             self.backend.delete_password(self.service, username)
 

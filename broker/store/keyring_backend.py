@@ -4,6 +4,9 @@ The broker keeps tokens only in a real OS keyring (Secret Service, macOS Keychai
 Credential Manager). keyring's ``fail`` backend (nothing found), its ``null`` backend (drops
 everything) and the ``keyrings.alt`` file backends (plaintext or a file next to its key) are
 refused with a message that says how to fix the machine, never silently replaced (SECURITY #46).
+
+``keyring`` itself is imported only when a backend is needed: a token read that the Secret
+Service answers directly (:mod:`broker.store.secret_service`) never loads it.
 """
 
 from __future__ import annotations
@@ -11,14 +14,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from broker.errors import StorageError, StorageLocked, StorageUnavailable
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 T = TypeVar("T")
 
@@ -43,13 +45,101 @@ def how_to_fix() -> str:
     return f"{fix} {NEVER_PLAINTEXT}"
 
 
+SECRET_SERVICE = "keyring.backends.SecretService.Keyring"  # noqa: S105 (a class name)
+
+
 def default_backend() -> KeyringBackend:
-    """keyring's configured backend (``PYTHON_KEYRING_BACKEND``, keyringrc, or detection)."""
-    return keyring.get_keyring()
+    """The backend a store uses when it is given none: keyring's configured one
+    (``PYTHON_KEYRING_BACKEND``, a keyringrc, ``KEYRING_PROPERTY_*``, or the one this process
+    set or detected already); with nothing configured, on a Linux (or BSD) desktop that is not
+    KDE, keyring's Secret Service backend when a Secret Service answers on the session bus,
+    which is what keyring's detection picks there; else keyring's detection.
+
+    The detection imports every installed backend to ask it its priority (macOS's through
+    ``ctypes``, libsecret's through PyGObject: about 130 ms a process); the Secret Service's own
+    viability check, one D-Bus round trip, is all it needs to be chosen here. On KDE, keyring
+    ranks KWallet above it, so there the detection decides.
+    """
+    import keyring
+
+    if _keyring_decides():
+        return keyring.get_keyring()
+    from keyring.backends import SecretService
+
+    try:
+        SecretService.Keyring.priority  # noqa: B018  (raises unless a Secret Service answers)
+    except Exception:
+        return keyring.get_keyring()  # it will find none, or another: its own messages then
+    backend: KeyringBackend = SecretService.Keyring()  # type: ignore[no-untyped-call]
+    return backend
+
+
+def reads_secret_service() -> bool:
+    """Whether :func:`default_backend` is (or would be) keyring's Secret Service backend with its
+    default settings, so that :mod:`broker.store.secret_service` reads exactly what it would.
+    Decided without importing keyring: from its configuration and this process's backend."""
+    current = _current_keyring()
+    if current is not None:
+        return (
+            _qualified_name(current) == SECRET_SERVICE
+            and getattr(current, "scheme", "default") == "default"
+            and not hasattr(current, "preferred_collection")
+        )
+    if sys.platform in ("darwin", "win32") or _properties_configured() or _keyringrc_exists():
+        return False
+    named = os.environ.get("PYTHON_KEYRING_BACKEND")
+    return named == SECRET_SERVICE if named is not None else not _kde_desktop()
+
+
+def _keyring_decides() -> bool:
+    """Whether keyring is configured, already chose in this process, or may rank another
+    backend first on this desktop."""
+    return (
+        _current_keyring() is not None
+        or "PYTHON_KEYRING_BACKEND" in os.environ
+        or _properties_configured()
+        or _keyringrc_exists()
+        or sys.platform in ("darwin", "win32")
+        or _kde_desktop()
+    )
+
+
+def _current_keyring() -> Any:
+    """The backend keyring holds in this process (``set_keyring``, or detected), if any."""
+    core = sys.modules.get("keyring.core")
+    return getattr(core, "_keyring_backend", None) if core is not None else None
+
+
+def _properties_configured() -> bool:
+    return any(name.startswith("KEYRING_PROPERTY_") for name in os.environ)
+
+
+def keyringrc_paths() -> list[Path]:
+    """Where keyring looks for ``keyringrc.cfg`` on Linux and BSD: its config root and the old
+    data root it still checks (``keyring.util.platform_``)."""
+    home = Path.home()
+    config = os.environ.get("XDG_CONFIG_HOME") or home / ".config"
+    data = os.environ.get("XDG_DATA_HOME") or home / ".local" / "share"
+    return [Path(root, "python_keyring", "keyringrc.cfg") for root in (config, data)]
+
+
+def _keyringrc_exists() -> bool:
+    return any(path.exists() for path in keyringrc_paths())
+
+
+def _kde_desktop() -> bool:
+    """keyring's KWallet backend ranks above the Secret Service on KDE (its priority 5.1)."""
+    return "KDE" in os.environ.get("XDG_CURRENT_DESKTOP", "").split(":")
+
+
+def _qualified_name(backend: object) -> str:
+    return f"{type(backend).__module__}.{type(backend).__name__}"
 
 
 def check_usable(backend: KeyringBackend) -> None:
     """Raise :class:`StorageUnavailable` unless ``backend`` keeps secrets in an OS keyring."""
+    from keyring.backends import chainer
+
     if isinstance(backend, chainer.ChainerBackend):
         usable = [b for b in backend.backends if _refusal(b) is None]
         if not usable:
@@ -61,6 +151,8 @@ def check_usable(backend: KeyringBackend) -> None:
 
 
 def _refusal(backend: KeyringBackend) -> str | None:
+    from keyring.backends import fail, null
+
     if isinstance(backend, fail.Keyring):
         return f"No usable OS keyring. {how_to_fix()}"
     if isinstance(backend, null.Keyring):
@@ -86,18 +178,21 @@ def translated(fn: Callable[[], T]) -> T:
         return fn()
     except StorageError:
         raise
-    except keyring.errors.KeyringLocked as exc:
-        raise StorageLocked(f"The keyring is locked ({exc}). Unlock it and retry.") from None
-    except keyring.errors.NoKeyringError:
-        raise StorageUnavailable(f"No usable OS keyring. {how_to_fix()}") from None
-    except keyring.errors.InitError as exc:
-        raise StorageUnavailable(
-            f"The keyring could not be opened ({exc}). {how_to_fix()}"
-        ) from None
-    except keyring.errors.KeyringError as exc:
-        raise StorageError(f"The keyring refused the operation ({type(exc).__name__}).") from None
     except Exception as exc:
-        raise _translate_other(exc) from None
+        raise _translate(exc) from None
+
+
+def _translate(exc: Exception) -> StorageError:
+    errors = sys.modules.get("keyring.errors")  # none of its errors without it loaded
+    if errors is not None and isinstance(exc, errors.KeyringError):
+        if isinstance(exc, errors.KeyringLocked):
+            return StorageLocked(f"The keyring is locked ({exc}). Unlock it and retry.")
+        if isinstance(exc, errors.NoKeyringError):
+            return StorageUnavailable(f"No usable OS keyring. {how_to_fix()}")
+        if isinstance(exc, errors.InitError):
+            return StorageUnavailable(f"The keyring could not be opened ({exc}). {how_to_fix()}")
+        return StorageError(f"The keyring refused the operation ({type(exc).__name__}).")
+    return _translate_other(exc)
 
 
 def _translate_other(exc: Exception) -> StorageError:
@@ -119,4 +214,4 @@ def secretstorage_error(exc: BaseException) -> str | None:
 
 
 def backend_name(backend: Any) -> str:
-    return f"{type(backend).__module__}.{type(backend).__name__}"
+    return _qualified_name(backend)

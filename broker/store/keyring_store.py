@@ -6,6 +6,10 @@
   (:mod:`broker.store.chunks`, #45, #49). Unreadable data reads as "signed out", with a warning.
 * Reads are served from memory once loaded: a Secret Service read costs ~11 ms. The cache is per
   process; call :meth:`KeyringTokenStore.reload` under the cross-process lock before refreshing.
+* Where the backend is (or would be) keyring's Secret Service one, reads ask the Secret Service
+  directly first (:mod:`broker.store.secret_service`: one connection and one encrypted session per
+  read, keyring not loaded) and ask keyring whenever that reader cannot answer exactly as keyring
+  would (nothing found, locked, unreachable): unlock prompts, errors and writes are keyring's.
 * Every keyring call runs on one worker thread with a bounded wait (#47); a locked keyring raises
   :class:`StorageLocked` and changes nothing (#48); no usable keyring raises
   :class:`StorageUnavailable` with the fix, never a plaintext fallback (#46).
@@ -16,22 +20,25 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
-
-from keyring.backend import KeyringBackend
+from typing import TYPE_CHECKING, TypeVar
 
 from broker.store import codec
-from broker.store.chunks import ChunkedEntries
+from broker.store.chunks import ChunkedEntries, KeyringLike
 from broker.store.codec import CorruptEntry
 from broker.store.keyring_backend import (
     backend_name,
     check_usable,
     default_backend,
+    reads_secret_service,
     secretstorage_error,
     translated,
 )
+from broker.store.secret_service import NoAnswer, SecretServiceReader
 from broker.store.worker import BoundedWorker
 from broker.tokens.tokenset import TokenKey, TokenSet
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +84,7 @@ class KeyringTokenStore:
 
     def reload(self, key: TokenKey) -> TokenSet | None:
         """Read ``key`` from the keyring, bypassing and then refreshing the cache."""
-        return self._run(lambda entries: self._load_tokens(entries, key), "read tokens")
+        return self._run_read(lambda entries: self._load_tokens(entries, key), "read tokens")
 
     def put(self, tokens: TokenSet) -> None:
         """Store durably; when this returns, a restart reads these tokens back.
@@ -102,7 +109,9 @@ class KeyringTokenStore:
         with self._lock:
             if (issuer, client_id) in self._secrets:
                 return self._secrets[(issuer, client_id)]
-        return self._run(lambda e: self._load_secret(e, issuer, client_id), "read a client secret")
+        return self._run_read(
+            lambda e: self._load_secret(e, issuer, client_id), "read a client secret"
+        )
 
     def put_client_secret(self, issuer: str, client_id: str, secret: str) -> None:
         name = codec.client_secret_entry_name(issuer, client_id)
@@ -124,11 +133,29 @@ class KeyringTokenStore:
     def _run(self, job: Callable[[ChunkedEntries], T], what: str) -> T:
         return self._worker.call(lambda: translated(lambda: job(self._entries())), what)
 
+    def _run_read(self, job: Callable[[ChunkedEntries], T], what: str) -> T:
+        """A read job: through the Secret Service reader first where it reads what the backend
+        would (a store given its backend never uses it), else as :meth:`_run`."""
+
+        def read() -> T:
+            if self._backend is not None or not reads_secret_service():
+                return job(self._entries())
+            reader = SecretServiceReader(self._worker.timeout)
+            try:
+                return job(ChunkedEntries(_ReaderFirst(reader, self._keyring), self._service))
+            finally:
+                reader.close()
+
+        return self._worker.call(lambda: translated(read), what)
+
     def _entries(self) -> ChunkedEntries:
+        return ChunkedEntries(self._keyring(), self._service)
+
+    def _keyring(self) -> KeyringBackend:
         backend = self._backend if self._backend is not None else default_backend()
         check_usable(backend)
         logger.debug("Using keyring backend %s", backend_name(backend))
-        return ChunkedEntries(backend, self._service)
+        return backend
 
     def _load_tokens(self, entries: ChunkedEntries, key: TokenKey) -> TokenSet | None:
         try:
@@ -194,6 +221,34 @@ class KeyringTokenStore:
                 self._tokens.pop(key, None)
             else:
                 self._secrets.pop(key, None)
+
+
+class _ReaderFirst:
+    """The store's reads: the Secret Service reader's answer when it has one, else keyring's
+    (resolved, checked and loaded only then). Writes are keyring's."""
+
+    def __init__(self, reader: SecretServiceReader, keyring: Callable[[], KeyringLike]) -> None:
+        self._reader = reader
+        self._resolve = keyring
+        self._keyring: KeyringLike | None = None
+
+    def get_password(self, service: str, username: str) -> str | None:
+        try:
+            return self._reader.get_password(service, username)
+        except NoAnswer as exc:
+            logger.debug("Secret Service read left to keyring (%s)", exc)
+        return self._backend().get_password(service, username)
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self._backend().set_password(service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        self._backend().delete_password(service, username)
+
+    def _backend(self) -> KeyringLike:
+        if self._keyring is None:
+            self._keyring = self._resolve()
+        return self._keyring
 
 
 #: Reads of an entry that another process replaced meanwhile, before giving up.

@@ -109,13 +109,15 @@ def refresh_tokens(
         key.resource if send_resource else None,
     )
     sent = time.time()
+    response = send(request)
     return handle_token_response(
-        send(request),
+        response,
         key,
         tokens.scope,
         tokens.refresh_token,
         sent,
         exp_claim=found.auth_server.profile.jwt_access_tokens,
+        received=time.time(),
     )
 
 

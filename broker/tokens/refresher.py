@@ -39,6 +39,12 @@ class Refresher:
         self._settle = settle
         self._keys: set[TokenKey] = set()
         self._workers: dict[TokenKey, threading.Thread] = {}
+        # When each key's last refresh started (the service's monotonic clock): a key is not
+        # started again within ``min_sleep`` of that, however the loop is woken (#27). A refresh
+        # that fails at once (the keyring daemon gone: every read raises) ends by waking the loop,
+        # and the loop found the key still due: without this it started it again at once, some
+        # 500 times a second, each attempt logging a line and leaking keyring's D-Bus connection.
+        self._started_at: dict[TokenKey, float] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -91,6 +97,8 @@ class Refresher:
             if self._stopping.is_set():
                 break
             due = self._due(key)
+            if due is not None:
+                due = max(due, self._held_for(key))
             if due is not None and due <= 0:
                 self._start_refresh(key)
                 started.append(key)
@@ -125,12 +133,20 @@ class Refresher:
             logger.exception("proactive refresh for %s failed", key.resource)
         return self._min_sleep
 
+    def _held_for(self, key: TokenKey) -> float:
+        """Seconds until ``key`` may be started again (``min_sleep`` after its last start)."""
+        started = self._started_at.get(key)
+        if started is None:
+            return 0.0
+        return started + self._min_sleep - self._service.clock.monotonic()
+
     def _start_refresh(self, key: TokenKey) -> None:
         worker = threading.Thread(
             target=self._refresh, args=(key,), name="token-refresh", daemon=True
         )
         with self._lock:
             self._workers[key] = worker
+        self._started_at[key] = self._service.clock.monotonic()
         worker.start()
 
     def _settled(self, keys: list[TokenKey], within: float) -> list[TokenKey]:

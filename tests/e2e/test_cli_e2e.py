@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,50 @@ def test_expired_sign_in_says_so_with_exit_code_4(broker_cli: BrokerCli) -> None
         assert (token.returncode, call.returncode, unknown.returncode) == (4, 4, 3)
         assert "mcp-broker login" in token.stderr and token.stdout == ""
         assert "mcp-broker add" in unknown.stderr
+
+
+# The helper as a client runs it, reporting afterwards (on stderr) the modules it imported.
+HELPER_RUNNER = (
+    "import json, sys; from broker.cli import main; code = main(sys.argv[1:]); "
+    "print(json.dumps(sorted(sys.modules)), file=sys.stderr); sys.exit(code)"
+)
+# What a fresh token read from the keyring needs none of: the keyring package and its
+# Secret Service library, an OAuth or HTTP library, the mcp SDK.
+NOT_FOR_A_FRESH_READ = ("keyring", "secretstorage", "authlib", "httpx2", "mcp", "http.client")
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["nothing-configured", "keyring-env"])
+def test_helpers_with_no_broker_read_the_secret_service_without_keyring(
+    broker_cli: BrokerCli, secret_service: SecretServiceHandle, configured: bool
+) -> None:
+    """No broker running, a fresh token in the keyring: ``token`` and ``headers`` print it,
+    having read it from the Secret Service without loading keyring, an OAuth or HTTP library,
+    both with nothing configured (as a user's desktop is) and with keyring configured to the
+    Secret Service."""
+    with demo_stack(access_token_ttl=3600, rotation=False) as stack:
+        sign_in(broker_cli, stack)
+        stored = stored_tokens(secret_service, stack)
+        env = dict(broker_cli.env)
+        if not configured:
+            del env["PYTHON_KEYRING_BACKEND"]
+        outputs = []
+        for command in ("token", "headers"):
+            done = subprocess.run(
+                [sys.executable, "-c", HELPER_RUNNER, command, stack.mcp_url],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            *errors, modules = done.stderr.splitlines()
+            assert (done.returncode, errors) == (0, []), done.stderr
+            loaded = [
+                m
+                for m in json.loads(modules)
+                if m in NOT_FOR_A_FRESH_READ or m.split(".")[0] in NOT_FOR_A_FRESH_READ
+            ]
+            assert loaded == [], command
+            outputs.append(done.stdout)
+    assert outputs[0] == stored.access_token + "\n"
+    assert json.loads(outputs[1]) == {"Authorization": f"Bearer {stored.access_token}"}

@@ -204,6 +204,35 @@ def test_a_jwt_exp_claim_gives_the_exact_expiry_only_when_the_profile_says_so(
     assert tokens.expires_at == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(
+    ("token", "exp_claim", "obtained"),
+    [
+        (jwt_with({"exp": NOW + 5}), True, NOW + 0.25),  # exact exp: counted from the answer
+        (jwt_with({"exp": NOW + 60}), True, NOW),  # the claim disagrees: the estimate's start
+        (jwt_with({"exp": NOW + 5}), False, NOW),  # no profile: counted from the request
+        ("opaque-token", True, NOW),
+    ],
+)
+def test_with_an_exact_expiry_the_lifetime_is_counted_from_the_answer(
+    token: str, exp_claim: bool, obtained: float
+) -> None:
+    """A slow answer (0.25 s) must not lengthen the lifetime the refresh margins are fractions
+    of: with an exact ``exp`` the 85 % point is then 0.04 s early for a 5 s token (uptime soak).
+    The estimated expiry, by contrast, is still counted from the request."""
+    response = reply({"access_token": token, "expires_in": 5})
+    tokens = handle_token_response(
+        response, KEY, None, now=NOW, exp_claim=exp_claim, received=NOW + 0.25
+    )
+    assert tokens.obtained_at == obtained
+    assert tokens.expires_at == pytest.approx(NOW + 5 if obtained != NOW else NOW + 4, abs=1e-6)
+
+
+def test_the_lifetime_never_starts_before_the_request() -> None:
+    response = reply({"access_token": jwt_with({"exp": NOW + 6}), "expires_in": 5})
+    tokens = handle_token_response(response, KEY, None, now=NOW + 1, exp_claim=True, received=NOW)
+    assert (tokens.obtained_at, tokens.expires_at) == (NOW + 1, NOW + 6)
+
+
 def test_short_lifetimes_hold_back_a_quarter_at_most() -> None:
     tokens = handle_token_response(
         reply({"access_token": "at", "expires_in": 2}), KEY, None, now=NOW

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from broker.errors import InvalidGrant, ServerUnreachable, StorageTimeout
+from broker.errors import InvalidGrant, ServerUnreachable, StorageTimeout, StorageUnavailable
 from broker.store.memory import MemoryTokenStore
 from broker.tokens.backoff import Backoff
 from broker.tokens.freshness import RefreshPolicy
@@ -297,3 +297,39 @@ def test_the_thread_survives_a_keyring_that_does_not_answer_and_refreshes_later(
         refresher.stop()
     assert service.failures == 0
     assert grant.calls == 1
+
+
+class GoneKeyring(MemoryTokenStore):
+    """A store whose daemon went away after the tokens were loaded: every read raises."""
+
+    gone = False
+    reads = 0
+
+    def reload(self, key: TokenKey) -> TokenSet | None:
+        if self.gone:
+            self.reads += 1
+            raise StorageUnavailable("The keyring could not be opened (no Secret Service).")
+        return super().reload(key)
+
+
+def test_a_refresh_that_fails_at_once_is_not_started_again_in_a_tight_loop() -> None:
+    """The keyring daemon gone (the 20 min soak saw it): each refresh fails at once and wakes
+    the loop; the key is still due, and was started again at once, ~500 times a second. Now a
+    key is started at most once per ``min_sleep``."""
+    from broker.tokens.clock import SystemClock
+
+    real = SystemClock()
+    store = GoneKeyring()
+    store.put(
+        TokenSet(KEY, "CANARY-SECRET-a", expires_at=real.time() + 0.5, refresh_token="CANARY-r")
+    )
+    service = TokenService(store, FakeGrant(FakeClock()), clock=real)
+    service.get_token(KEY, min_valid=0)
+    store.gone = True
+    refresher = Refresher(service, min_sleep=0.2, max_sleep=0.5)
+    refresher.watch(KEY)
+    refresher.start()
+    time.sleep(1.5)
+    refresher.stop()
+
+    assert 1 <= store.reads <= 1.5 / 0.2 + 1, store.reads
