@@ -40,6 +40,8 @@ from broker.tokens.tokenset import TokenKey, TokenSet
 # `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
 if TYPE_CHECKING:
     from broker.net.limited_http import Sender
+    from broker.oauth.discovery import Discovered
+    from broker.oauth.www_authenticate import BearerChallenge
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +168,18 @@ class Broker:
             scope=status.scope,
             user=status.user,
         )
+
+    def discover(
+        self, url: str, provider: str = "auto"
+    ) -> tuple[Discovered, BearerChallenge | None]:
+        """What a sign-in to ``url`` would find, with nothing saved and nobody signed in: the
+        server's 401 challenge, its PRM and its authorization server's metadata, judged with the
+        ``provider`` profile (``auto``: decided by the issuer). The control page's preview."""
+        from broker.signin.discovery import discover
+
+        server = ServerConfig(url, provider=provider)  # the canonical URL, the profile's name
+        challenge = self.signin.probe(server.url)
+        return discover(server.url, self._send, challenge, server.profile_name), challenge
 
     # -- sign-in and sign-out -----------------------------------------------------------------
 

@@ -353,9 +353,7 @@ def test_connect_a_client_writes_its_entries_off_the_tray_thread_and_ticks_it(
     fake: FakeBroker, tray: Recorder
 ) -> None:
     clients = FakeClients()
-    c = Controller(
-        fake, tray, open_url=print, open_folder=print, clients=clients, show=tray.show
-    )
+    c = Controller(fake, tray, open_url=print, open_folder=print, clients=clients, show=tray.show)
     c.start()
     try:
         first = tray.wait_view("with the clients", lambda v: v.clients)
