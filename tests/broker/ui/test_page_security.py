@@ -242,7 +242,7 @@ def test_every_page_has_a_strict_csp_and_no_script(page: Page) -> None:
         assert "unsafe-inline" not in csp and "script-src" not in csp
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert answer.headers["Cache-Control"] == "no-store"
-        assert answer.headers["Referrer-Policy"] == "no-referrer"
+        assert answer.headers["Referrer-Policy"] == "same-origin"
         assert "<script" not in answer.text.lower() and " on" + "click" not in answer.text
     assert page.get("/ui/servers", cookie).status_code == 200
 
