@@ -4,7 +4,8 @@
 Every request passes the guards (:mod:`broker.ui.guards`) before Flask routes it. Then a view
 needs a session (the cookie the launch link set, :mod:`broker.ui.sessions`), and a request that
 changes anything needs that session's CSRF token in its form. Presenting a token API secret
-opens nothing here: only the cookie does. Every answer carries the guards' security headers.
+opens nothing here: only the cookie does, on the pages under its session's own path
+(``/ui/s/KEY/…``). Every answer carries the guards' security headers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ LANDING = re.compile(r"/ui/(?:[a-z-]+(?:/[a-z-]+)*)?")
 """The pages a launch link may land on (never another site, never a query)."""
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-_OPEN_ENDPOINTS = frozenset({"pages.launch", "static"})
+_OPEN_ENDPOINTS = frozenset({"launcher.launch", "static"})
 
 
 @dataclass
@@ -58,7 +59,7 @@ def current_session() -> Session:
 def create_page_app(
     backend: Backend, launches: LaunchTokens, sessions: Sessions, *, port: int
 ) -> Flask:
-    from broker.ui.views import pages
+    from broker.ui.views import launcher, pages
 
     app = Flask(__name__, static_url_path="/ui/static")
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, PROPAGATE_EXCEPTIONS=False)
@@ -66,6 +67,7 @@ def create_page_app(
     app.wsgi_app = guarded(app.wsgi_app, port)  # type: ignore[method-assign,assignment]
     app.before_request(_require_session)
     app.after_request(_secure)
+    app.register_blueprint(launcher)
     app.register_blueprint(pages)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -107,7 +109,7 @@ def _require_session() -> Response | None:
         return None
     ctx = page_context()
     session = ctx.sessions.find(request.cookies.get(ctx.cookie_name))
-    if session is None:
+    if session is None or not session.key_matches(g.get("page_key")):
         return make_response(render_template("closed.html", reason="no_session"), 401)
     g.ui_session = session
     if request.method not in SAFE_METHODS and not session.csrf_matches(request.form.get("csrf")):

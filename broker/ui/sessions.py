@@ -4,7 +4,9 @@
   (an authenticated call to the token API as the default client) or for the tray, valid for
   :data:`LAUNCH_LIFETIME` seconds and redeemable once. Only its SHA-256 is kept.
 - Redeeming it opens a **session**: a fresh 256-bit cookie value (again only its SHA-256 is
-  kept) with its own CSRF token, which every state-changing form must carry. A session ends
+  kept), a key that is part of every page's path (``/ui/s/KEY/servers``: the cookie alone opens
+  nothing, and browsers send it to every port of 127.0.0.1) and a CSRF token, which every
+  state-changing form must carry. A session ends
   after :data:`SESSION_IDLE` seconds without a request or :data:`SESSION_MAX` seconds in all;
   at most :data:`MAX_SESSIONS` live at once (the oldest goes first).
 
@@ -26,6 +28,12 @@ SESSION_IDLE = 30 * 60.0
 SESSION_MAX = 12 * 3600.0
 MAX_SESSIONS = 16
 MAX_LAUNCHES = 32
+
+
+def _same(presented: str | None, expected: str) -> bool:
+    return presented is not None and hmac.compare_digest(
+        presented.encode("utf-8", "replace"), expected.encode()
+    )
 
 
 def _digest(value: str) -> bytes:
@@ -72,8 +80,11 @@ class LaunchTokens:
 
 @dataclass
 class Session:
-    """One browser's session. ``csrf`` goes into every form the page renders."""
+    """One browser's session. ``key`` is in the path of every page of it (``/ui/s/KEY/…``),
+    ``csrf`` in every form it renders: a cookie alone opens nothing (browsers send cookies for
+    127.0.0.1 to every port, so another local server the browser visits could receive it)."""
 
+    key: str
     csrf: str
     created: float
     last_seen: float
@@ -81,9 +92,10 @@ class Session:
     """Messages for the next page shown (kind, text): what the last action did."""
 
     def csrf_matches(self, presented: str | None) -> bool:
-        return presented is not None and hmac.compare_digest(
-            presented.encode("utf-8", "replace"), self.csrf.encode()
-        )
+        return _same(presented, self.csrf)
+
+    def key_matches(self, presented: str | None) -> bool:
+        return _same(presented, self.key)
 
     def note(self, kind: str, text: str) -> None:
         self.notes.append((kind, text))
@@ -105,7 +117,7 @@ class Sessions:
         """A new session and the cookie value that names it (given to the browser only)."""
         cookie = secrets.token_urlsafe(32)
         now = self._clock()
-        session = Session(secrets.token_urlsafe(32), now, now)
+        session = Session(secrets.token_urlsafe(24), secrets.token_urlsafe(32), now, now)
         with self._lock:
             self._drop_stale(now)
             while len(self._sessions) >= MAX_SESSIONS:

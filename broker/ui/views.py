@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request
+from flask import Blueprint, Response, g, make_response, redirect, render_template, request
 
 from broker.api.audit import read_audit_log
 from broker.api.clients import Decision
@@ -26,7 +26,19 @@ from broker.safetext import safe_text
 from broker.tokens.status import ServerStatus
 from broker.ui.app import LANDING, current_session, page_context
 
-pages = Blueprint("pages", __name__, url_prefix="/ui")
+launcher = Blueprint("launcher", __name__, url_prefix="/ui")
+pages = Blueprint("pages", __name__, url_prefix="/ui/s/<key>")
+
+
+@pages.url_value_preprocessor
+def _pull_key(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """The session key from the path, for the session check (:mod:`broker.ui.app`)."""
+    g.page_key = (values or {}).pop("key", None)
+
+
+def base_path() -> str:
+    return f"/ui/s/{current_session().key}"
+
 
 #: RFC 6749 §3.3 scope-token (as ``mcp-broker login --scope`` checks it).
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -45,6 +57,7 @@ def _page(template: str, active: str, status: int = 200, **values: Any) -> Respo
         template,
         nav=NAV,
         active=active,
+        base=base_path(),
         csrf=session.csrf,
         notes=session.take_notes(),
         **values,
@@ -53,7 +66,7 @@ def _page(template: str, active: str, status: int = 200, **values: Any) -> Respo
 
 
 def _back(where: str) -> Response:
-    return cast(Response, redirect(f"/ui/{where}", code=303))
+    return cast(Response, redirect(f"{base_path()}/{where}", code=303))
 
 
 def _note(kind: str, text: str) -> None:
@@ -67,7 +80,7 @@ def _failed(exc: BrokerError) -> None:
 # -- launch -------------------------------------------------------------------------------------
 
 
-@pages.get("/launch")
+@launcher.get("/launch")
 def launch() -> Response:
     """Redeem a launch link: a session cookie, then on to the page it names. Answered with a
     page that moves on by itself (not a redirect): the link is opened from a local file, and a
@@ -76,7 +89,8 @@ def launch() -> Response:
     landing = ctx.launches.redeem(request.args.get("t", ""))
     if landing is None or not LANDING.fullmatch(landing):
         return make_response(render_template("closed.html", reason="used"), 403)
-    cookie, _ = ctx.sessions.open()
+    cookie, session = ctx.sessions.open()
+    landing = f"/ui/s/{session.key}/{landing.removeprefix('/ui/')}"
     response = make_response(render_template("launch.html", landing=landing))
     response.set_cookie(
         ctx.cookie_name, cookie, httponly=True, samesite="Strict", path="/ui/", secure=False

@@ -126,7 +126,7 @@ def test_everything_from_the_control_page_without_a_terminal(
 
             # Opened from the launch file: the session starts on the Servers page.
             page.goto(launch_file)
-            page.wait_for_url(re.compile(r"/ui/servers$"), timeout=PATIENCE * 1000)
+            page.wait_for_url(re.compile(r"/ui/s/[^/]+/servers$"), timeout=PATIENCE * 1000)
             assert "No servers configured yet." in page.inner_text("main")
             shoot("empty")
 
@@ -152,7 +152,7 @@ def test_everything_from_the_control_page_without_a_terminal(
             shoot("add-preview")
             page.get_by_label("Client ID").fill(CLIENT_ID)
             page.get_by_role("button", name="Add this server").click()
-            page.wait_for_url(re.compile(r"/ui/servers$"))
+            page.wait_for_url(re.compile(r"/ui/s/[^/]+/servers$"))
             assert f"Added {stack.mcp_url}" in page.inner_text("main")
 
             # Sign in: the broker opens its own browser, where the login form is filled in.

@@ -86,24 +86,29 @@ class Page:
         (link,) = re.findall(r'href="([^"]+)"', path.read_text())
         return link.replace("&amp;", "&")
 
-    def session(self) -> tuple[str, str]:
-        """A fresh session: its cookie value and the CSRF token its pages carry."""
+    def session(self) -> tuple[str, str, str]:
+        """A fresh session: its cookie value, the CSRF token its pages carry and the path its
+        pages are under (``/ui/s/KEY``)."""
         link = self.launch_link()
         answer = self.http.get(link)
         assert answer.status_code == 200, answer.text
         cookie = answer.cookies[self.cookie_name]
-        page = self.get("/ui/clients", cookie)
+        self.http.cookies.clear()  # each request names its cookie, or has none
+        (landing,) = re.findall(r'url=(/ui/s/[^/"]+)/servers"', answer.text)
+        page = self.get(f"{landing}/clients", cookie)
         (csrf,) = set(re.findall(r'name="csrf" value="([^"]+)"', page.text))
-        return cookie, csrf
+        return cookie, csrf, landing
 
     def get(self, path: str, cookie: str | None, **headers: str) -> httpx2.Response:
         cookies = {self.cookie_name: cookie} if cookie else {}
+        self.http.cookies.clear()
         return self.http.get(path, headers={**headers, "Cookie": _cookie_header(cookies)})
 
     def post(
         self, path: str, cookie: str | None, form: dict[str, str], **headers: str
     ) -> httpx2.Response:
         cookies = {self.cookie_name: cookie} if cookie else {}
+        self.http.cookies.clear()
         headers = {"Origin": self.origin, **headers, "Cookie": _cookie_header(cookies)}
         return self.http.post(path, data=form, headers={k: v for k, v in headers.items() if v})
 

@@ -5,12 +5,14 @@ Each is refused, and the page's data never reaches the attacker's page."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,6 +24,7 @@ from tests.support.realparts import require
 pytestmark = pytest.mark.integration
 
 REBOUND = "rebind.test"
+LANDED = re.compile(r"/ui/s/[A-Za-z0-9_-]+/servers$")
 
 
 @contextmanager
@@ -68,7 +71,7 @@ def chromium() -> Iterator[Any]:
 def signed_into_page(browser: Any, page: Page) -> Any:
     tab = browser.new_context().new_page()
     tab.goto(page.launch_link())
-    tab.wait_for_url(f"{page.origin}/ui/servers")
+    tab.wait_for_url(LANDED)
     assert USER in tab.content()
     return tab
 
@@ -80,15 +83,16 @@ def clients(page: Page) -> set[str]:
 def test_a_cross_site_form_and_a_frame_from_another_port_are_refused(page: Page) -> None:
     with chromium() as browser:
         tab = signed_into_page(browser, page)
-        tab.goto(f"{page.origin}/ui/clients")
+        base = tab.url.removesuffix("/servers")
+        tab.goto(f"{base}/clients")
         csrf = tab.get_attribute('input[name="csrf"]', "value")  # even knowing it
         evil = {
             "/form": (
-                f'<form method="post" action="{page.origin}/ui/clients/add">'
+                f'<form method="post" action="{base}/clients/add">'
                 f'<input name="csrf" value="{csrf}"><input name="name" value="evil">'
                 '<button id="go">win a prize</button></form>'
             ),
-            "/frame": f'<iframe id="f" src="{page.origin}/ui/servers"></iframe>',
+            "/frame": f'<iframe id="f" src="{base}/servers"></iframe>',
         }
         with attacker_site(evil) as site:
             tab.goto(f"{site}/form")
@@ -102,15 +106,15 @@ def test_a_cross_site_form_and_a_frame_from_another_port_are_refused(page: Page)
         assert "Refused" in refused and SERVER not in refused
         assert framed and all(SERVER not in html and USER not in html for html in framed)
         assert clients(page) == set()
-        tab.goto(f"{page.origin}/ui/servers")  # the user's own session still works
+        tab.goto(f"{base}/servers")  # the user's own session still works
         assert USER in tab.content()
 
 
 def test_a_dns_rebinding_hostname_is_refused(page: Page) -> None:
     with chromium() as browser:
-        signed_into_page(browser, page)
+        path = urlsplit(signed_into_page(browser, page).url).path
         tab = browser.new_context().new_page()
-        answer = tab.goto(f"http://{REBOUND}:{page.port}/ui/servers")
+        answer = tab.goto(f"http://{REBOUND}:{page.port}{path}")
         link = tab.goto(page.launch_link().replace("127.0.0.1", REBOUND))
 
         assert answer.status == 403 and link.status == 403
@@ -123,7 +127,7 @@ def test_a_replayed_launch_link_opens_nothing_in_another_browser(page: Page) -> 
         link = page.launch_link()
         first = browser.new_context().new_page()
         first.goto(link)
-        first.wait_for_url(f"{page.origin}/ui/servers")
+        first.wait_for_url(LANDED)
 
         second = browser.new_context().new_page()
         answer = second.goto(link)
@@ -131,5 +135,5 @@ def test_a_replayed_launch_link_opens_nothing_in_another_browser(page: Page) -> 
         assert answer.status == 403 and "already used" in second.content()
         assert SERVER not in second.content()
         assert not [c for c in second.context.cookies() if c["name"] == page.cookie_name]
-        second.goto(f"{page.origin}/ui/servers")
+        second.goto(first.url)
         assert SERVER not in second.content() and "not open" in second.content()

@@ -20,7 +20,7 @@ from tests.support.canaries import files_under, leaks
 
 pytestmark = pytest.mark.integration
 
-PAGES = ("/ui/servers", "/ui/servers/add", "/ui/clients", "/ui/connect", "/ui/settings")
+PAGES = ("servers", "servers/add", "clients", "connect", "settings")
 
 
 def named_clients(page: Page) -> set[str]:
@@ -84,9 +84,9 @@ def test_a_launch_link_opens_one_session_with_a_strict_cookie(page: Page) -> Non
     assert attributes["samesite"].strip() == "SameSite=Strict"
     assert attributes["path"].strip() == "Path=/ui/"
     assert "secure" not in attributes and "domain" not in attributes
-    assert 'http-equiv="refresh"' in first.text and "/ui/servers" in first.text
+    (base,) = re.findall(r'url=(/ui/s/[A-Za-z0-9_-]{32,})/servers"', first.text)
     session = first.cookies[page.cookie_name]
-    assert page.get("/ui/servers", session).status_code == 200
+    assert page.get(f"{base}/servers", session).status_code == 200
 
 
 def test_a_replayed_launch_link_is_refused(page: Page) -> None:
@@ -108,22 +108,40 @@ def test_a_guessed_or_empty_launch_token_is_refused(page: Page) -> None:
 
 
 def test_without_the_session_cookie_no_page_is_shown(page: Page) -> None:
+    _, _, base = page.session()  # the session's path alone (as in the browser's history)
     for path in PAGES:
-        assert_refused_without_leak(page, page.get(path, None), 401)
-        assert_refused_without_leak(page, page.get(path, "not-a-session"), 401)
+        assert_refused_without_leak(page, page.get(f"{base}/{path}", None), 401)
+        assert_refused_without_leak(page, page.get(f"{base}/{path}", "not-a-session"), 401)
+        assert_refused_without_leak(page, page.get(f"/ui/{path}", None), 401)
+
+
+def test_the_cookie_alone_opens_no_page(page: Page) -> None:
+    """Browsers send a 127.0.0.1 cookie to every port: a server on another port that the
+    browser visits under /ui/ receives it. Without the session's path it opens nothing, even
+    sent with every header right."""
+    cookie, csrf, base = page.session()
+    _, _, other = page.session()
+    for prefix in ("/ui", "/ui/s/x", other, base[:-1]):
+        for path in PAGES:
+            assert_refused_without_leak(page, page.get(f"{prefix}/{path}", cookie), 401)
+        posted = page.post(f"{prefix}/clients/add", cookie, {"csrf": csrf, "name": "stolen"})
+        assert_refused_without_leak(page, posted, 401)
+    assert named_clients(page) == set()
+    assert page.get(f"{base}/servers", cookie).status_code == 200
 
 
 def test_the_token_api_secret_does_not_open_the_page(page: Page) -> None:
+    _, _, base = page.session()
     secret = ClientsFile(page.paths.state_dir, page.paths.lock_dir).add("tool", None)
     for bearer in (page.api_secret, secret):
-        answer = page.http.get("/ui/servers", headers={"Authorization": f"Bearer {bearer}"})
+        answer = page.http.get(f"{base}/servers", headers={"Authorization": f"Bearer {bearer}"})
         assert_refused_without_leak(page, answer, 401)
-        as_cookie = page.get("/ui/servers", bearer)
+        as_cookie = page.get(f"{base}/servers", bearer)
         assert_refused_without_leak(page, as_cookie, 401)
 
 
 def test_the_page_cookie_does_not_open_the_token_api(page: Page) -> None:
-    cookie, _ = page.session()
+    cookie, _, _ = page.session()
     headers = {"X-MCP-Broker": "1", "Cookie": f"{page.cookie_name}={cookie}"}
 
     token = page.http.post("/v1/token", json={"resource": SERVER}, headers=headers)
@@ -142,18 +160,18 @@ def test_the_page_cookie_does_not_open_the_token_api(page: Page) -> None:
 
 
 def test_an_ended_session_opens_nothing(page: Page) -> None:
-    cookie, csrf = page.session()
+    cookie, csrf, base = page.session()
 
-    assert page.post("/ui/end", cookie, {"csrf": csrf}).status_code == 200
+    assert page.post(f"{base}/end", cookie, {"csrf": csrf}).status_code == 200
 
-    assert_refused_without_leak(page, page.get("/ui/servers", cookie), 401)
+    assert_refused_without_leak(page, page.get(f"{base}/servers", cookie), 401)
 
 
 # -- attacks from web pages --------------------------------------------------------------------
 
 
 def test_a_dns_rebinding_host_is_refused(page: Page) -> None:
-    cookie, csrf = page.session()
+    cookie, csrf, base = page.session()
     for host in (
         f"attacker.example:{page.port}",
         f"localhost:{page.port}",
@@ -162,50 +180,52 @@ def test_a_dns_rebinding_host_is_refused(page: Page) -> None:
         f"127.0.0.1:{page.port + 1}",
         "",
     ):
-        answer = page.get("/ui/servers", cookie, Host=host)
+        answer = page.get(f"{base}/servers", cookie, Host=host)
         assert_refused_without_leak(page, answer)
         form = {"csrf": csrf, "name": "rebound"}
-        posted = page.post("/ui/clients/add", cookie, form, Host=host, Origin=f"http://{host}")
+        posted = page.post(f"{base}/clients/add", cookie, form, Host=host, Origin=f"http://{host}")
         assert_refused_without_leak(page, posted)
         assert_refused_without_leak(page, page.http.get(page.launch_link(), headers={"Host": host}))
     assert named_clients(page) == set()
 
 
 def test_a_cross_site_form_post_is_refused(page: Page) -> None:
-    cookie, csrf = page.session()
+    cookie, csrf, base = page.session()
     for origin in ("https://evil.example", "null", f"http://localhost:{page.port}", ""):
         for token in (csrf, ""):
             answer = page.post(
-                "/ui/clients/add", cookie, {"csrf": token, "name": "evil"}, Origin=origin
+                f"{base}/clients/add", cookie, {"csrf": token, "name": "evil"}, Origin=origin
             )
             assert_refused_without_leak(page, answer)
     fetch_meta = {"Sec-Fetch-Site": "cross-site"}
-    cross_site = page.post("/ui/clients/add", cookie, {"csrf": csrf, "name": "evil"}, **fetch_meta)
+    cross_site = page.post(
+        f"{base}/clients/add", cookie, {"csrf": csrf, "name": "evil"}, **fetch_meta
+    )
     assert_refused_without_leak(page, cross_site)
     assert named_clients(page) == set()
 
 
 def test_a_change_without_the_pages_csrf_token_is_refused(page: Page) -> None:
-    cookie, csrf = page.session()
-    _, other_sessions_csrf = page.session()
+    cookie, csrf, base = page.session()
+    _, other_sessions_csrf, _ = page.session()
     for token in ("", "x", other_sessions_csrf, csrf[:-1]):
-        answer = page.post("/ui/clients/add", cookie, {"csrf": token, "name": "evil"})
+        answer = page.post(f"{base}/clients/add", cookie, {"csrf": token, "name": "evil"})
         assert_refused_without_leak(page, answer)
     assert named_clients(page) == set()
-    accepted = page.post("/ui/clients/add", cookie, {"csrf": csrf, "name": "mine"})
+    accepted = page.post(f"{base}/clients/add", cookie, {"csrf": csrf, "name": "mine"})
     assert accepted.status_code == 201 and named_clients(page) == {"mine"}
 
 
 def test_a_stolen_cookie_used_from_another_port_is_refused(page: Page) -> None:
     """A page on another port of 127.0.0.1 is same-site: the browser sends the cookie along,
     SameSite=Strict or not. Its requests say where they come from, and are refused."""
-    cookie, csrf = page.session()
+    cookie, csrf, base = page.session()
     other = f"http://127.0.0.1:{page.port + 1}"
 
-    read = page.get("/ui/clients", cookie, **{"Sec-Fetch-Site": "same-site"})
-    framed = page.get("/ui/servers", cookie, **{"Sec-Fetch-Dest": "iframe"})
+    read = page.get(f"{base}/clients", cookie, **{"Sec-Fetch-Site": "same-site"})
+    framed = page.get(f"{base}/servers", cookie, **{"Sec-Fetch-Dest": "iframe"})
     posted = page.post(
-        "/ui/clients/add",
+        f"{base}/clients/add",
         cookie,
         {"csrf": csrf, "name": "stolen"},
         Origin=other,
@@ -219,7 +239,7 @@ def test_a_stolen_cookie_used_from_another_port_is_refused(page: Page) -> None:
 
 
 def test_preflights_and_relayed_requests_are_refused(page: Page) -> None:
-    cookie, _ = page.session()
+    cookie, _, base = page.session()
     preflight = page.http.request(
         "OPTIONS",
         "/ui/clients/add",
@@ -227,15 +247,17 @@ def test_preflights_and_relayed_requests_are_refused(page: Page) -> None:
     )
     assert_refused_without_leak(page, preflight)
     for header in ("Forwarded", "X-Forwarded-For", "Via"):
-        assert_refused_without_leak(page, page.get("/ui/servers", cookie, **{header: "1.2.3.4"}))
+        assert_refused_without_leak(
+            page, page.get(f"{base}/servers", cookie, **{header: "1.2.3.4"})
+        )
 
 
 # -- what every page says and does not say ---------------------------------------------------
 
 
 def test_every_page_has_a_strict_csp_and_no_script(page: Page) -> None:
-    cookie, _ = page.session()
-    for path in (*PAGES, "/ui/launch", "/ui/nowhere"):
+    cookie, _, base = page.session()
+    for path in (*[f"{base}/{p}" for p in PAGES], "/ui/launch", f"{base}/nowhere", "/ui/x"):
         answer = page.get(path, cookie)
         csp = answer.headers["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
@@ -244,27 +266,27 @@ def test_every_page_has_a_strict_csp_and_no_script(page: Page) -> None:
         assert answer.headers["Cache-Control"] == "no-store"
         assert answer.headers["Referrer-Policy"] == "same-origin"
         assert "<script" not in answer.text.lower() and " on" + "click" not in answer.text
-    assert page.get("/ui/servers", cookie).status_code == 200
+    assert page.get(f"{base}/servers", cookie).status_code == 200
 
 
 def test_no_token_or_secret_of_a_server_ever_appears_in_a_page(page: Page) -> None:
-    cookie, _ = page.session()
-    shown = {path: page.get(path, cookie).text for path in PAGES}
+    cookie, _, base = page.session()
+    shown = {path: page.get(f"{base}/{path}", cookie).text for path in PAGES}
 
-    assert USER in shown["/ui/servers"] and SERVER in shown["/ui/servers"]  # the page works
+    assert USER in shown["servers"] and SERVER in shown["servers"]  # the page works
     assert leaks(page.canaries(), shown) == []
 
 
 def test_a_new_clients_secret_is_shown_once_on_the_page_that_created_it(page: Page) -> None:
-    cookie, csrf = page.session()
+    cookie, csrf, base = page.session()
 
-    created = page.post("/ui/clients/add", cookie, {"csrf": csrf, "name": "cursor-agent"})
+    created = page.post(f"{base}/clients/add", cookie, {"csrf": csrf, "name": "cursor-agent"})
 
     assert created.status_code == 201
     (secret,) = re.findall(r'class="secret-value"[^>]*value="(mcpb_[^"]+)"', created.text)
-    again = page.get("/ui/clients", cookie)
+    again = page.get(f"{base}/clients", cookie)
     assert "cursor-agent" in again.text and secret not in again.text
-    shown = {path: page.get(path, cookie).text for path in PAGES}
+    shown = {path: page.get(f"{base}/{path}", cookie).text for path in PAGES}
     assert leaks([secret, *page.canaries()], shown) == []
     files = files_under(page.paths.state_dir.parent)  # endpoint.json holds the API's secret
     assert leaks([secret, *page.canaries()[:3]], files) == []
