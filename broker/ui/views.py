@@ -278,8 +278,8 @@ def add_from_outputs() -> Response:
         if backend.server(server.url) is not None:
             raise ConfigError(f"{server.url} is already configured; remove it first")
         saved = backend.add_server(server)
-    except BrokerError as exc:
-        _failed(exc)
+    except BrokerError as exc:  # named by the file the user chose, not the private copy
+        _note("error", str(exc).replace(str(path), upload.filename))
         return _back("servers/add")
     finally:
         if path.exists():
