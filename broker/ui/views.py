@@ -125,6 +125,8 @@ class ServerRow:
     busy: bool
     signed_in: bool
     step_up: tuple[str, str] | None
+    problem: str | None
+    """What went wrong with the last sign-in or sign-out from here or the tray, in full."""
 
 
 def _rows(statuses: list[ServerStatus], seen: View) -> list[ServerRow]:
@@ -149,6 +151,7 @@ def _rows(statuses: list[ServerStatus], seen: View) -> list[ServerRow]:
                 busy=status.url in view.busy,
                 signed_in=state in (Overall.SIGNED_IN, Overall.REFRESHING) and bool(status.issuer),
                 step_up=(asked[0], ", ".join(asked[1])) if asked else None,
+                problem=view.errors.get(status.url) or status.reason,
             )
         )
     return rows

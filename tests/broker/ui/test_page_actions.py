@@ -203,3 +203,17 @@ def test_every_field_on_every_page_has_a_label(page: Page) -> None:
         ]
         assert parser.fields or path in ("connect", "settings")
         assert unlabelled == [], path
+
+
+def test_a_failed_sign_in_says_what_went_wrong_in_full(page: Page) -> None:
+    cookie, csrf, base = page.session()
+    form = {"csrf": csrf, "url": SERVER, "action": "sign_in"}
+
+    page.post(f"{base}/servers/action", cookie, form)  # the fake idp.example cannot be reached
+    eventually(lambda: SERVER in page.controller.view.errors)
+    shown = page.get(f"{base}/servers", cookie).text
+
+    started, problem = notes(shown)
+    assert started.startswith("Signing in to mcp.example/mcp")
+    assert problem == page.controller.view.errors[SERVER]  # the whole text, as the CLI says it
+    assert problem == f"{SERVER} could not be reached"
