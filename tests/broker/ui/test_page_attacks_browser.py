@@ -5,6 +5,7 @@ Each is refused, and the page's data never reaches the attacker's page."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import threading
@@ -57,6 +58,9 @@ def attacker_site(pages: dict[str, str]) -> Iterator[str]:
 @contextmanager
 def chromium() -> Iterator[Any]:
     require(shutil.which(CHROMIUM) is not None, "Chromium", "apt-get install chromium")
+    require(
+        importlib.util.find_spec("playwright") is not None, "playwright", "pip install playwright"
+    )
     from playwright.sync_api import sync_playwright
 
     args = [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1"]
