@@ -172,7 +172,14 @@ def servers() -> Response:
     except BrokerError as exc:
         _failed(exc)
         statuses = []
-    return _page("servers.html", "servers", rows=_rows(statuses, backend.view()))
+    rows = _rows(statuses, backend.view())
+    notes = current_session().take_notes()
+    # While a sign-in or sign-out runs (or was just asked for), the page reloads itself every
+    # few seconds (a meta refresh: no script) until it shows the outcome.
+    working = any(row.busy for row in rows) or any(kind == "pending" for kind, _ in notes)
+    for kind, text in notes:
+        current_session().note("info" if kind == "pending" else kind, text)
+    return _page("servers.html", "servers", rows=rows, refresh=working)
 
 
 @pages.post("/servers/action")
@@ -186,7 +193,7 @@ def server_action() -> Response:
     name = known[url].display_name
     if action == "sign_in":
         backend.post(Command(Action.SIGN_IN, url))
-        _note("info", f"Signing in to {name}: finish in the browser window that opened.")
+        _note("pending", f"Signing in to {name}: finish in the browser window that opened.")
     elif action == "more_scopes":
         scopes = request.form.get("scope", "").split()
         bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
@@ -194,13 +201,15 @@ def server_action() -> Response:
             _note("error", "name one or more scopes, separated by spaces (RFC 6749 3.3)")
             return _back("servers")
         backend.post(Command(Action.SIGN_IN, url, scope=" ".join(scopes)))
-        _note("info", f"Signing in to {name} for {' '.join(scopes)}: finish in the browser.")
+        _note("pending", f"Signing in to {name} for {' '.join(scopes)}: finish in the browser.")
     elif action == "step_up":
         backend.post(Command(Action.STEP_UP, url))
-        _note("info", f"Signing in to {name} again: finish in the browser window that opened.")
+        _note("pending", f"Signing in to {name} again: finish in the browser window that opened.")
     elif action == "sign_out":
         backend.post(Command(Action.SIGN_OUT, url))
-        _note("info", f"Signing out of {name}.")
+        _note("pending", f"Signing out of {name}.")
+    elif action == "confirm_remove":
+        return _page("remove.html", "servers", url=url, name=name)
     elif action == "remove":
         try:
             result = backend.remove_server(url)

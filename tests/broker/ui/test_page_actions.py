@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from html.parser import HTMLParser
@@ -45,8 +46,12 @@ def follow(page: Page, cookie: str, answer: object) -> str:
     return page.get(location, cookie).text
 
 
-def test_remove_signs_out_and_forgets_the_server(page: Page) -> None:
+def test_remove_asks_first_then_signs_out_and_forgets_the_server(page: Page) -> None:
     cookie, csrf, base = page.session()
+    ask = {"csrf": csrf, "url": SERVER, "action": "confirm_remove"}
+    asked = page.post(f"{base}/servers/action", cookie, ask)
+    assert asked.status_code == 200 and "signs out of" in asked.text
+    assert [s.url for s in page.root.broker.servers()] == [SERVER]  # nothing done yet
     form = {"csrf": csrf, "url": SERVER, "action": "remove"}
 
     shown = follow(page, cookie, page.post(f"{base}/servers/action", cookie, form))
@@ -217,3 +222,22 @@ def test_a_failed_sign_in_says_what_went_wrong_in_full(page: Page) -> None:
     assert started.startswith("Signing in to mcp.example/mcp")
     assert problem == page.controller.view.errors[SERVER]  # the whole text, as the CLI says it
     assert problem == f"{SERVER} could not be reached"
+
+
+def test_the_servers_page_reloads_itself_while_a_sign_in_runs(page: Page) -> None:
+    cookie, csrf, base = page.session()
+    release = threading.Event()
+    # The sign-in waits, as one waiting for the user's browser does.
+    page.root.broker.signin.sign_in = lambda url, extra=None: release.wait(10)  # type: ignore
+    form = {"csrf": csrf, "url": SERVER, "action": "sign_in"}
+
+    started = follow(page, cookie, page.post(f"{base}/servers/action", cookie, form))
+    eventually(lambda: SERVER in page.controller.view.busy)
+    working = page.get(f"{base}/servers", cookie).text
+    release.set()
+    eventually(lambda: SERVER not in page.controller.view.busy)
+    done = page.get(f"{base}/servers", cookie).text
+
+    assert 'http-equiv="refresh" content="3"' in started and "Signing in to" in started
+    assert 'http-equiv="refresh"' in working and "working…" in working
+    assert 'http-equiv="refresh"' not in done
