@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from broker.api.guards import _RELAY_HEADERS
+from broker.api.guards import RELAY_HEADERS
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 LAUNCH_PATH = "/ui/launch"
@@ -70,7 +70,7 @@ def check_page_request(environ: Mapping[str, Any], port: int) -> None:
     """Raise :class:`Refused` for the first rule ``environ`` breaks."""
     if environ.get("HTTP_HOST") != f"127.0.0.1:{port}":
         raise Refused(403, f"this page answers only at {page_origin(port)}")
-    for name in _RELAY_HEADERS:
+    for name in RELAY_HEADERS:
         if name in environ:
             raise Refused(403, "relayed requests are not served")
     method = environ.get("REQUEST_METHOD")
