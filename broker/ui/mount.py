@@ -10,16 +10,20 @@ launch link. Named clients, which may be other programs the user let in, cannot 
 
 **Launch files.** A launch link holds a single-use token. Given to the browser on its command
 line it would be readable by every local user (``/proc/PID/cmdline``) while the browser starts,
-and could be redeemed first. So the link is written into ``<state dir>/control-page.html``
+and could be redeemed first. So the link is written into ``<state dir>/control-page-ID.html``
 (0600, in the 0700 state dir) and the browser is given that file, which moves on to the link:
-the token never leaves files only this user can read. The broker rewrites the file for each
-launch; the token in it is useless once redeemed or a minute old.
+the token never leaves files only this user can read. Each launch has its own file (two opens in
+a row each get theirs); files older than the token's minute go at the next launch, and all of
+them when the broker stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
 import threading
+import time
 import webbrowser
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -34,7 +38,7 @@ from broker.api.context import api_context
 from broker.api.responses import json_response
 from broker.paths import write_private_file
 from broker.ui.guards import page_origin
-from broker.ui.sessions import LaunchTokens, Sessions
+from broker.ui.sessions import LAUNCH_LIFETIME, LaunchTokens, Sessions
 
 if TYPE_CHECKING:
     from broker.api.clients import ApiClients
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-LAUNCH_FILE = "control-page.html"
+LAUNCH_FILES = "control-page-*.html"
 DEFAULT_LANDING = "/ui/servers"
 
 
@@ -61,7 +65,7 @@ class ControlPage:
         opener: Callable[[str], object] = webbrowser.open,
     ) -> None:
         self._make_backend = backend
-        self.launch_file = state_dir / LAUNCH_FILE
+        self.state_dir = state_dir
         self._opener = opener
         self.launches = LaunchTokens()
         self.sessions = Sessions()
@@ -101,13 +105,26 @@ class ControlPage:
             "<title>Opening mcp-oauth-broker…</title>"
             f'<p><a href="{url}">Open mcp-oauth-broker</a></p></html>\n'
         )
+        path = self.state_dir / LAUNCH_FILES.replace("*", secrets.token_hex(8))
         with self._lock:
-            write_private_file(self.launch_file, html)
-        return self.launch_file
+            self._remove_launch_files(older_than=LAUNCH_LIFETIME)
+            write_private_file(path, html)
+        return path
 
     def close(self) -> None:
-        """Remove the launch file (its token dies with the process anyway)."""
-        self.launch_file.unlink(missing_ok=True)
+        """Remove the launch files (their tokens die with the process anyway)."""
+        with self._lock:
+            self._remove_launch_files(older_than=0.0)
+
+    def launch_files(self) -> list[Path]:
+        return sorted(self.state_dir.glob(LAUNCH_FILES))
+
+    def _remove_launch_files(self, older_than: float) -> None:
+        now = time.time()
+        for path in self.launch_files():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime >= older_than:
+                    path.unlink()
 
     def open(self, landing: str | None = None) -> None:
         """Open the page in the user's browser (the tray's "Open mcp-oauth-broker…")."""

@@ -36,7 +36,9 @@ def test_the_first_tray_entry_opens_the_control_page(
         opened = wait_for("the browser started", lambda: seen.exists() and seen.read_text())
         (file_url,) = opened.split()
         launch_file = Path(unquote(urlsplit(file_url).path))
-        assert file_url.startswith("file://") and launch_file.name == "control-page.html"
+        assert file_url.startswith("file://") and re.fullmatch(
+            r"control-page-[0-9a-f]{16}\.html", launch_file.name
+        )
         assert stat.S_IMODE(launch_file.stat().st_mode) == 0o600
         (link,) = re.findall(r'href="([^"]+)"', launch_file.read_text())
         with httpx2.Client(trust_env=False, timeout=30) as http:

@@ -52,7 +52,6 @@ def test_open_gets_a_private_launch_file_from_the_broker_and_never_the_token(pag
 
 def test_only_the_default_client_may_open_the_page(page: Page) -> None:
     secret = ClientsFile(page.paths.state_dir, page.paths.lock_dir).add("tool", None)
-    before = page.page.launch_file.exists()
 
     named = page.launch_file(secret)
     nobody = page.http.post("/v1/ui/launch", json={}, headers={"X-MCP-Broker": "1"})
@@ -69,7 +68,7 @@ def test_only_the_default_client_may_open_the_page(page: Page) -> None:
     assert named.status_code == 403 and named.json()["error"] == "access_denied"
     assert nobody.status_code == 401
     assert browser.status_code == 403  # the token API's own guards: no browser, ever
-    assert page.page.launch_file.exists() == before is False
+    assert page.page.launch_files() == []  # none was written
 
 
 def test_a_launch_link_opens_one_session_with_a_strict_cookie(page: Page) -> None:
@@ -296,3 +295,15 @@ def test_a_new_clients_secret_is_shown_once_on_the_page_that_created_it(page: Pa
         headers={"X-MCP-Broker": "1", "Authorization": f"Bearer {secret}"},
     )
     assert works.json()["error"] == "consent_required"  # the secret is the client's
+
+
+def test_each_open_gets_its_own_launch_file_and_none_outlives_the_broker(page: Page) -> None:
+    first, second = page.launch_file().json()["file"], page.launch_file().json()["file"]
+
+    assert first != second and len(page.page.launch_files()) == 2
+    old = Path(unquote(urlsplit(first).path))
+    os.utime(old, (old.stat().st_atime - 120, old.stat().st_mtime - 120))  # its minute is over
+    page.launch_file()
+    assert len(page.page.launch_files()) == 2 and not old.exists()  # gone at the next launch
+    page.page.close()
+    assert page.page.launch_files() == []
