@@ -194,14 +194,15 @@ def openapi_document(port: int) -> dict[str, Any]:
                     "summary": "A single-use link to the control page, written into a private "
                     "file (mcp-broker open); served while the broker runs its control page",
                     "description": "For the default client only. The broker writes a fresh "
-                    "launch link into control-page.html in its state dir (0600) and answers that "
-                    "file's file:// URL, never the link: hand it to the browser. The link works "
-                    'once, within 60 s. Body: {} or {"page": "/ui/clients"}.',
+                    "launch link into a file of its own in its state dir (control-page-ID.html, "
+                    "0600) and answers that file's file:// URL, never the link: hand it to the "
+                    "browser. The link works once, within 60 s. "
+                    'Body: {} or {"page": "/ui/clients"}.',
                     "security": [{"clientSecret": []}],
                     "parameters": [_BROKER_HEADER],
                     "responses": {
                         "200": {
-                            "description": '{"file": "file:///…/control-page.html"}',
+                            "description": '{"file": "file:///…/control-page-ID.html"}',
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
                         **_COMMON_ERRORS,
