@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from broker.net.limited_http import Sender
     from broker.signin.login import Headless
     from broker.tokens.status import ServerStatus, SignOutResult
+    from broker.oauth.discovery import Discovered
+    from broker.oauth.www_authenticate import BearerChallenge
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +202,18 @@ class Broker:
             scope=status.scope,
             user=status.user,
         )
+
+    def discover(
+        self, url: str, provider: str = "auto"
+    ) -> tuple[Discovered, BearerChallenge | None]:
+        """What a sign-in to ``url`` would find, with nothing saved and nobody signed in: the
+        server's 401 challenge, its PRM and its authorization server's metadata, judged with the
+        ``provider`` profile (``auto``: decided by the issuer). The control page's preview."""
+        from broker.signin.discovery import discover
+
+        server = ServerConfig(url, provider=provider)  # the canonical URL, the profile's name
+        challenge = self.signin.probe(server.url)
+        return discover(server.url, self._send, challenge, server.profile_name), challenge
 
     # -- sign-in and sign-out -----------------------------------------------------------------
 

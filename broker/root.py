@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from broker.api.clients import ConsentPrompt
     from broker.api.context import InteractionHook
-    from broker.api.server import ApiServer
+    from broker.api.server import ApiServer, Mount
     from broker.net.limited_http import LimitedSender, Sender
     from broker.tokens.refresher import Refresher
 
@@ -100,11 +100,13 @@ class Root:
         *,
         consent_prompt: ConsentPrompt | None = None,
         on_interaction_required: InteractionHook | None = None,
+        mount: Mount | None = None,
     ) -> ApiServer:
         """Serve the local token API (Flask and waitress load only now) for the broker: its
         clients registry asks ``consent_prompt``, which answers through each request's
         ``answer``. Any change of a key's tokens (a refresh, a sign-in or sign-out, here or in
-        another process) ends the API's one-second reuse of the token it had."""
+        another process) ends the API's one-second reuse of the token it had. ``mount`` serves
+        more on the same listener (the control page: :meth:`broker.ui.mount.ControlPage.mount`)."""
         from broker.api.clients import ApiClients, log_consent_prompt
         from broker.api.context import log_interaction_required
         from broker.api.server import ApiSettings, start_api
@@ -118,6 +120,7 @@ class Root:
                 settings=ApiSettings(port=port),
                 clients=clients,
                 on_interaction_required=on_interaction_required or log_interaction_required,
+                mount=mount,
             )
         except OSError as exc:
             clients.close()

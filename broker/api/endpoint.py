@@ -216,6 +216,24 @@ def running_status(paths: BrokerPaths | None = None) -> list[dict[str, Any]]:
     return [row for row in servers if isinstance(row, dict)]
 
 
+def control_page_file(paths: BrokerPaths | None = None, page: str | None = None) -> str:
+    """``POST /v1/ui/launch`` as the default client: the running broker writes a fresh launch
+    file for its control page and answers its ``file://`` URL (:mod:`broker.ui.mount`)."""
+    endpoint = read_endpoint((paths or broker_paths()).endpoint_file)
+    verify_endpoint(endpoint)
+    headers = {
+        **API_HEADER,
+        "Authorization": f"Bearer {endpoint.secret}",
+        "Content-Type": "application/json",
+    }
+    body = json.dumps({} if page is None else {"page": page}).encode()
+    doc = _call_api(endpoint, "POST", "/v1/ui/launch", headers, body)
+    file_url = doc.get("file")
+    if not isinstance(file_url, str) or not file_url.startswith("file:"):
+        raise errors.LocalApiError("the broker's answer was malformed")
+    return file_url
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 

@@ -23,12 +23,13 @@ from typing import Any
 from broker.errors import InvalidRequest, PayloadTooLarge, RequestForbidden, UnsupportedMediaType
 from broker.signin.loopback_hosts import allowed_hosts
 
-__all__ = ["MAX_BODY_BYTES", "allowed_hosts", "bearer_secret", "check_request"]
+__all__ = ["MAX_BODY_BYTES", "RELAY_HEADERS", "allowed_hosts", "bearer_secret", "check_request"]
 
 MAX_BODY_BYTES = 64 * 1024
 BROKER_HEADER = "X-MCP-Broker"
 
-# WSGI names of request headers that only browsers and relays send.
+# WSGI names of request headers that only browsers and relays send (the relays' also refused
+# by the control page, broker.ui.guards).
 _BROWSER_HEADERS = (
     "HTTP_ORIGIN",
     "HTTP_SEC_FETCH_SITE",
@@ -39,7 +40,7 @@ _BROWSER_HEADERS = (
     "HTTP_ACCESS_CONTROL_REQUEST_HEADERS",
     "HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK",
 )
-_RELAY_HEADERS = (
+RELAY_HEADERS = (
     "HTTP_FORWARDED",
     "HTTP_VIA",
     "HTTP_X_FORWARDED_FOR",
@@ -57,7 +58,7 @@ def check_request(environ: Mapping[str, Any], hosts: frozenset[str]) -> None:
     for name in _BROWSER_HEADERS:
         if name in environ:
             raise RequestForbidden("browser requests are not served (Origin, Sec-Fetch-*, CORS)")
-    for name in _RELAY_HEADERS:
+    for name in RELAY_HEADERS:
         if name in environ:
             raise RequestForbidden(
                 "relayed requests are not served (Forwarded, X-Forwarded-*, Via)"

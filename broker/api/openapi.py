@@ -199,6 +199,28 @@ def openapi_document(port: int) -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/ui/launch": {
+                "post": {
+                    "summary": "A single-use link to the control page, written into a private "
+                    "file (mcp-broker open); served while the broker runs its control page",
+                    "description": "For the default client only. The broker writes a fresh "
+                    "launch link into a file of its own in its state dir (control-page-ID.html, "
+                    "0600) and answers that file's file:// URL, never the link: hand it to the "
+                    "browser. The link works once, within 60 s. "
+                    'Body: {} or {"page": "/ui/clients"}.',
+                    "security": [{"clientSecret": []}],
+                    "parameters": [_BROKER_HEADER],
+                    "responses": {
+                        "200": {
+                            "description": '{"file": "file:///…/control-page-ID.html"}',
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_COMMON_ERRORS,
+                        "401": _error("No or a wrong client secret"),
+                        "403": _error("A named client: only the default client opens the page"),
+                    },
+                }
+            },
             "/v1/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -23,10 +23,12 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -45,6 +47,7 @@ from broker.paths import BrokerPaths, broker_paths
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+Mount = Callable[[Flask, int], Callable[..., Iterable[bytes]]]
 # The serving loop blocks in poll() until a socket has work or this many seconds pass (then it
 # runs waitress's connection maintenance). It must be a whole number: waitress converts it with
 # int(), and 0 would poll without ever blocking (a full core while idle). close() wakes the loop
@@ -223,11 +226,14 @@ def start_api(
     consent_prompt: ConsentPrompt = log_consent_prompt,
     on_interaction_required: InteractionHook = log_interaction_required,
     publish: bool = True,
+    mount: Mount | None = None,
 ) -> ApiServer:
     """Serve the API for ``provider`` on 127.0.0.1 in a background thread.
 
     ``publish`` writes ``endpoint.json`` (with the default client's secret) into the state dir.
     The tray answers consent questions with ``server.clients.decide(request, decision)``.
+    ``mount`` is given the API's app and the port, and returns the app to serve (the control
+    page, :mod:`broker.ui.mount`, adds its own under ``/ui/``).
     """
     settings = settings or ApiSettings()
     paths = (paths or broker_paths()).ensure_private_dirs()
@@ -245,7 +251,7 @@ def start_api(
             call_timeout=settings.call_timeout,
             on_interaction_required=on_interaction_required,
         )
-        server = _waitress(app, sock, settings)
+        server = _waitress(app if mount is None else mount(app, port), sock, settings)
     except BaseException:
         sock.close()
         calls.close()

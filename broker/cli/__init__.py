@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     from broker.cli.demo import configure_demo_parser
     from broker.desktop.autostart import configure_install_parsers
     from broker.integrations.configure import configure_configure_parser
+    from broker.ui.command import configure_open_parser
 
     parser = top_parser()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     configure_configure_parser(sub)
     configure_install_parsers(sub)
     configure_demo_parser(sub)
+    configure_open_parser(sub)
     return parser
 
 

@@ -103,6 +103,7 @@ class Controller:
         show: Callable[[View], None] = lambda view: None,
         copy: Callable[[str], object] = lambda text: None,
         on_quit: Callable[[], None] = lambda: None,
+        open_page: Callable[[str | None], object] | None = None,
         tick: float = 30.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -129,6 +130,7 @@ class Controller:
         self._show = show
         self._copy = copy
         self._on_quit = on_quit
+        self._page_opener = open_page
 
     # -- what other threads call ---------------------------------------------------------------
 
@@ -289,8 +291,10 @@ class Controller:
 
     def _handle(self, command: Command) -> None:
         action, url = command.action, command.url
-        if action is Action.SIGN_IN and url:
-            self._in_background(url, self._sign_in)
+        if action is Action.OPEN_PAGE:
+            self._open_page(None)
+        elif action is Action.SIGN_IN and url:
+            self._in_background(url, lambda url: self._sign_in(url, command.scope))
         elif action is Action.STEP_UP and url:
             self._in_background(url, self._step_up)
         elif action is Action.SIGN_OUT and url:
@@ -300,9 +304,7 @@ class Controller:
         elif action is Action.COPY_TOKEN and url:
             self._copy_token(url)
         elif action is Action.ADD_SERVER:
-            self.notifier.notify(
-                "Add a server", "Run this in a terminal: mcp-broker add https://server.example/mcp"
-            )
+            self._open_page("/ui/servers/add")
         elif action is Action.CONNECT_CLIENT and command.client and self._clients is not None:
             urls = [s.url for s in self._view.servers]
             self.notifier.notify("Connect a client", self._clients.connect(command.client, urls))
@@ -342,9 +344,9 @@ class Controller:
 
         threading.Thread(target=run, name="tray-sign-in", daemon=True).start()
 
-    def _sign_in(self, url: str) -> None:
-        logger.info("signing in to %s from the tray", url)
-        self._broker.login(url)
+    def _sign_in(self, url: str, scope: str | None = None) -> None:
+        logger.info("signing in to %s from the tray or the control page", url)
+        self._broker.login(url, extra_scope=scope)
         self.notifier.notify("Signed in", f"Signed in to {self._name(url, fresh=True)}.")
 
     def _sign_in_by_link(self, url: str) -> None:
@@ -365,6 +367,15 @@ class Controller:
         logger.info("signing in to %s with a copied link from the tray", url)
         self._broker.login(url, headless=Headless("link", hand_out))
         self.notifier.notify("Signed in", f"Signed in to {self._name(url, fresh=True)}.")
+
+    def _open_page(self, landing: str | None) -> None:
+        """The control page in the browser (its launch link is made by the running broker)."""
+        if self._page_opener is None:
+            self.notifier.notify(
+                "Add a server", "Run this in a terminal: mcp-broker add https://server.example/mcp"
+            )
+            return
+        self._page_opener(landing)
 
     def _step_up(self, url: str) -> None:
         with self._lock:

@@ -39,6 +39,7 @@ class Overall(enum.Enum):
 
 
 class Action(enum.Enum):
+    OPEN_PAGE = "open_page"
     SIGN_IN = "sign_in"
     SIGN_OUT = "sign_out"
     COPY_TOKEN = "copy_token"  # noqa: S105 - a menu action, not a secret
@@ -56,12 +57,14 @@ class Action(enum.Enum):
 @dataclass(frozen=True)
 class Command:
     """What a menu item asks for: ``url`` names the server, ``client`` a consent's client (or,
-    for "Connect a client…", the MCP client's name as ``mcp-broker configure`` takes it)."""
+    for "Connect a client…", the MCP client's name as ``mcp-broker configure`` takes it);
+    ``scope``, scopes a sign-in adds (the control page's "Sign in again with more scopes")."""
 
     action: Action
     url: str | None = None
     client: str | None = None
     decision: Decision | None = None
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,8 @@ def entries(view: View) -> tuple[Entry, ...]:
     consents = tuple(consent_entry(r) for r in view.consents)
     demo = (Entry("Open demo server", Command(Action.OPEN_DEMO, view.demo_url)),)
     return (
+        Entry("Open mcp-oauth-broker…", Command(Action.OPEN_PAGE)),
+        SEPARATOR,
         *servers,
         *((SEPARATOR, *consents) if consents else ()),
         SEPARATOR,

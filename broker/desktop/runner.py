@@ -33,6 +33,8 @@ from broker.desktop.notify import LogNotifier, desktop_notifier
 from broker.errors import AlreadyRunning, BrokerError, TrayUnavailable
 from broker.paths import broker_paths
 from broker.root import from_environment
+from broker.ui.backend import LiveBackend
+from broker.ui.mount import ControlPage
 
 if TYPE_CHECKING:
     from broker.api.server import ApiServer
@@ -86,6 +88,11 @@ class BrokerSession:
         self.tray: Tray | None = None  # the tray icon, once shown
         self.api: ApiServer | None = None
         self._desktop = desktop_notifier()
+        links = DetectedClients()
+        self.page = ControlPage(
+            lambda clients: LiveBackend(self.broker, self.controller, clients, links, autostart),
+            self.root.paths.state_dir,
+        )
         self.controller = Controller(
             self.broker,
             self,
@@ -93,10 +100,11 @@ class BrokerSession:
             open_folder=open_folder,
             demo_url=demo_url,
             autostart=autostart,
-            clients=DetectedClients(),
+            clients=links,
             show=self._show,
             copy=self._copy,
             on_quit=self._quit,
+            open_page=self.page.open,
         )
         self.broker.service.add_listener(self.controller.refresh)
 
@@ -158,6 +166,7 @@ class BrokerSession:
         self.api = self.root.start_api(
             consent_prompt=self.controller.request_consent,
             on_interaction_required=self.controller.interaction_required,
+            mount=self.page.mount,
         )
         self.instance.publish(api_url=self.api.url)
 
@@ -198,6 +207,7 @@ class BrokerSession:
         steps: list[tuple[str, Callable[[], object]]] = [
             ("tray worker", lambda: self.controller.stop(STOP_TIMEOUT)),
             ("token API", lambda: self.api.close() if self.api is not None else None),
+            ("control page", self.page.close),
             ("refresher", lambda: self.refresher.stop(REFRESH_FINISH_TIMEOUT)),
             ("broker", self.broker.close),
         ]

@@ -202,7 +202,8 @@ def test_sign_in_use_and_sign_out_from_the_tray_with_every_real_part(
         # Sign in from the real menu; the broker opens Chromium, which fills in the login form.
         open_menu(desktop, icon)
         desktop.screenshot(artifacts_dir / "e2e-tray-menu.png")
-        desktop.key("Down", "Right", "Return")  # the server → its submenu → "Sign in"
+        # "Open mcp-oauth-broker…" → the server → its submenu → "Sign in"
+        desktop.key("Down", "Down", "Right", "Return")
         icon = wait_for("the signed-in title", lambda: icon_with(desktop, "signed in"), PATIENCE)
         assert icon.name == "MCP OAuth Broker: signed in", broker.log()
         wait_for(
@@ -241,7 +242,7 @@ def test_sign_in_use_and_sign_out_from_the_tray_with_every_real_part(
 
         # Sign out from the menu: "Sign out" is the second entry of the server's submenu.
         open_menu(desktop, icon)
-        desktop.key("Down", "Right", "Down", "Return")
+        desktop.key("Down", "Down", "Right", "Down", "Return")
         icon = wait_for("signed out", lambda: icon_with(desktop, "sign-in needed"), PATIENCE)
         signed_out = wait_for("the sign-out notification", lambda: notified(desktop, "Signed out"))
         assert signed_out == [("Signed out", f"Signed out of {shown_name}.")]  # no problem noted

@@ -82,7 +82,13 @@ def test_status_needs_the_secret(api: Api) -> None:
 def test_openapi_document_describes_every_endpoint(api: Api) -> None:
     doc = api.http.get("/v1/openapi.json", headers={"X-MCP-Broker": "1"}).json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {"/v1/token", "/v1/status", "/v1/hello", "/v1/openapi.json"}
+    assert set(doc["paths"]) == {
+        "/v1/token",
+        "/v1/status",
+        "/v1/hello",
+        "/v1/openapi.json",
+        "/v1/ui/launch",  # served while the broker serves its control page (broker.ui)
+    }
     schema = doc["components"]["schemas"]["TokenRequest"]
     assert schema["additionalProperties"] is False and schema["required"] == ["resource"]
 

@@ -1,4 +1,4 @@
-""""Connect a client…" with the user's real files: the clients ``configure --detect`` finds,
+""" "Connect a client…" with the user's real files: the clients ``configure --detect`` finds,
 ticked once ``configure`` has written the broker's entries for every server."""
 
 from __future__ import annotations

@@ -289,6 +289,27 @@ def test_add_server_explains_the_command_and_demo_and_folder_open(
     assert tray.opened == ["http://127.0.0.1:8000/", str(fake.config_file.parent)]
 
 
+def test_open_and_add_server_open_the_control_page(fake: FakeBroker, tray: Recorder) -> None:
+    pages: list[str | None] = []
+    c = Controller(
+        fake,
+        tray,
+        open_url=tray.opened.append,
+        open_folder=lambda p: None,
+        show=tray.show,
+        open_page=pages.append,
+    )
+    c.start()
+    try:
+        c.post(Command(Action.OPEN_PAGE))
+        c.post(Command(Action.ADD_SERVER))
+        tray.wait_view("both opened", lambda v: len(pages) == 2)
+    finally:
+        c.stop()
+    assert pages == [None, "/ui/servers/add"]
+    assert tray.opened == [] and not [n for n in tray.notes if n[0] == "Add a server"]
+
+
 def test_an_api_client_waiting_for_sign_in_asks_the_user(
     controller: Controller, tray: Recorder
 ) -> None:
@@ -416,3 +437,15 @@ def test_connect_a_client_writes_its_entries_off_the_tray_thread_and_ticks_it(
         assert ("MCP OAuth Broker", "/home/me/.cursor/mcp.json: is not valid JSON") in tray.notes
     finally:
         c.stop()
+
+
+def test_a_sign_in_with_more_scopes_asks_for_them(fake: FakeBroker, tray: Recorder) -> None:
+    c = Controller(fake, tray, open_url=print, open_folder=print, show=tray.show)
+    c.start()
+    try:
+        fake.release_login.set()
+        c.post(Command(Action.SIGN_IN, URL, scope="mcp/write mcp/admin"))
+        tray.wait_view("signed in", lambda v: len(fake.extra_scopes) == 1 and not v.busy)
+    finally:
+        c.stop()
+    assert fake.extra_scopes == ["mcp/write mcp/admin"]

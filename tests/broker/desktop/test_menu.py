@@ -16,13 +16,28 @@ from broker.desktop.menu import (
     Entry,
     Overall,
     View,
-    entries,
     needs_sign_in,
     overall,
     safe_text,
     title,
 )
+from broker.desktop.menu import entries as whole_menu
 from broker.tokens.status import ServerStatus
+
+
+def entries(view: View) -> tuple[Entry, ...]:
+    """The menu below its first entry, "Open mcp-oauth-broker…", and the separator after it."""
+    menu = whole_menu(view)
+    assert menu[1] == SEPARATOR
+    return menu[2:]
+
+
+def test_the_first_entry_opens_the_control_page() -> None:
+    for shown in (View(), View(servers=(ServerStatus("https://a.example/mcp", "valid"),))):
+        first = whole_menu(shown)[0]
+        assert first.label == "Open mcp-oauth-broker…" and first.enabled
+        assert first.command == Command(Action.OPEN_PAGE)
+
 
 A = "https://a.example/mcp"
 B = "http://127.0.0.1:8000/mcp"

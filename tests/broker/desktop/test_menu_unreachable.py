@@ -20,7 +20,7 @@ def retrying(url: str, expires_in: float) -> ServerStatus:
 def test_a_server_whose_refreshes_fail_for_now_is_unreachable_not_sign_in() -> None:
     view = View(servers=(retrying(A, -5),), now=NOW)
 
-    (server, *_) = entries(view)
+    (_open, _separator, server, *_) = entries(view)
 
     assert overall(view) is Overall.REFRESHING
     assert title(view) == "MCP OAuth Broker: can't reach the authorization server (1 of 1)"

@@ -89,7 +89,8 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
 
         open_menu(desktop, before)  # a real right-click
         desktop.screenshot(artifacts_dir / "tray-menu.png")
-        desktop.key("Down", "Right", "Return")  # the server → its submenu → "Sign in"
+        # "Open mcp-oauth-broker…" → the server → its submenu → "Sign in"
+        desktop.key("Down", "Down", "Right", "Return")
 
         after = wait_for("the signed-in title", lambda: icon_with(desktop, "signed in"), 120)
         assert after.name == "MCP OAuth Broker: signed in"
@@ -108,7 +109,7 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
         token = cli(env, "token", demo_stack).strip()
 
         open_menu(desktop, after)  # rebuilt: "Copy access token" is enabled now
-        desktop.key("Down", "Right", "Down", "Down", "Return")
+        desktop.key("Down", "Down", "Right", "Down", "Down", "Return")
         wait_for("the token on the clipboard", lambda: desktop.clipboard() == token)
         copied = wait_for("the copy notification", lambda: [
             n for n in desktop.notifications() if n[0] == "Access token copied"])  # fmt: skip
