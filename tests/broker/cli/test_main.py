@@ -20,6 +20,7 @@ from broker.errors import (
     StorageUnavailable,
 )
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
+from broker.tokens.dpop import Dpop
 from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
@@ -36,6 +37,7 @@ class FakeBroker:
     token_calls: list[tuple[str, float | None]] = field(default_factory=list)
     extra_scopes: list[str | None] = field(default_factory=list)
     headless: list[Any] = field(default_factory=list)
+    dpop: Dpop = field(default_factory=Dpop)
 
     def server(self, url: str) -> ServerConfig:
         if url not in self.servers:
