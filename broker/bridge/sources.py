@@ -103,9 +103,9 @@ class _CurrentProofs:
         proofs = self._tokens.current_proofs()
         return proofs is not None and proofs.attach(request, token)
 
-    def nonce_challenged(self, response: httpx2.Response) -> bool:
+    def nonce_challenged(self, request: httpx2.Request, response: httpx2.Response) -> bool:
         proofs = self._tokens.current_proofs()
-        return proofs is not None and proofs.nonce_challenged(response)
+        return proofs is not None and proofs.nonce_challenged(request, response)
 
 
 def open_token_source(resource: str, config: str | None = None) -> TokenSource:

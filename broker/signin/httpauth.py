@@ -70,8 +70,9 @@ class RequestProofs(Protocol):
         """Sign ``request`` for a DPoP-bound ``token`` (True), or do nothing (False: Bearer)."""
         ...
 
-    def nonce_challenged(self, response: httpx2.Response) -> bool:
-        """Remember the answer's ``DPoP-Nonce``; True for a 401 ``use_dpop_nonce`` (§9)."""
+    def nonce_challenged(self, request: httpx2.Request, response: httpx2.Response) -> bool:
+        """Remember the ``DPoP-Nonce`` of the answer to ``request``; True for a 401
+        ``use_dpop_nonce`` (§9)."""
         ...
 
 
@@ -125,10 +126,10 @@ class BrokerAuth(httpx2.Auth):
         if not (token and proofs is not None and proofs.attach(request, token)):
             _attach(request, token)
         response: httpx2.Response = yield request
-        challenged = proofs is not None and proofs.nonce_challenged(response)
+        challenged = proofs is not None and proofs.nonce_challenged(request, response)
         if challenged and token and proofs is not None and proofs.attach(request, token):
             response = yield request
-            proofs.nonce_challenged(response)  # its nonce is remembered; no second retry
+            proofs.nonce_challenged(request, response)  # its nonce is remembered; no second retry
         return response
 
     def _flow(self, request: httpx2.Request) -> Generator[_Step, Any, None]:

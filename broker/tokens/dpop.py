@@ -251,9 +251,10 @@ class ResourceProofs:
         self._key = (text, key)
         return key
 
-    def nonce_challenged(self, response: httpx2.Response) -> bool:
-        """Remember the answer's nonce; True when it is a 401 ``use_dpop_nonce`` (§9)."""
+    def nonce_challenged(self, request: httpx2.Request, response: httpx2.Response) -> bool:
+        """Remember the nonce of the answer to ``request``; True when it is a 401
+        ``use_dpop_nonce`` (§9)."""
         from broker.oauth.dpop import is_nonce_challenge
 
-        self._dpop.nonces.observe(str(response.request.url), response)
+        self._dpop.nonces.observe(str(request.url), response)
         return response.status_code == 401 and is_nonce_challenge(response)
