@@ -156,7 +156,22 @@ class Broker:
     # -- tokens -------------------------------------------------------------------------------
 
     def token(self, url: str, min_valid: float | None = None) -> TokenSet:
-        return self.service.get_token(self.key_for(self.server(url)), min_valid)
+        """The token set to hand out for ``url``: its ``access_token`` is what the server is
+        sent (the ID token for a server set to ``send = "id-token"``)."""
+        server = self.server(url)
+        return self._as_sent(server, self.service.get_token(self.key_for(server), min_valid))
+
+    def renewed(self, url: str) -> TokenSet:
+        """A new token for ``url`` now (the server refused the current one), as handed out."""
+        server = self.server(url)
+        return self._as_sent(server, self.service.refresh(self.key_for(server)))
+
+    def _as_sent(self, server: ServerConfig, tokens: TokenSet) -> TokenSet:
+        if not server.sends_id_token:
+            return tokens
+        from broker.tokens.id_token import as_sent
+
+        return as_sent(tokens, self.service.clock.time())
 
     def status(self) -> list[ServerStatus]:
         return [self._status_of(server) for server in self.servers()]

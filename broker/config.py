@@ -17,9 +17,14 @@
     client_metadata_url = "https://example.org/mcp-broker.json"  # optional: your CIMD's URL
     grant = "client_credentials"  # a machine identity (client_id is a confidential client)
     client_auth = "private_key_jwt"  # a machine's authentication: "client_secret" (default) or this
-    send = "id-token"             # reserved (issue 12 item 5): ID-token gateways; not yet served
+    send = "id-token"             # send the ID token, not the access token (a workaround, below)
     dpop = true                   # DPoP (RFC 9449): true always, false never; unset: when offered
     resource_name = "Example MCP"  # set by the broker: the server's PRM resource_name (display)
+
+``send = "id-token"`` (``mcp-broker add URL --send id-token``) is a workaround for gateways that
+accept only OpenID Connect ID tokens: the broker then signs in with ``openid`` and hands out the
+ID token, which names the user to the client that signed in, not to the MCP server (it is not an
+access token: no scopes, no resource audience). Never the default.
 
 Client secrets of confidential clients belong in the OS keyring
 (``KeyringTokenStore.put_client_secret(issuer, client_id, secret)``), not here. A
@@ -87,8 +92,9 @@ class ServerConfig:
     #: How a machine identity authenticates: ``client_secret`` (None means the same) or
     #: ``private_key_jwt`` (RFC 7523). The secret or key itself is in the keyring.
     client_auth: str | None = None
-    #: Reserved (issue 12 item 5, not yet served): ``id-token`` will send the ID token instead
-    #: of the access token, a workaround for gateways that accept only ID tokens.
+    #: ``id-token``: hand out the sign-in's OpenID Connect ID token instead of the access token,
+    #: a workaround for gateways that accept only ID tokens (AWS Bedrock AgentCore Gateway with
+    #: the Cognito app client as its audience). None (the default): the access token.
     send: str | None = None
     #: The server's own name, its Protected Resource Metadata ``resource_name`` (RFC 9728 §2),
     #: recorded (sanitised: it comes from the network) at each sign-in; for display only.
@@ -112,6 +118,16 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
         if self.grant == CLIENT_CREDENTIALS and not self.client_id:
             raise ConfigError("a machine identity (grant = client_credentials) needs a client_id")
+        if self.grant == CLIENT_CREDENTIALS and self.send == ID_TOKEN:
+            raise ConfigError(
+                "a machine identity has no ID token (no person signs in): send = id-token "
+                "cannot be used with grant = client_credentials"
+            )
+
+    @property
+    def sends_id_token(self) -> bool:
+        """The ID token is handed out instead of the access token (``send = "id-token"``)."""
+        return self.send == ID_TOKEN
 
     @property
     def machine(self) -> bool:

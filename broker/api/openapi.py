@@ -79,7 +79,16 @@ _SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "url": {"type": "string"},
                         "state": {"type": "string"},
+                        "name": {
+                            "type": ["string", "null"],
+                            "description": "the server's own name (its PRM resource_name)",
+                        },
                         "user": {"type": ["string", "null"], "description": "who signed in"},
+                        "machine": {
+                            "type": "boolean",
+                            "description": "a machine identity: client_id is who, no user",
+                        },
+                        "client_id": {"type": ["string", "null"]},
                         "expires_at": {"type": ["number", "null"]},
                         "expires_in": {"type": ["integer", "null"]},
                     },
@@ -120,7 +129,8 @@ def openapi_document(port: int) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "A token (never a refresh or ID token)",
+                            "description": "The access token (for a server added with --send "
+                            "id-token, its ID token instead; never a refresh token)",
                             "content": {
                                 "application/json": {
                                     "schema": {"$ref": "#/components/schemas/TokenResponse"}

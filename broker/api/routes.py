@@ -29,6 +29,8 @@ _STATUS_FIELDS = (
     "expires_at",
     "scope",
     "user",
+    "machine",
+    "name",
 )
 
 

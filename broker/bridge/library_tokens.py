@@ -37,7 +37,7 @@ class LibraryTokens:
         current = self._current(MIN_VALID_SECONDS)
         if current.access_token != refused:
             return current.access_token
-        fresh = self._handing(self._broker.service.refresh(current.key))
+        fresh = self._handing(self._broker.renewed(self.resource))
         if fresh.access_token == refused:
             raise InteractionRequired(
                 f"{self.resource} refused the broker's current token; {sign_in_hint(self.resource)}"

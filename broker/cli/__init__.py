@@ -198,6 +198,18 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="forget the authorization server pinned at the last sign-in and trust the one "
         "the server names next time",
     )
+    add.add_argument(
+        "--send",
+        choices=("access-token", "id-token"),
+        default="access-token",
+        help="which token the server gets (default access-token). WARNING: id-token is a "
+        "workaround for gateways that accept only OpenID Connect ID tokens (e.g. AWS Bedrock "
+        "AgentCore Gateway whose allowed audience is the Cognito app client). An ID token is "
+        "not an access token: it is meant for the client that signed in, carries no scopes and "
+        "is not bound to this server, so any service that accepts it can use it as you. The "
+        "broker then asks for openid at sign-in and renews the ID token like the access token; "
+        "use it only for such a gateway",
+    )
     dpop = add.add_mutually_exclusive_group()
     dpop.add_argument(
         "--dpop",
@@ -271,6 +283,11 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     issuer = None if args.reset_issuer or existing is None else existing.issuer
     if existing is not None and args.client_id not in (None, existing.client_id):
         issuer = None  # a new client may belong to another authorization server
+    send = "id-token" if args.send == "id-token" else None
+    if send is not None and (args.client_credentials or args.private_key_jwt):
+        raise _UsageError("--send id-token needs a person's sign-in: a machine has no ID token")
+    if existing is not None and existing.send != send:
+        issuer = None  # the current sign-in was for the other token: sign in again
     # A client the broker registered is bound to its issuer: forgotten with it (SEP-2352).
     kept = existing
     if existing is not None and existing.client_registered and issuer != existing.issuer:
@@ -291,14 +308,15 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         send_resource=not args.no_resource_param,
         scopes=tuple(args.scopes) if args.scopes else None,
         issuer=issuer,
+        send=send,
         dpop=args.dpop,
     )
     if args.client_credentials or args.private_key_jwt:
         return _add_machine(args, broker, out, server)
     if existing is not None and existing.machine:
-        server = replace(
-            server, grant=existing.grant, client_auth=existing.client_auth, send=existing.send
-        )
+        if send is not None:
+            raise _UsageError(f"{existing.url} is a machine identity: it has no ID token to send")
+        server = replace(server, grant=existing.grant, client_auth=existing.client_auth)
     if args.from_cloudformation:
         # The stack's outputs set client, issuer and provider; explicit flags still win.
         stack = server_config_from_outputs(args.from_cloudformation, args.url)
@@ -309,10 +327,17 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             callback_ports=tuple(args.callback_ports or stack.callback_ports),
             send_resource=not args.no_resource_param and stack.send_resource,
             scopes=tuple(args.scopes) if args.scopes else stack.scopes,
+            send=send,
             dpop=args.dpop,
         )
     saved = broker.add(server)
     print(f"Added {saved.url}. Sign in with: mcp-broker login {saved.url}", file=out)
+    if saved.sends_id_token:
+        print(
+            "It will be sent the ID token instead of the access token: a workaround for "
+            "gateways that accept only ID tokens (see mcp-broker add --help).",
+            file=out,
+        )
     return 0
 
 

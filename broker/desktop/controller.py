@@ -8,6 +8,10 @@ threads because a sign-in waits for the user's browser for minutes; the worker s
 Quit is handled at once in the caller's thread: it only tells the runner to stop.
 
 Nothing here shows or logs a token: "Copy access token" hands it to the clipboard function only.
+"Copy sign-in link" runs the one sign-in flow (:class:`broker.signin.flow.SignInFlow`) with the
+``link`` mode of :class:`broker.signin.login.Headless`: the authorization URL goes to the
+clipboard (or, where the tray has none, into a notification) instead of the default browser, and
+the loopback callback completes the sign-in when the user opens it in the browser they choose.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from broker.api.clients import ConsentRequest, Decision
 from broker.desktop.menu import (
@@ -36,6 +40,9 @@ from broker.safetext import safe_text
 from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenSet
 
+if TYPE_CHECKING:
+    from broker.signin.login import Headless
+
 logger = logging.getLogger(__name__)
 
 
@@ -45,7 +52,9 @@ class BrokerLike(Protocol):
     config_file: Path
 
     def status(self) -> list[ServerStatus]: ...
-    def login(self, url: str, extra_scope: str | None = None) -> TokenSet: ...
+    def login(
+        self, url: str, extra_scope: str | None = None, headless: Headless | None = None
+    ) -> TokenSet: ...
     def logout(self, url: str) -> SignOutResult: ...
     def token(self, url: str, min_valid: float | None = None) -> TokenSet: ...
 
@@ -92,7 +101,7 @@ class Controller:
         autostart: StartAtLogin | None = None,
         clients: ClientLinks | None = None,
         show: Callable[[View], None] = lambda view: None,
-        copy: Callable[[str], None] = lambda text: None,
+        copy: Callable[[str], object] = lambda text: None,
         on_quit: Callable[[], None] = lambda: None,
         tick: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -286,6 +295,8 @@ class Controller:
             self._in_background(url, self._step_up)
         elif action is Action.SIGN_OUT and url:
             self._in_background(url, self._sign_out)
+        elif action is Action.COPY_SIGN_IN_LINK and url:
+            self._in_background(url, self._sign_in_by_link)
         elif action is Action.COPY_TOKEN and url:
             self._copy_token(url)
         elif action is Action.ADD_SERVER:
@@ -334,6 +345,25 @@ class Controller:
     def _sign_in(self, url: str) -> None:
         logger.info("signing in to %s from the tray", url)
         self._broker.login(url)
+        self.notifier.notify("Signed in", f"Signed in to {self._name(url, fresh=True)}.")
+
+    def _sign_in_by_link(self, url: str) -> None:
+        """Sign in with the link on the clipboard: the flow waits for the loopback callback."""
+        from broker.signin.login import Headless
+
+        name = self._name(url)
+
+        def hand_out(link: str) -> None:
+            if self._copy(link) is False:  # no clipboard here: the link itself, to click or copy
+                self.notifier.notify(f"Sign-in link for {name}", link)
+                return
+            self.notifier.notify(
+                "Sign-in link copied",
+                f"Paste it into a browser on this computer to sign in to {name}.",
+            )
+
+        logger.info("signing in to %s with a copied link from the tray", url)
+        self._broker.login(url, headless=Headless("link", hand_out))
         self.notifier.notify("Signed in", f"Signed in to {self._name(url, fresh=True)}.")
 
     def _step_up(self, url: str) -> None:

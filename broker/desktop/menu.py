@@ -42,6 +42,7 @@ class Action(enum.Enum):
     SIGN_IN = "sign_in"
     SIGN_OUT = "sign_out"
     COPY_TOKEN = "copy_token"  # noqa: S105 - a menu action, not a secret
+    COPY_SIGN_IN_LINK = "copy_sign_in_link"
     ADD_SERVER = "add_server"
     CONNECT_CLIENT = "connect_client"
     OPEN_DEMO = "open_demo"
@@ -173,6 +174,8 @@ def describe(status: ServerStatus, view: View) -> str:
     if state is Overall.NEEDS_SIGN_IN:
         return "sign-in needed"
     who = f" as {safe_text(status.user, 30)}" if status.user else ""
+    if status.machine and status.client_id:  # a machine identity: the client, never a user
+        who = f" as machine client {safe_text(status.client_id, 30)}"
     until = _until(status.expires_at, view.now)
     if state is Overall.REFRESHING:
         return f"{UNREACHABLE}, retrying{until}"
@@ -202,10 +205,18 @@ def server_entry(status: ServerStatus, view: View) -> Entry:
                 safe_text(label, LABEL_LIMIT), Command(Action.STEP_UP, status.url), enabled=not busy
             ),
         )
+    # A signed-out person's server: the sign-in link for a browser of the user's choosing.
+    link = (
+        (Entry("Copy sign-in link", Command(Action.COPY_SIGN_IN_LINK, status.url),
+               enabled=not busy),)
+        if not signed_in and not status.machine
+        else ()
+    )  # fmt: skip
     actions = (
         *asked,
         Entry("Sign in again" if signed_in else "Sign in", Command(Action.SIGN_IN, status.url),
               enabled=not busy),
+        *link,
         Entry("Sign out", Command(Action.SIGN_OUT, status.url),
               enabled=not busy and status.issuer is not None),
         Entry("Copy access token", Command(Action.COPY_TOKEN, status.url),

@@ -139,9 +139,9 @@ class BrokerSession:
         if self.tray is not None:
             self.tray.show(view)
 
-    def _copy(self, text: str) -> None:
-        if self.tray is not None:
-            self.tray.copy(text)
+    def _copy(self, text: str) -> bool:
+        """Whether ``text`` went to the clipboard (there is none without a tray)."""
+        return self.tray is not None and self.tray.copy(text)
 
     def _quit(self) -> None:
         self.stopped.set()

@@ -96,12 +96,12 @@ class Tray:
     def notify(self, summary: str, body: str) -> None:
         self._icon.notify(body, summary)
 
-    def copy(self, text: str) -> None:
-        """Put ``text`` on the clipboard; never shown, never logged."""
+    def copy(self, text: str) -> bool:
+        """Put ``text`` on the clipboard; never shown, never logged. False: no clipboard here."""
         if self.backend in {"gtk", "appindicator"}:
             _gtk_copy(text)
-        else:
-            _tool_copy(text)
+            return True
+        return _tool_copy(text)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ def _gtk_copy(text: str) -> None:
     GLib.idle_add(apply)
 
 
-def _tool_copy(text: str) -> None:
+def _tool_copy(text: str) -> bool:
     """The platform's clipboard tool, fed on stdin (never argv: other users can read argv)."""
     candidates = {"darwin": ["pbcopy"], "win32": ["clip"]}.get(
         sys.platform, ["wl-copy", "xclip -selection clipboard", "xsel --clipboard --input"]
@@ -161,8 +161,9 @@ def _tool_copy(text: str) -> None:
         argv = candidate.split()
         if shutil.which(argv[0]):
             subprocess.run(argv, input=text.encode(), check=True, timeout=10)  # noqa: S603
-            return
+            return True
     logger.warning("no clipboard tool found (install xclip or wl-clipboard)")
+    return False
 
 
 def _choose_backend() -> None:

@@ -18,11 +18,8 @@ read, never trusted for anything else, and a token that is not a readable JWT ke
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
-import math
 import re
 import time
 from typing import Any
@@ -31,6 +28,7 @@ import httpx2
 
 from broker.errors import InvalidGrant, TokenRequestFailed
 from broker.oauth.as_metadata import AuthServer
+from broker.oauth.jwt_peek import jwt_claims, jwt_exp
 from broker.oauth.registration import ClientCredentials, client_authentication
 from broker.safetext import safe_text
 from broker.tokens.tokenset import TokenKey, TokenSet
@@ -44,7 +42,6 @@ MAX_LIFETIME = 365 * 24 * 3600
 GRANULARITY = 1.0
 #: Seconds by which an ``exp`` claim may differ from the estimate (latency, clock difference).
 CLOCK_AGREEMENT = 1.0
-_MAX_JWT_PAYLOAD = 16 * 1024
 #: Claims that name the user, most readable first (OIDC Core §5.1, Cognito's own names).
 _USER_CLAIMS = ("preferred_username", "cognito:username", "username", "email", "name")
 MAX_USER_LENGTH = 64
@@ -133,30 +130,6 @@ def expiry(sent: float, life: int, access_token: str, exp_claim: bool) -> float:
     if claimed is not None and abs(claimed - (sent + life)) <= GRANULARITY + CLOCK_AGREEMENT:
         return claimed
     return estimate
-
-
-def jwt_exp(token: str) -> float | None:
-    """The ``exp`` claim of a JWS compact token, read without verification; None if unreadable."""
-    exp = jwt_claims(token).get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        return None
-    try:
-        value = float(exp)
-    except OverflowError:  # an integer of hundreds of digits
-        return None
-    return value if math.isfinite(value) else None
-
-
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWS compact token, read without verification; {} if unreadable."""
-    parts = token.split(".")
-    if len(parts) != 3 or len(parts[1]) > _MAX_JWT_PAYLOAD:
-        return {}
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error, RecursionError):  # RecursionError: absurdly deep JSON
-        return {}
-    return payload if isinstance(payload, dict) else {}
 
 
 def display_user(

@@ -147,6 +147,10 @@ class SignInFlow:
         sign_in = SignIn(send, clients, opener=self._opener)
         options = replace(self._options(server), headless=headless)
         tokens = self._dpop.kept(_keyed_for(server, sign_in.sign_in(found, scope, options)), key)
+        if server.sends_id_token:
+            from broker.tokens.id_token import bounded_by_id_token
+
+            tokens = bounded_by_id_token(tokens)
         self._service.put(tokens)
         self._remember_client(server, clients, tokens.key, found.prm)
         return tokens
@@ -236,6 +240,17 @@ class SignInFlow:
             return None
 
     def _scope_for(
+        self, server: ServerConfig, found: Discovered, challenge: BearerChallenge | None
+    ) -> str | None:
+        scope = self._chosen_scope(server, found, challenge)
+        if server.sends_id_token:  # no ID token without openid (OIDC Core 3.1.2.1)
+            from broker.oauth.scopes import union_scopes
+            from broker.tokens.id_token import OPENID
+
+            scope = union_scopes(scope, OPENID)
+        return scope
+
+    def _chosen_scope(
         self, server: ServerConfig, found: Discovered, challenge: BearerChallenge | None
     ) -> str | None:
         from broker.oauth.scopes import choose_scope, own_scopes, with_offline_access

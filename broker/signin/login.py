@@ -53,9 +53,12 @@ class Headless:
     pastes the address the browser ends on into ``paste_from`` (:class:`PasteReader`), or the
     loopback callback arrives, whichever first. ``device``: the device authorization grant
     (RFC 8628). ``auto``: ``device`` when the authorization server offers it, else ``paste``.
+    ``link`` (the tray's "Copy sign-in link"): the authorization URL alone is handed to
+    ``tell``, once; the user opens it in a browser of their choosing on this machine and only
+    the loopback callback completes the sign-in.
     """
 
-    mode: Literal["paste", "device", "auto"]
+    mode: Literal["paste", "device", "auto", "link"]
     tell: Callable[[str], object]
     paste_from: IO[str] | None = None
 
@@ -138,7 +141,8 @@ class SignIn:
                 f"{server.issuer} offers no device sign-in (no device_authorization_endpoint); "
                 "sign in with --no-browser instead"
             )
-        if headless is not None and headless.mode != "paste" and supports_device_flow(server):
+        device_ok = headless is not None and headless.mode in ("device", "auto")
+        if headless is not None and device_ok and supports_device_flow(server):
             return self._device(found, scope, options, headless)
         ports = options.callback_ports
         listener: CallbackListener[str] = CallbackListener.bind(
@@ -156,7 +160,10 @@ class SignIn:
             listener.expect(
                 lambda p: is_our_callback(p, request), lambda p: authorization_code(p, request)
             )
-            if headless is not None:
+            if headless is not None and headless.mode == "link":
+                logger.info("handing out the sign-in link for %s", server.issuer)
+                headless.tell(request.url)
+            elif headless is not None:
                 self._show_link(request, listener, headless)
             else:
                 logger.info("opening the browser to sign in at %s", server.issuer)

@@ -151,8 +151,9 @@ class RefreshGrant:
             client = configured_client(
                 server, tokens.key.issuer, tokens.key.client_id, self._secrets
             )
-            fresh = refresh_tokens(send, found, tokens, client, server.send_resource)
-            return self.dpop.kept(fresh, key)
+            fresh = self.dpop.kept(
+                refresh_tokens(send, found, tokens, client, server.send_resource), key
+            )
         except TokenRequestFailed as exc:
             self.forget(found)
             if needs_user(exc):
@@ -162,6 +163,12 @@ class RefreshGrant:
             # The endpoint may have moved: look the metadata up again at the next attempt.
             self.forget(found)
             raise
+        if server.sends_id_token:
+            from broker.tokens.id_token import bounded_by_id_token
+
+            # The ID token is renewed with the access token, or the user must sign in again.
+            return bounded_by_id_token(fresh, renewal=True)
+        return fresh
 
     def _machine_token(
         self, send: Sender, server: ServerConfig, found: Discovered, tokens: TokenSet

@@ -39,7 +39,9 @@ class ResourceSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     issuer: str = DEFAULT_ISSUER
-    client_ids: tuple[str, ...] = (DEFAULT_CLIENT_ID,)
+    client_ids: tuple[str, ...] = DEFAULT_CLIENT_IDS
+    """Allowed app clients (Cognito ``client_id``): the demo user's client and the machine client,
+    as ``serve`` allows them by default."""
     resource: str | None = None
     jwks_url: str | None = None
     profile: Profile = "cognito"

@@ -71,11 +71,16 @@ AUTH_SCENARIOS = [
     "auth/iss-unexpected",
     "auth/iss-normalized",
     "auth/metadata-issuer-mismatch",
+]
+#: Extensions of the spec the broker implements: machine identities (``mcp-broker add URL
+#: --client-id ID --client-credentials`` / ``--private-key-jwt KEYFILE``) and DPoP (RFC 9449,
+#: SEP-1932: through the bridge, which signs the proofs).
+EXTENSION_SCENARIOS = [
     "auth/client-credentials-basic",
     "auth/client-credentials-jwt",
+    "auth/dpop",
+    "auth/dpop-nonce",
 ]
-#: DPoP (RFC 9449, SEP-1932), extension scenarios: through the bridge, which signs the proofs.
-DPOP_SCENARIOS = ["auth/dpop", "auth/dpop-nonce"]
 CLIENT_SCENARIOS = [
     "initialize",
     "tools_call",
@@ -89,13 +94,7 @@ CLIENT_SCENARIOS = [
     "json-schema-ref-no-deref",
     "json-schema-2020-12-preservation",
 ]
-SCENARIOS = AUTH_SCENARIOS + DPOP_SCENARIOS + CLIENT_SCENARIOS
-#: Scenarios the harness lists as extensions (not in the MCP spec) that the broker passes.
-EXTENSION_SCENARIOS = {
-    "auth/client-credentials-basic",
-    "auth/client-credentials-jwt",
-    *DPOP_SCENARIOS,
-}
+SCENARIOS = AUTH_SCENARIOS + CLIENT_SCENARIOS + EXTENSION_SCENARIOS
 
 
 def run_harness(scenario: str, out_dir: Path, env: dict[str, str]) -> tuple[int, str]:
@@ -192,9 +191,10 @@ def test_scenario_passes_through_the_bridge(
     assert code == 0 and "OVERALL: PASSED" in output, f"{scenario} failed:\n{output}"
 
 
-def harness_spec_scenarios() -> set[str]:
-    """The client scenarios of the pinned harness, by its own ``list`` command, extensions
-    (client credentials, DPoP, enterprise, …: not part of the MCP spec) left out."""
+def harness_client_scenarios() -> dict[str, str]:
+    """The client scenarios of the pinned harness, by its own ``list`` command, with the spec
+    versions each is for (``extension``: client credentials, DPoP, enterprise, …: not part of
+    the MCP spec)."""
     listed = subprocess.run(
         [str(NODE), str(HARNESS), "list", "--client"],
         capture_output=True,
@@ -203,14 +203,16 @@ def harness_spec_scenarios() -> set[str]:
         check=True,
         env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"},
     ).stdout
-    found = re.findall(r"^\s*- (\S+) \[([^\]]*)\]$", listed, re.MULTILINE)
-    return {name for name, versions in found if versions != "extension"}
+    return dict(re.findall(r"^\s*- (\S+) \[([^\]]*)\]$", listed, re.MULTILINE))
 
 
 def test_every_spec_scenario_of_the_harness_is_run_once() -> None:
     require(NODE.exists() and HARNESS.exists(), "the conformance harness (Node 22)", INSTALL)
     assert len(SCENARIOS) == len(set(SCENARIOS))
-    assert set(SCENARIOS) - EXTENSION_SCENARIOS == harness_spec_scenarios()
+    listed = harness_client_scenarios()
+    spec = {name for name, versions in listed.items() if versions != "extension"}
+    assert set(AUTH_SCENARIOS + CLIENT_SCENARIOS) == spec
+    assert {listed.get(name) for name in EXTENSION_SCENARIOS} == {"extension"}
 
 
 def test_the_client_reads_the_bridges_sign_in_code() -> None:

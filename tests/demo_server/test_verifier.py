@@ -96,6 +96,17 @@ def test_cognito_profile_allowlist_takes_several_clients(jwks: JwksServer) -> No
     assert [r is not None for r in results] == [True, False]
 
 
+def test_cognito_machine_token_is_accepted_by_default_by_its_client_id(jwks: JwksServer) -> None:
+    """A Cognito M2M (client_credentials) access token has no aud and no username, sub = the
+    app client: accepted by default by ``client_id`` (``demo-m2m`` is allowed, as by ``serve``);
+    another client's machine token is still refused."""
+    machine = {"client_id": "demo-m2m", "sub": "demo-m2m", "username": None}
+    intruder = {"client_id": "intruder", "sub": "intruder", "username": None}
+    results = verify_all(make_verifier(jwks), [token(jwks, **machine), token(jwks, **intruder)])
+    assert results[0] is not None and results[0].client_id == "demo-m2m"
+    assert results[1] is None
+
+
 def test_clock_skew_is_configurable(jwks: JwksServer) -> None:
     late = token(jwks, exp=int(time.time()) - 30)
     assert verify_all(make_verifier(jwks, clock_skew=60), [late]) != [None]

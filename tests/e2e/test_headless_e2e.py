@@ -10,6 +10,7 @@ import queue
 import re
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -58,6 +59,19 @@ class Login:
         self.proc.stdin.write(text + "\n")
         self.proc.stdin.flush()
 
+    def give_up(self) -> None:
+        """The user ends the input (Ctrl-D): standard input closes."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.stdin = None
+
+    def close(self) -> None:
+        """Whatever happened, the process is gone and its pipes closed."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(ValueError, subprocess.TimeoutExpired):
+            self.proc.communicate(timeout=10)
+
     def finish(self) -> tuple[int, str]:
         out, _ = self.proc.communicate(timeout=60)
         while not self.lines.empty():
@@ -65,31 +79,60 @@ class Login:
         return self.proc.returncode, out
 
 
+@pytest.fixture
+def terminal(broker_cli: BrokerCli) -> Iterator[Callable[..., Login]]:
+    """Starts ``mcp-broker login`` runs; each is ended and its pipes closed after the test."""
+    started: list[Login] = []
+
+    def start(*args: str) -> Login:
+        started.append(Login(broker_cli, *args))
+        return started[-1]
+
+    yield start
+    for login in started:
+        login.close()
+
+
 def final_address(url: str, artifacts: Path) -> str:
     """Open the link in Chromium and return the loopback address it ends on, never letting the
-    request reach the broker's listener (as on another machine)."""
+    request reach the broker's listener (as on another machine).
+
+    Playwright does not route the requests of redirects, so every request to the authorization
+    server is fetched here without following redirects: a redirect to the link's
+    ``redirect_uri`` is recorded and answered with the page a browser shows when nothing
+    listens there; any other answer is handed to the browser unchanged."""
+    callback = parse_qsl(urlsplit(url).query)
+    (redirect_uri,) = [value for name, value in callback if name == "redirect_uri"]
     ended: list[str] = []
 
-    def stop(route: Any) -> None:
-        ended.append(route.request.url)
-        route.abort()
+    def through(route: Any) -> None:
+        response = route.fetch(max_redirects=0)
+        location = response.headers.get("location", "")
+        if 300 <= response.status < 400 and location.startswith(redirect_uri + "?"):
+            ended.append(location)
+            route.fulfill(status=502, content_type="text/plain", body="This site can't be reached")
+            return
+        route.fulfill(response=response)
 
     with chromium_page() as page:
-        page.route(re.compile(r"^http://127\.0\.0\.1:\d+/callback\?"), stop)
-        # The aborted navigation fails, as the page does for the user on another machine.
-        with contextlib.suppress(Exception):
-            page.goto(url)
+        origin = "{0.scheme}://{0.netloc}/".format(urlsplit(url))
+        page.route(lambda address: address.startswith(origin), through)
+        page.route(lambda address: address.startswith(redirect_uri), lambda route: route.abort())
+        page.goto(url)
         page.screenshot(path=str(artifacts / "no-browser-final-page.png"))
     assert len(ended) == 1, ended
     return ended[0]
 
 
 def test_no_browser_completes_by_pasting_the_final_address(
-    broker_cli: BrokerCli, secret_service: SecretServiceHandle, artifacts_dir: Path
+    broker_cli: BrokerCli,
+    secret_service: SecretServiceHandle,
+    artifacts_dir: Path,
+    terminal: Callable[..., Login],
 ) -> None:
     with demo_stack(access_token_ttl=3600, rotation=False) as stack:
         broker_cli.ok("add", stack.mcp_url, "--client-id", "demo-broker", "--provider", "cognito")
-        login = Login(broker_cli, stack.mcp_url, "--no-browser")
+        login = terminal(stack.mcp_url, "--no-browser")
         link = login.wait_for(r"^  (http\S+)$").group(1)
         address = final_address(link, artifacts_dir)
         params = dict(parse_qsl(urlsplit(address).query))
@@ -111,22 +154,24 @@ def test_no_browser_completes_by_pasting_the_final_address(
 
 
 def test_no_browser_refuses_only_another_sign_ins_address(
-    broker_cli: BrokerCli, secret_service: SecretServiceHandle, artifacts_dir: Path
+    broker_cli: BrokerCli,
+    secret_service: SecretServiceHandle,
+    artifacts_dir: Path,
+    terminal: Callable[..., Login],
 ) -> None:
     with demo_stack(access_token_ttl=3600, rotation=False) as stack:
         broker_cli.ok("add", stack.mcp_url, "--client-id", "demo-broker", "--provider", "cognito")
-        first = Login(broker_cli, stack.mcp_url, "--no-browser")
+        first = terminal(stack.mcp_url, "--no-browser")
         first_link = first.wait_for(r"^  (http\S+)$").group(1)
         first_address = final_address(first_link, artifacts_dir)
         first.proc.kill()
         first.finish()
 
-        second = Login(broker_cli, stack.mcp_url, "--no-browser")
+        second = terminal(stack.mcp_url, "--no-browser")
         second.wait_for(r"^  (http\S+)$")
         second.paste(first_address)
         second.wait_for("another sign-in")
-        assert second.proc.stdin is not None
-        second.proc.stdin.close()  # the user gives up
+        second.give_up()
         returncode, _ = second.finish()
 
         assert returncode == 4
@@ -135,13 +180,16 @@ def test_no_browser_refuses_only_another_sign_ins_address(
 
 
 def test_device_sign_in_approved_in_a_real_browser(
-    broker_cli: BrokerCli, secret_service: SecretServiceHandle, artifacts_dir: Path
+    broker_cli: BrokerCli,
+    secret_service: SecretServiceHandle,
+    artifacts_dir: Path,
+    terminal: Callable[..., Login],
 ) -> None:
     with demo_stack(
         access_token_ttl=3600, rotation=False, device_flow=True, device_interval=1
     ) as stack:
         broker_cli.ok("add", stack.mcp_url, "--client-id", "demo-broker", "--provider", "cognito")
-        login = Login(broker_cli, stack.mcp_url, "--device")
+        login = terminal(stack.mcp_url, "--device")
         code = login.wait_for(r"enter the code:\s+(\S+)").group(1)
         complete = login.wait_for(r"^\(or open (\S+)\)$").group(1)
         with chromium_page() as page:

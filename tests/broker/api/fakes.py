@@ -42,6 +42,8 @@ class FakeProvider:
         self.gate: threading.Event | None = None
         self.gated: set[str] | None = None  # None: every call waits on the gate
         self.calls: list[tuple[str, float | None]] = []
+        self.names: dict[str, str] = {}  # url -> PRM resource_name
+        self.machines: set[str] = set()  # urls of machine identities
         self._lock = threading.Lock()
 
     def token(self, url: str, min_valid: float | None = None) -> TokenSet:
@@ -57,7 +59,16 @@ class FakeProvider:
 
     def status(self) -> list[ServerStatus]:
         return [
-            ServerStatus(url, "valid", ISSUER, "client-1", expires_at=t.expires_at, scope=t.scope)
+            ServerStatus(
+                url,
+                "valid",
+                ISSUER,
+                "client-1",
+                expires_at=t.expires_at,
+                scope=t.scope,
+                machine=url in self.machines,
+                name=self.names.get(url),
+            )
             for url, t in self.tokens.items()
         ]
 

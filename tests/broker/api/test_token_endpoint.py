@@ -60,6 +60,19 @@ def test_status_lists_servers_and_states_but_no_tokens(api: Api) -> None:
     assert CANARY_ACCESS not in response.text
 
 
+def test_status_names_each_server_and_says_which_are_machine_identities(api: Api) -> None:
+    api.provider.names[SERVER_A] = "Example MCP"
+    api.provider.machines.add(SERVER_B)
+
+    servers = {
+        s["url"]: s for s in api.http.get("/v1/status", headers=api.headers()).json()["servers"]
+    }
+
+    assert (servers[SERVER_A]["name"], servers[SERVER_A]["machine"]) == ("Example MCP", False)
+    assert (servers[SERVER_B]["name"], servers[SERVER_B]["machine"]) == (None, True)
+    assert servers[SERVER_B]["client_id"] == "client-1"
+
+
 def test_status_needs_the_secret(api: Api) -> None:
     response = api.http.get("/v1/status", headers={"X-MCP-Broker": "1"})
     assert response.status_code == 401

@@ -58,6 +58,10 @@ class FakeBroker:
         assert url == URL
         return self.current
 
+    def renewed(self, url: str) -> TokenSet:
+        assert url == URL
+        return self.service.refresh(self.current.key)
+
     def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
         assert url == URL
         self.logins.append(extra_scope)

@@ -162,3 +162,55 @@ def test_config_refuses_unknown_values() -> None:
         ServerConfig(URL, grant="client_credentials")  # no client id
     with pytest.raises(ConfigError):
         ServerConfig(URL, send="refresh-token")
+
+
+def test_send_id_token_is_a_per_server_opt_in_with_its_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, out, fake = run(["add", URL, "--send", "id-token"], Stdin(""), monkeypatch)
+    assert code == 0
+    assert fake.servers[URL].send == "id-token" and fake.servers[URL].sends_id_token
+    assert "workaround" in out
+
+
+def test_without_send_the_access_token_stays_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, fake = run(["add", URL], Stdin(""), monkeypatch)
+    assert code == 0
+    assert fake.servers[URL].send is None and not fake.servers[URL].sends_id_token
+    assert "ID token" not in out
+
+
+def test_changing_what_is_sent_asks_for_a_new_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = MachineBroker()
+    fake.servers[URL] = ServerConfig(URL, client_id="demo-broker", issuer="http://issuer")
+    monkeypatch.setattr(sys, "stdin", Stdin(""))
+    out = io.StringIO()
+    argv = ["add", URL, "--client-id", "demo-broker", "--send", "id-token"]
+    assert cli.main(argv, broker_factory=lambda args: fake, out=out) == 0
+    assert fake.servers[URL].issuer is None  # the old sign-in was for the access token
+    assert (
+        cli.main(
+            ["add", URL, "--client-id", "demo-broker"], broker_factory=lambda args: fake, out=out
+        )
+        == 0
+    )
+    assert fake.servers[URL].send is None
+
+
+def test_a_machine_has_no_id_token_to_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SystemExit) as done:
+        run(
+            ["add", URL, "--client-id", "m", "--client-credentials", "--send", "id-token"],
+            Stdin(SECRET + "\n"),
+            monkeypatch,
+        )
+    assert done.value.code == 2
+    with pytest.raises(ConfigError):
+        ServerConfig(URL, client_id="m", grant="client_credentials", send="id-token")
+
+
+def test_add_help_warns_about_the_id_token(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["add", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "WARNING: id-token is a workaround" in text and "AgentCore" in text

@@ -13,12 +13,14 @@ from broker.api.clients import ConsentRequest, Decision
 from broker.desktop.controller import STEP_UP_TTL, Controller
 from broker.desktop.menu import Action, ClientChoice, Command, Overall, View, overall
 from broker.errors import AuthorizationDenied, ClientConfigError, InteractionRequired
+from broker.signin.login import Headless
 from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
 ISSUER = "https://idp.example/pool"
 SECRET_TOKEN = "at-SECRET-canary-0123456789"
+LINK = "https://idp.example/authorize?client_id=client&state=s&code_challenge=c"
 WAIT = 30.0  # a bound for a stuck test, not a timing assertion
 
 
@@ -30,13 +32,20 @@ class FakeBroker:
         self.release_login = threading.Event()
         self.login_error: Exception | None = None
         self.extra_scopes: list[str | None] = []
+        self.headless: list[Headless | None] = []
 
     def status(self) -> list[ServerStatus]:
         return [ServerStatus(URL, self.state, ISSUER, "client", expires_at=2e9)]
 
-    def login(self, url: str, extra_scope: str | None = None) -> TokenSet:
+    def login(
+        self, url: str, extra_scope: str | None = None, headless: Headless | None = None
+    ) -> TokenSet:
         self.login_threads.append(threading.current_thread().name)
         self.extra_scopes.append(extra_scope)
+        self.headless.append(headless)
+        if headless is not None:  # the flow hands the link out before it waits for the callback
+            assert headless.mode == "link"
+            headless.tell(LINK)
         assert self.release_login.wait(WAIT)
         if self.login_error is not None:
             raise self.login_error
@@ -163,6 +172,42 @@ def test_copy_access_token_puts_it_on_the_clipboard_and_nowhere_else(
     assert tray.clipboard == [SECRET_TOKEN]
     shown = repr(tray.notes) + repr(tray.views)
     assert SECRET_TOKEN not in shown
+
+
+def test_copy_sign_in_link_puts_the_link_on_the_clipboard_and_the_callback_signs_in(
+    controller: Controller, fake: FakeBroker, tray: Recorder
+) -> None:
+    controller.post(Command(Action.COPY_SIGN_IN_LINK, URL))
+    tray.wait_note("Sign-in link copied")
+    waiting = tray.wait_view("waiting for the callback", lambda v: URL in v.busy)
+    fake.release_login.set()  # the user's browser delivered the loopback callback
+    tray.wait_view("signed in", lambda v: overall(v) is Overall.SIGNED_IN, after=waiting)
+
+    assert tray.clipboard == [LINK]
+    assert [h.mode if h else None for h in fake.headless] == ["link"]
+    assert fake.login_threads == ["tray-sign-in"]
+    assert tray.wait_note("Signed in")[1] == "Signed in to mcp.example/mcp."
+    assert LINK not in repr(tray.notes)
+
+
+def test_without_a_clipboard_the_sign_in_link_is_shown_in_a_notification(
+    fake: FakeBroker, tray: Recorder
+) -> None:
+    controller = Controller(
+        fake,
+        tray,
+        open_url=tray.opened.append,
+        open_folder=lambda p: None,
+        show=tray.show,
+        copy=lambda text: False,  # the tray has no clipboard here
+    )
+    controller.start()
+    try:
+        controller.post(Command(Action.COPY_SIGN_IN_LINK, URL))
+        assert tray.wait_note("Sign-in link for mcp.example/mcp")[1] == LINK
+    finally:
+        fake.release_login.set()
+        controller.stop()
 
 
 def test_copy_without_a_sign_in_says_so(
@@ -353,9 +398,7 @@ def test_connect_a_client_writes_its_entries_off_the_tray_thread_and_ticks_it(
     fake: FakeBroker, tray: Recorder
 ) -> None:
     clients = FakeClients()
-    c = Controller(
-        fake, tray, open_url=print, open_folder=print, clients=clients, show=tray.show
-    )
+    c = Controller(fake, tray, open_url=print, open_folder=print, clients=clients, show=tray.show)
     c.start()
     try:
         first = tray.wait_view("with the clients", lambda v: v.clients)

@@ -95,6 +95,20 @@ def test_each_server_has_its_state_and_its_own_actions() -> None:
     out = submenu_of(menu, "127.0.0.1")
     assert out["Sign in"].enabled and out["Sign in"].command == Command(Action.SIGN_IN, B)
     assert not out["Sign out"].enabled and not out["Copy access token"].enabled
+    assert out["Copy sign-in link"].enabled
+    assert out["Copy sign-in link"].command == Command(Action.COPY_SIGN_IN_LINK, B)
+
+
+def test_copy_sign_in_link_only_for_a_persons_server_that_needs_a_sign_in() -> None:
+    machine = ServerStatus(A, "sign_in_required", ISSUER, "m2m", machine=True)
+    needs = ServerStatus(B, "sign_in_required", ISSUER, "client")
+    menu = entries(view(machine, needs))
+
+    assert "Copy sign-in link" not in submenu_of(menu, "a.example")  # a machine has no person
+    assert "Copy sign-in link" in submenu_of(menu, "127.0.0.1")
+    assert "Copy sign-in link" not in submenu_of(entries(view(signed_in(B))), "127.0.0.1")
+    busy = submenu_of(entries(view(needs, busy=frozenset({B}))), "127.0.0.1")
+    assert not busy["Copy sign-in link"].enabled
 
 
 def test_a_server_being_signed_in_offers_no_second_sign_in() -> None:
@@ -222,4 +236,14 @@ def test_a_scope_asked_for_by_clients_gets_its_own_entry_while_signed_in() -> No
     assert not busy[label].enabled
     # Not signed in: a plain sign-in first (the offer is for adding to a sign-in).
     out = entries(view(signed_out(A), step_ups=asked))
-    assert list(submenu_of(out, "a.example")) == ["Sign in", "Sign out", "Copy access token"]
+    assert list(submenu_of(out, "a.example")) == [
+        "Sign in",
+        "Copy sign-in link",
+        "Sign out",
+        "Copy access token",
+    ]
+
+
+def test_a_machine_identity_is_named_by_its_client_not_a_user() -> None:
+    machine = ServerStatus(A, "valid", ISSUER, "demo-m2m", expires_at=NOW + 60, machine=True)
+    assert " as machine client demo-m2m, token until " in entries(view(machine))[0].label

@@ -127,6 +127,56 @@ def test_sign_in_from_the_tray_menu_turns_the_icon_signed_in(
         broker.kill()
 
 
+def test_copy_sign_in_link_then_the_users_own_browser_signs_in(
+    desktop: Desktop,
+    broker_env: dict[str, str],
+    demo_stack: str,
+    tmp_path: Path,
+    artifacts_dir: Path,
+) -> None:
+    """The tray's "Copy sign-in link": the link goes to the clipboard, the broker opens no
+    browser; the user pastes it into a browser on this machine (the end-to-end tests' real
+    browser driver, auto-login) and the loopback callback completes the sign-in."""
+    env = desktop.environ(broker_env)
+    opened = tmp_path / "default-browser-opened"
+    default_browser = tmp_path / "default-browser"
+    default_browser.write_text(f'#!/bin/sh\necho "$@" >> "{opened}"\nexit 1\n')
+    default_browser.chmod(0o755)
+    env["BROWSER"] = str(default_browser)  # must never be used by the link sign-in
+    cli(env, "add", demo_stack, "--client-id", "demo-broker", "--provider", "cognito")
+    broker = BrokerRun(env, tmp_path / "broker.log")
+    try:
+        icon = wait_for("the icon docked", lambda: icon_with(desktop, "sign-in needed"), 120)
+        open_menu(desktop, icon)
+        desktop.key("Down", "Right", "Down")  # the server → its submenu → "Copy sign-in link"
+        desktop.screenshot(artifacts_dir / "tray-copy-sign-in-link.png")
+        desktop.key("Return")
+
+        def clipboard_link() -> str | None:
+            text = desktop.clipboard()
+            return text if text.startswith("http") else None
+
+        link = wait_for("the sign-in link on the clipboard", clipboard_link)
+        copied = wait_for("the link notification", lambda: [
+            n for n in desktop.notifications() if n[0] == "Sign-in link copied"])  # fmt: skip
+        # Named by host and path: its resource_name is learnt at the first sign-in.
+        assert demo_stack.split("//")[1] in copied[0][1] and link not in copied[0][1]
+        assert "/oauth2/authorize?" in link and "code_challenge=" in link
+
+        users_browser = subprocess.run(
+            [browser_command(tmp_path), link], env=env, timeout=120, check=False
+        )
+        assert users_browser.returncode == 0  # it landed on the loopback callback
+
+        wait_for("the signed-in title", lambda: icon_with(desktop, "signed in"), 120)
+        status = json.loads(cli(env, "status", "--json"))
+        assert [(s["state"], s["user"]) for s in status["servers"]] == [("valid", "demo")]
+        assert ("Signed in", f"Signed in to {DEMO_NAME}.") in desktop.notifications()
+        assert not opened.exists()  # the broker opened no browser itself
+    finally:
+        broker.kill()
+
+
 def test_ctrl_c_stops_the_tray_cleanly_without_a_notification_daemon(
     desktop_without_notifications: Desktop, broker_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -105,3 +105,43 @@ def test_device_sign_in_through_the_flow(tmp_path: Path) -> None:
     assert tokens.access_token == "device-token"
     assert world.polls == 2 and world.opened == []
     assert any("BCDF-GHJK" in line for line in told)
+
+
+class LinkWorld(DeviceWorld):
+    """Offers the device flow; its token endpoint redeems codes (PKCE checked) as World's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.device_requests = 0
+
+    def send(self, request: httpx2.Request) -> httpx2.Response:
+        if str(request.url) == f"{ISSUER}/device":
+            self.device_requests += 1
+        if str(request.url) == f"{ISSUER}/token":
+            return World.send(self, request)
+        return super().send(request)
+
+
+@pytest.mark.integration  # the real loopback callback listener
+def test_link_hands_out_the_link_once_and_the_loopback_callback_completes_it(
+    tmp_path: Path,
+) -> None:
+    """The tray's "Copy sign-in link": the link alone goes to ``tell`` (no browser opened, no
+    paste read, no device flow even where the authorization server offers one); a browser on
+    this machine then delivers the callback to the loopback listener."""
+    world = LinkWorld()
+    store = MemoryTokenStore()
+
+    def no_browser(url: str) -> bool:
+        raise AssertionError("the link is handed out, never opened by the broker")
+
+    flow = make_flow(world, tmp_path, store, no_browser)
+    links: list[str] = []
+    tokens = flow.sign_in(
+        ONE, headless=Headless("link", lambda link: (links.append(link), world.open(link)))
+    )
+
+    (link,) = links
+    assert link.startswith(f"{ISSUER}/authorize?") and "code_challenge=" in link
+    assert world.opened == [ONE] and world.device_requests == 0
+    assert tokens.access_token.startswith("access-")

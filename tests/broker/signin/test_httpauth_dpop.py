@@ -40,10 +40,9 @@ class Broker:
     def __init__(self, tokens: TokenSet) -> None:
         self.tokens = tokens
         self.dpop = Dpop()
-        self.service = self  # a refresh gives the same tokens again
 
-    def refresh(self, key: TokenKey) -> TokenSet:
-        return self.tokens
+    def renewed(self, url: str) -> TokenSet:
+        return self.tokens  # a refresh gives the same tokens again
 
     def token(self, url: str, min_valid: float | None = None) -> TokenSet:
         return self.tokens
