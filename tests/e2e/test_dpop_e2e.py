@@ -116,7 +116,12 @@ def test_a_dpop_bound_sign_in_calls_tools_through_the_bridge_and_a_stolen_token_
             assert answer.status_code == 401, what
             assert token not in answer.text and "tools" not in answer.text, what
 
-    private_d = str(key.as_dict(private=True)["d"])
+        # The private key is in the keyring (with the tokens), and leaves it at sign-out.
+        private_d = str(key.as_dict(private=True)["d"])
+        assert any(private_d in v for v in secret_service.entries("mcp-oauth-broker").values())
+        broker_cli.ok("logout", stack.mcp_url)
+        assert not any(private_d in v for v in secret_service.entries("mcp-oauth-broker").values())
+
     secrets = [private_d, token, tokens.refresh_token or "", tokens.dpop_key]
     places = {f"files: {n}": t for n, t in files_under(Path(broker_cli.env[HOME])).items()}
     places["bridge log"] = log.read_text()
@@ -161,3 +166,29 @@ def test_with_a_broker_running_the_bridge_signs_its_own_proofs(
     assert [me["username"] for me in seen] == ["demo"] * 3
     assert refused.returncode == 3 and "DPoP-bound" in refused.stderr
     assert "DPoP-bound; using the broker library" in (tmp_path / "bridge.log").read_text()
+
+
+def test_a_machine_identity_gets_dpop_bound_tokens_too(
+    broker_cli: BrokerCli, secret_service: SecretServiceHandle
+) -> None:
+    from tests.e2e.test_machines_e2e import add_machine
+
+    secret = "CANARY-m2m-dpop-secret"
+    with demo_stack(
+        access_token_ttl=3600,
+        rotation=False,
+        m2m_secret=secret,
+        dpop=DpopSettings(enabled=True, require_nonce=True),
+        resource={"dpop_required": True, "dpop_nonce": True},
+    ) as stack:
+        added = add_machine(broker_cli, stack.mcp_url, secret)
+        assert added.returncode == 0, added.stderr
+        assert "machine client demo-m2m" in broker_cli.ok("call", stack.mcp_url, "whoami")
+        store = KeyringTokenStore(secret_service.backend, timeout=30)
+        try:
+            tokens = store.reload(TokenKey(stack.issuer, "demo-m2m", stack.mcp_url))
+        finally:
+            store.close()
+    assert tokens is not None and tokens.token_type == "DPoP" and tokens.dpop_key
+    key = proofs.key_from_text(tokens.dpop_key)
+    assert claims(tokens.access_token)["cnf"] == {"jkt": proofs.thumbprint(key)}
