@@ -163,9 +163,15 @@ def test_with_a_broker_running_the_bridge_signs_its_own_proofs(
             refused = broker_cli.run("headers", stack.mcp_url)  # through the running API
         finally:
             broker.kill()
+        tokens = stored(secret_service, stack)
     assert [me["username"] for me in seen] == ["demo"] * 3
     assert refused.returncode == 3 and "DPoP-bound" in refused.stderr
-    assert "DPoP-bound; using the broker library" in (tmp_path / "bridge.log").read_text()
+    bridge_log = (tmp_path / "bridge.log").read_text()
+    assert "DPoP-bound; using the broker library" in bridge_log
+    assert tokens.dpop_key is not None
+    private_d = str(proofs.key_from_text(tokens.dpop_key).as_dict(private=True)["d"])
+    logs = {"broker log": broker.log(), "bridge log": bridge_log, "headers": refused.stdout}
+    assert leaks([private_d, tokens.access_token, tokens.dpop_key], logs) == []
 
 
 def test_a_machine_identity_gets_dpop_bound_tokens_too(

@@ -324,3 +324,12 @@ def test_login_without_a_browser_here(
 def test_no_browser_and_device_exclude_each_other() -> None:
     with pytest.raises(SystemExit):
         cli.main(["login", URL, "--no-browser", "--device"])
+
+
+def test_add_dpop_and_no_dpop_set_the_servers_choice() -> None:
+    for flags, expected in (([], None), (["--dpop"], True), (["--no-dpop"], False)):
+        code, _, fake = run(["add", URL, *flags])
+        assert code == 0 and fake.servers[URL].dpop is expected
+    with pytest.raises(SystemExit) as usage:  # one or the other
+        run(["add", URL, "--dpop", "--no-dpop"])
+    assert usage.value.code == 2
