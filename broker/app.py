@@ -102,6 +102,7 @@ class Broker:
         self.grant = grant
         self.service = service
         self.signin = signin
+        self.dpop = grant.dpop  # the process's DPoP nonces, for the bridge's proofs
 
     def close(self) -> None:
         close = getattr(self._send, "close", None)

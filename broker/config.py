@@ -18,6 +18,7 @@
     grant = "client_credentials"  # a machine identity (client_id is a confidential client)
     client_auth = "private_key_jwt"  # a machine's authentication: "client_secret" (default) or this
     send = "id-token"             # send the ID token, not the access token (a workaround, below)
+    dpop = true                   # DPoP (RFC 9449): true always, false never; unset: when offered
     resource_name = "Example MCP"  # set by the broker: the server's PRM resource_name (display)
 
 ``send = "id-token"`` (``mcp-broker add URL --send id-token``) is a workaround for gateways that
@@ -98,6 +99,10 @@ class ServerConfig:
     #: The server's own name, its Protected Resource Metadata ``resource_name`` (RFC 9728 §2),
     #: recorded (sanitised: it comes from the network) at each sign-in; for display only.
     resource_name: str | None = None
+    #: DPoP (RFC 9449): None uses it when the authorization server offers it (ES256 in
+    #: ``dpop_signing_alg_values_supported``), True always (``add --dpop``: a Bearer answer is
+    #: refused), False never (``add --no-dpop``). See :mod:`broker.tokens.dpop`.
+    dpop: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", canonical_resource(self.url))
@@ -332,7 +337,7 @@ def _parse_server(where: str, entry: Any) -> ServerConfig:
         isinstance(scopes, list) and all(isinstance(s, str) and s and " " not in s for s in scopes)
     ):
         raise ConfigError(f"{where}.scopes must be a list of scope names without spaces")
-    for flag in ("send_resource", "client_registered"):
+    for flag in ("send_resource", "client_registered", "dpop"):
         if not isinstance(entry.get(flag, True), bool):
             raise ConfigError(f"{where}.{flag} must be true or false")
     if entry.get("client_secret"):

@@ -45,6 +45,8 @@ BrokerError                                         (answered as 503 temporarily
 │   ├── PayloadTooLarge          body over the limit                     413 invalid_request
 │   ├── UnsupportedMediaType     body not JSON                           415 invalid_request
 │   └── ApiServerError           a bug in the broker                        500 server_error
+├── DpopBound                the server's tokens are DPoP-bound: only the bridge can use them
+│                                                    (exit code 3)    403 dpop_bound
 ├── AlreadyRunning           another broker already runs for this user (SECURITY #32; exit 6)
 ├── TrayUnavailable          no tray icon can be shown here (the broker runs headless)
 └── ServerUnreachable        a server could not be reached (exit 5)  503 temporarily_unavailable
@@ -305,6 +307,16 @@ class ApiServerError(LocalApiError, answer=True):
 
     http_status = 500
     wire_error = "server_error"
+
+
+class DpopBound(BrokerError, answer=True):
+    """The server's tokens are bound to a DPoP key the broker holds (RFC 9449): a token alone
+    is useless to a client, so the token API and ``token``/``headers`` refuse it and name the
+    bridge (``mcp-broker connect URL``), which signs a proof for every request itself."""
+
+    exit_code = 3
+    http_status = 403
+    wire_error = "dpop_bound"
 
 
 class AlreadyRunning(BrokerError):

@@ -31,6 +31,7 @@ from broker.errors import ConfigError
 from broker.paths import BrokerPaths, broker_paths
 from broker.signin.flow import SignInFlow
 from broker.tokens.auth_servers import AuthServerCache
+from broker.tokens.dpop import Dpop
 from broker.tokens.grant import RefreshGrant
 from broker.tokens.service import TokenService
 from broker.tokens.stamps import FileStamps
@@ -164,7 +165,8 @@ def build(
         store = KeyringTokenStore(timeout=settings.keyring_timeout)
     sender: Sender = send if send is not None else LazySender()
     auth_servers = AuthServerCache(paths.state_dir)
-    grant = RefreshGrant(sender, auth_servers, lambda: config.load().servers, store)
+    dpop = Dpop()
+    grant = RefreshGrant(sender, auth_servers, lambda: config.load().servers, store, dpop)
     service = TokenService(
         store, grant, lock_factory=refresh_locks(paths.lock_dir), stamps=FileStamps(paths.lock_dir)
     )
@@ -178,6 +180,7 @@ def build(
         update_config=config.update,
         opener=opener,
         timeout=sign_in_timeout,
+        dpop=dpop,
     )
     broker = Broker(
         paths,

@@ -140,8 +140,9 @@ def openapi_document(port: int) -> dict[str, Any]:
                         **_COMMON_ERRORS,
                         "401": _error("No or a wrong client secret"),
                         "403": _error(
-                            "access_denied / consent_required / insufficient_scope, or a "
-                            "refused request shape"
+                            "access_denied / consent_required / insufficient_scope / "
+                            "dpop_bound (the server's tokens are DPoP-bound: use the bridge, "
+                            "mcp-broker connect URL), or a refused request shape"
                         ),
                         "404": _error("invalid_target: not a configured server"),
                         "409": _error("interaction_required: the user must sign in"),

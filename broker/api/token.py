@@ -29,6 +29,7 @@ from broker.api.provider import Busy
 from broker.api.responses import WsgiApp, error_parts, json_parts, send, unexpected_parts
 from broker.hints import login_command
 from broker.oauth.scopes import is_scope_of
+from broker.tokens.dpop import is_bound, refuse_bound
 from broker.tokens.tokenset import TokenSet
 
 T = TypeVar("T")
@@ -42,6 +43,9 @@ def answer_token(ctx: ApiContext, environ: dict[str, Any]) -> dict[str, Any]:
     wanted = parse_token_request(read_body(environ))
     _authorize(ctx, client, wanted.resource)
     tokens = _fetch(ctx, client, wanted)
+    if is_bound(tokens):
+        ctx.clients.audit.record(client.name, wanted.resource, errors.DpopBound.wire_error)
+        refuse_bound(tokens)
     ctx.clients.audit.record(client.name, wanted.resource, "granted")
     return _token_body(tokens, wanted.resource)
 

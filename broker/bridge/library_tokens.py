@@ -25,6 +25,10 @@ class LibraryTokens:
         self.resource = resource
         self._broker = broker
         self._step_up_lock = threading.Lock()
+        self._handed: dict[str, TokenSet] = {}  # the sets of the last tokens handed out
+        self._handed_lock = threading.Lock()
+        #: DPoP proofs for the tokens handed out (:class:`broker.signin.httpauth.RequestProofs`).
+        self.proofs = broker.dpop.resource_proofs(self._handed_set)
 
     def token(self) -> str:
         return self._current(MIN_VALID_SECONDS).access_token
@@ -33,7 +37,7 @@ class LibraryTokens:
         current = self._current(MIN_VALID_SECONDS)
         if current.access_token != refused:
             return current.access_token
-        fresh = self._broker.renewed(self.resource)
+        fresh = self._handing(self._broker.renewed(self.resource))
         if fresh.access_token == refused:
             raise InteractionRequired(
                 f"{self.resource} refused the broker's current token; {sign_in_hint(self.resource)}"
@@ -54,10 +58,26 @@ class LibraryTokens:
             logger.info(
                 "signing in to %s again for the scope %s", self.resource, " ".join(sorted(missing))
             )
-            return self._broker.login(self.resource, extra_scope=challenged_scope).access_token
+            return self._handing(
+                self._broker.login(self.resource, extra_scope=challenged_scope)
+            ).access_token
 
     def close(self) -> None:
         self._broker.close()
 
     def _current(self, min_valid: float) -> TokenSet:
-        return self._broker.token(self.resource, min_valid)
+        return self._handing(self._broker.token(self.resource, min_valid))
+
+    def _handing(self, tokens: TokenSet) -> TokenSet:
+        """Remember the set of a token handed out, for its DPoP proofs: the last few only."""
+        with self._handed_lock:
+            handed = self._handed
+            if tokens.access_token not in handed:
+                if len(handed) >= 4:
+                    handed.pop(next(iter(handed)))
+                handed[tokens.access_token] = tokens
+        return tokens
+
+    def _handed_set(self, access_token: str) -> TokenSet | None:
+        with self._handed_lock:
+            return self._handed.get(access_token)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from broker.api import endpoint
 from broker.bridge.api_tokens import ApiTokens
 from broker.bridge.library_tokens import LibraryTokens
-from broker.errors import BrokerNotRunning
-from broker.signin.httpauth import TokenSource
+from broker.errors import BrokerNotRunning, DpopBound
+from broker.signin.httpauth import RequestProofs, TokenSource
+
+if TYPE_CHECKING:
+    import httpx2
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ class BrokerTokens:
         self._api: TokenSource | None = None
         self._library: TokenSource | None = None
         self._use_api: bool | None = None  # None: not decided yet
+        self.proofs = _CurrentProofs(self)
 
     def token(self) -> str:
         return self._ask(lambda source: source.token())
@@ -53,13 +58,23 @@ class BrokerTokens:
         source, is_api = self._current()
         try:
             return question(source)
-        except BrokerNotRunning as exc:
+        except (BrokerNotRunning, DpopBound) as exc:
             if not is_api:
                 raise
-            logger.warning("the broker stopped answering (%s); using the broker library", exc)
+            if isinstance(exc, DpopBound):
+                # Only the library holds the key: the bridge signs its own proofs (RFC 9449).
+                logger.info("%s's tokens are DPoP-bound; using the broker library", self.resource)
+            else:
+                logger.warning("the broker stopped answering (%s); using the broker library", exc)
             with self._lock:
                 self._use_api = False
             return question(self._current()[0])
+
+    def current_proofs(self) -> RequestProofs | None:
+        """The DPoP proofs of the source in use (the library's; the API hands out no bound
+        tokens)."""
+        proofs: RequestProofs | None = getattr(self._current()[0], "proofs", None)
+        return proofs
 
     def _current(self) -> tuple[TokenSource, bool]:
         with self._lock:
@@ -76,6 +91,21 @@ class BrokerTokens:
             if self._library is None:
                 self._library = self._open_library()
             return self._library, False
+
+
+class _CurrentProofs:
+    """:class:`RequestProofs` of whichever source :class:`BrokerTokens` uses at the time."""
+
+    def __init__(self, tokens: BrokerTokens) -> None:
+        self._tokens = tokens
+
+    def attach(self, request: httpx2.Request, token: str) -> bool:
+        proofs = self._tokens.current_proofs()
+        return proofs is not None and proofs.attach(request, token)
+
+    def nonce_challenged(self, request: httpx2.Request, response: httpx2.Response) -> bool:
+        proofs = self._tokens.current_proofs()
+        return proofs is not None and proofs.nonce_challenged(request, response)
 
 
 def open_token_source(resource: str, config: str | None = None) -> TokenSource:

@@ -212,6 +212,23 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "broker then asks for openid at sign-in and renews the ID token like the access token; "
         "use it only for such a gateway",
     )
+    dpop = add.add_mutually_exclusive_group()
+    dpop.add_argument(
+        "--dpop",
+        action="store_const",
+        const=True,
+        help="always ask for DPoP-bound tokens (RFC 9449), and refuse Bearer ones. Default: "
+        "DPoP when the authorization server offers it (Cognito does not). A bound token is "
+        "useless without the broker's key: MCP clients then connect through `mcp-broker "
+        "connect URL`; the token API and `token`/`headers` refuse it (dpop_bound)",
+    )
+    dpop.add_argument(
+        "--no-dpop",
+        dest="dpop",
+        action="store_const",
+        const=False,
+        help="never ask for DPoP-bound tokens, e.g. for a client that can only use the token API",
+    )
     machine = add.add_argument_group(
         "machine identity",
         "For agents, CI and servers with no person: the broker holds a confidential client and "
@@ -294,6 +311,7 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         scopes=tuple(args.scopes) if args.scopes else None,
         issuer=issuer,
         send=send,
+        dpop=args.dpop,
     )
     if args.client_credentials or args.private_key_jwt:
         return _add_machine(args, broker, out, server)
@@ -312,6 +330,7 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             send_resource=not args.no_resource_param and stack.send_resource,
             scopes=tuple(args.scopes) if args.scopes else stack.scopes,
             send=send,
+            dpop=args.dpop,
         )
     saved = broker.add(server)
     print(f"Added {saved.url}. Sign in with: mcp-broker login {saved.url}", file=out)

@@ -44,7 +44,8 @@ already runs. MCP_BROKER_HOME=<dir> keeps config, state and locks in <dir>.
 """
 HELPER_EXIT_CODES = (
     "Exit codes, the same whether the running broker or the keyring answered: 0 printed, 3 the "
-    "server is not configured (or the config is bad), 4 sign in first (never signed in, or the "
+    "server is not configured (or the config is bad, or its tokens are DPoP-bound: only the "
+    "bridge, mcp-broker connect URL, can use them), 4 sign in first (never signed in, or the "
     "sign-in was refused at refresh), 5 cannot answer now: the authorization server, the keyring "
     "or the broker is unreachable, locked or busy (retry later), 1 anything else."
 )
@@ -182,7 +183,9 @@ class HelperTokens:
         try:
             if self._library is None:
                 self._library = self._open_library()
-            tokens: AccessToken = self._library.token(url, min_valid)
+            from broker.tokens.dpop import refuse_bound
+
+            tokens: AccessToken = refuse_bound(self._library.token(url, min_valid))
         except BrokerError as exc:
             raise as_answered(exc) from exc  # the class (and exit code) the API would give
         return tokens

@@ -17,6 +17,7 @@ One module per concern, each citing its spec:
 - ``paste``             a pasted callback address (``login --no-browser``), judged as delivered
 - ``device``            the device authorization grant and its polling policy (RFC 8628)
 - ``client_assertion``  ``private_key_jwt`` client authentication (RFC 7523 §2.2)
+- ``dpop``              DPoP proofs and nonce answers (RFC 9449 §4, §8, §9)
 - ``jwt_peek``          a JWT's claims read without verification (bookkeeping only)
 - ``token_request``     token, refresh and client credentials requests and responses
                         (RFC 6749 §4.1.3, §4.4, §5, §6)

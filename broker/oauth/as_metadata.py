@@ -51,6 +51,8 @@ class AuthServer:
     device_authorization_endpoint: str | None = None
     #: RFC 8414 §2: JWS algorithms accepted for ``private_key_jwt`` client assertions.
     token_endpoint_auth_signing_alg_values_supported: tuple[str, ...] | None = None
+    #: RFC 9449 §5.1: JWS algorithms accepted for DPoP proofs (:mod:`broker.oauth.dpop`).
+    dpop_signing_alg_values_supported: tuple[str, ...] | None = None
     #: True when no metadata document was found (2025-03-26 endpoint fallback).
     fallback: bool = False
 
@@ -147,6 +149,7 @@ def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderPro
         token_endpoint_auth_signing_alg_values_supported=_strings(
             body.get("token_endpoint_auth_signing_alg_values_supported")
         ),
+        dpop_signing_alg_values_supported=_strings(body.get("dpop_signing_alg_values_supported")),
     )
 
 

@@ -224,8 +224,7 @@ def handle_token_response(
     token_type = body.get("token_type", "Bearer")
     if not isinstance(access_token, str) or not access_token:
         raise TokenRequestFailed("the token response has no access_token")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenRequestFailed("the token response is not a Bearer token")
+    token_type = _token_type(token_type, response)
     refresh = body.get("refresh_token")
     scope = body.get("scope")
     issued = time.time() if now is None else now
@@ -245,4 +244,23 @@ def handle_token_response(
             id_token if isinstance(id_token, str) else None, access_token, exp_claim, key
         ),
         id_token=id_token if isinstance(id_token, str) and id_token else None,
+        token_type=token_type,
     )
+
+
+def _token_type(token_type: object, response: httpx2.Response) -> str:
+    """``Bearer``, or ``DPoP`` (RFC 9449 §5) when the request carried a DPoP proof; any other
+    type, or a DPoP token the broker did not ask for, is refused."""
+    kind = token_type.lower() if isinstance(token_type, str) else None
+    if kind == "bearer":
+        return "Bearer"
+    if kind == "dpop" and _sent_proof(response):
+        return "DPoP"
+    raise TokenRequestFailed("the token response is not a Bearer token")
+
+
+def _sent_proof(response: httpx2.Response) -> bool:
+    try:
+        return "dpop" in response.request.headers
+    except RuntimeError:  # a response made without its request
+        return False

@@ -1,7 +1,8 @@
 """Parse ``WWW-Authenticate`` Bearer challenges (RFC 9110 §11.6.1, RFC 6750 §3, RFC 9728 §5.1).
 
-Only the ``Bearer`` challenge is kept; its ``resource_metadata``, ``scope``, ``error`` and
-``error_description`` parameters drive discovery and step-up.
+Only the ``Bearer`` challenge is kept (else a ``DPoP`` one, RFC 9449 §7.1); its
+``resource_metadata``, ``scope``, ``error`` and ``error_description`` parameters drive discovery
+and step-up.
 """
 
 from __future__ import annotations
@@ -73,11 +74,16 @@ def parse_challenges(header: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def parse_bearer_challenge(headers: list[str] | str | None) -> BearerChallenge | None:
-    """The Bearer challenge among ``WWW-Authenticate`` values, or None if there is none."""
+    """The Bearer challenge among ``WWW-Authenticate`` values, else the ``DPoP`` one (RFC 9449
+    §7.1: the same ``error``, ``scope`` and RFC 9728 ``resource_metadata`` parameters, from a
+    server that takes DPoP-bound tokens only), or None if there is neither."""
     if headers is None:
         return None
+    found: dict[str, dict[str, str]] = {}
     for value in [headers] if isinstance(headers, str) else headers:
         for scheme, params in parse_challenges(value):
-            if scheme == "bearer":
-                return BearerChallenge(params)
+            found.setdefault(scheme, params)
+    for scheme in ("bearer", "dpop"):
+        if scheme in found:
+            return BearerChallenge(found[scheme])
     return None

@@ -27,11 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from broker.errors import BrokerError, ConfigError, InteractionRequired
 from broker.safetext import safe_text
+from broker.tokens.dpop import Dpop
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 # Discovery and sign-in pull in pydantic and the protocol modules: loaded on the first sign-in,
 # so that building the flow costs a process that only hands out tokens nothing.
 if TYPE_CHECKING:
+    from joserfc.jwk import ECKey
+
     from broker.config import Config, ServerConfig
     from broker.oauth.discovery import Discovered
     from broker.oauth.prm import ResourceInfo
@@ -67,6 +70,7 @@ class SignInFlow:
         update_config: Callable[[ConfigChange], object],
         opener: Opener,
         timeout: float,
+        dpop: Dpop | None = None,
     ) -> None:
         self._send = send
         self._head_of = head_of
@@ -77,6 +81,7 @@ class SignInFlow:
         self._update_config = update_config
         self._opener = opener
         self._timeout = timeout
+        self._dpop = dpop or Dpop()  # DPoP-bound tokens (RFC 9449) where the server uses them
         self._lock = threading.Lock()
         self._flights: dict[str, Future[TokenSet]] = {}
 
@@ -130,16 +135,18 @@ class SignInFlow:
                 f"{server.issuer} as before. If you trust it, run "
                 f"`mcp-broker add {server.url} --reset-issuer`, then sign in."
             )
+        key = self._dpop.key_for_sign_in(server, found.auth_server)
+        send = self._dpop.token_sender(self._send, found.auth_server, key, server)
         if server.machine:
-            return self._machine(server, found, challenge)
+            return self._machine(server, found, challenge, send, key)
         preregistered = self._preregistered(server, found.issuer)
         clients = ClientRegistry(preregistered, server.client_metadata_url)
         scope = self._scope_for(server, found, challenge)
         if extra_scope:
             scope = union_scopes(union_scopes(self._held_scope(server), scope), extra_scope)
-        sign_in = SignIn(self._send, clients, opener=self._opener)
+        sign_in = SignIn(send, clients, opener=self._opener)
         options = replace(self._options(server), headless=headless)
-        tokens = _keyed_for(server, sign_in.sign_in(found, scope, options))
+        tokens = self._dpop.kept(_keyed_for(server, sign_in.sign_in(found, scope, options)), key)
         if server.sends_id_token:
             from broker.tokens.id_token import bounded_by_id_token
 
@@ -149,7 +156,12 @@ class SignInFlow:
         return tokens
 
     def _machine(
-        self, server: ServerConfig, found: Discovered, challenge: BearerChallenge | None
+        self,
+        server: ServerConfig,
+        found: Discovered,
+        challenge: BearerChallenge | None,
+        send: Sender,
+        key: ECKey | None,
     ) -> TokenSet:
         """A machine identity's first token: the client credentials grant, no person."""
         from broker.tokens.machine import client_credentials_tokens, machine_client
@@ -157,13 +169,14 @@ class SignInFlow:
         client = machine_client(server, found.issuer, self._secrets)
         scope = self._scope_for(server, found, challenge)
         tokens = client_credentials_tokens(
-            self._send,
+            send,
             found,
             client,
             scope,
             send_resource=server.send_resource,
             key_resource=server.url,
         )
+        tokens = self._dpop.kept(tokens, key)
         self._service.put(tokens)
 
         def pin(config: Config) -> Config:

@@ -14,7 +14,9 @@ Per request, over a :class:`TokenSource`:
   keeps the challenge and stops);
 - 403 ``insufficient_scope``: one step-up (the union of the scopes held and the challenged ones,
   MCP authorization "Scope Challenge Handling") and one retry; a second 403 is an
-  ``InsufficientScope`` error (RFC 6750 §3.1).
+  ``InsufficientScope`` error (RFC 6750 §3.1);
+- a DPoP-bound token (RFC 9449, :mod:`broker.tokens.dpop`) goes as ``Authorization: DPoP`` with
+  a fresh proof on every send, retried once with a new proof after a 401 ``use_dpop_nonce``.
 
 Errors are :mod:`broker.errors` classes, raised out of the request. The token source's calls
 block (keyring, refresh, browser sign-in): an async client runs them in a worker thread, so an
@@ -60,6 +62,20 @@ class TokenSource(Protocol):
     def close(self) -> None: ...
 
 
+class RequestProofs(Protocol):
+    """DPoP on the requests of one token source (RFC 9449 §7, :mod:`broker.tokens.dpop`): a
+    source whose tokens may be DPoP-bound offers one as its ``proofs`` attribute."""
+
+    def attach(self, request: httpx2.Request, token: str) -> bool:
+        """Sign ``request`` for a DPoP-bound ``token`` (True), or do nothing (False: Bearer)."""
+        ...
+
+    def nonce_challenged(self, request: httpx2.Request, response: httpx2.Response) -> bool:
+        """Remember the ``DPoP-Nonce`` of the answer to ``request``; True for a 401
+        ``use_dpop_nonce`` (§9)."""
+        ...
+
+
 NotSignedIn = Callable[[BearerChallenge | None, InteractionRequired], str | None]
 """What to do about a 401 to a request sent without a token: given the challenge (if any) and
 why there was no token, return a token to retry with, return None to take the 401 as the
@@ -99,6 +115,22 @@ class BrokerAuth(httpx2.Auth):
     def __init__(self, tokens: TokenSource, when_not_signed_in: NotSignedIn | None = None) -> None:
         self.tokens = tokens
         self._when_not_signed_in = when_not_signed_in or refuse_unsigned(tokens.resource)
+        self._proofs: RequestProofs | None = getattr(tokens, "proofs", None)
+
+    def _exchange(
+        self, request: httpx2.Request, token: str | None
+    ) -> Generator[_Step, Any, httpx2.Response]:
+        """Send ``request`` with ``token``: as ``DPoP`` with a fresh proof when it is bound, and
+        once more with a new proof after a ``use_dpop_nonce`` answer (RFC 9449 §9)."""
+        proofs = self._proofs
+        if not (token and proofs is not None and proofs.attach(request, token)):
+            _attach(request, token)
+        response: httpx2.Response = yield request
+        challenged = proofs is not None and proofs.nonce_challenged(request, response)
+        if challenged and token and proofs is not None and proofs.attach(request, token):
+            response = yield request
+            proofs.nonce_challenged(request, response)  # its nonce is remembered; no second retry
+        return response
 
     def _flow(self, request: httpx2.Request) -> Generator[_Step, Any, None]:
         tokens = self.tokens
@@ -108,8 +140,7 @@ class BrokerAuth(httpx2.Auth):
             token = yield _Call(tokens.token)
         except InteractionRequired as needed:
             token, not_signed_in = None, needed
-        _attach(request, token)
-        response: httpx2.Response = yield request
+        response: httpx2.Response = yield from self._exchange(request, token)
         if response.status_code == 401:
             challenge = _challenge(response)
             if token is None:
@@ -119,8 +150,7 @@ class BrokerAuth(httpx2.Auth):
                     return
             else:
                 token = yield _Call(partial(tokens.renewed, token))
-            _attach(request, token)
-            response = yield request
+            response = yield from self._exchange(request, token)
             if response.status_code == 401:
                 raise InteractionRequired(
                     f"{tokens.resource} refused a fresh token from the broker"
@@ -133,8 +163,7 @@ class BrokerAuth(httpx2.Auth):
             and challenge.insufficient_scope
         ):
             token = yield _Call(partial(tokens.stepped_up, token, challenge.scope))
-            _attach(request, token)
-            response = yield request
+            response = yield from self._exchange(request, token)
             if response.status_code == 403:
                 raise InsufficientScope(
                     f"{tokens.resource} still refuses the request after signing in "

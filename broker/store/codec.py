@@ -54,6 +54,7 @@ def encode_tokens(tokens: TokenSet) -> str:
             "user": tokens.user,
             "id_token": tokens.id_token,
             "grant": tokens.grant,
+            "dpop_key": tokens.dpop_key,
         }
     )
 
@@ -80,6 +81,7 @@ def decode_tokens(text: str, key: TokenKey) -> TokenSet:
         user=_optional(doc, "user"),  # absent in entries written before it existed
         id_token=_optional(doc, "id_token"),  # the same
         grant=_optional(doc, "grant"),  # the same
+        dpop_key=_optional(doc, "dpop_key"),  # the same
     )
 
 

@@ -127,6 +127,7 @@ def _decode(doc: Any, issuer: str, profile: str) -> AuthServer:
         "scopes_supported",
         "token_endpoint_auth_methods_supported",
         "token_endpoint_auth_signing_alg_values_supported",
+        "dpop_signing_alg_values_supported",
     ):
         value = values.get(name)
         if value is not None:

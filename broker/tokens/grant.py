@@ -36,6 +36,7 @@ from broker.errors import (
     TokenRequestFailed,
 )
 from broker.tokens.auth_servers import AuthServerCache
+from broker.tokens.dpop import Dpop
 from broker.tokens.tokenset import CLIENT_CREDENTIALS, TokenKey, TokenSet
 
 # The protocol modules (pydantic, httpx2) load on the first refresh: a `mcp-broker token`
@@ -132,22 +133,29 @@ class RefreshGrant:
         auth_servers: AuthServerCache,
         servers: Callable[[], Iterable[ServerConfig]],
         secrets: ClientSecretStore,
+        dpop: Dpop | None = None,
     ) -> None:
         self._send = send
         self._auth_servers = auth_servers
         self._servers = servers
         self._secrets = secrets
+        #: DPoP (RFC 9449): a bound set is refreshed with a proof of its key, which it keeps.
+        self.dpop = dpop or Dpop()
 
     def __call__(self, tokens: TokenSet) -> TokenSet:
         server = self._server_for(tokens.key)
         found = self.pinned(server, tokens.key)
+        key = self.dpop.key_for_refresh(server, tokens)
+        send = self.dpop.token_sender(self._send, found.auth_server, key, server)
         try:
             if tokens.grant == CLIENT_CREDENTIALS and server.machine:
-                return self._machine_token(server, found, tokens)
+                return self.dpop.kept(self._machine_token(send, server, found, tokens), key)
             client = configured_client(
                 server, tokens.key.issuer, tokens.key.client_id, self._secrets
             )
-            fresh = refresh_tokens(self._send, found, tokens, client, server.send_resource)
+            fresh = self.dpop.kept(
+                refresh_tokens(send, found, tokens, client, server.send_resource), key
+            )
         except TokenRequestFailed as exc:
             self.forget(found)
             if needs_user(exc):
@@ -164,14 +172,16 @@ class RefreshGrant:
             return bounded_by_id_token(fresh, renewal=True)
         return fresh
 
-    def _machine_token(self, server: ServerConfig, found: Discovered, tokens: TokenSet) -> TokenSet:
+    def _machine_token(
+        self, send: Sender, server: ServerConfig, found: Discovered, tokens: TokenSet
+    ) -> TokenSet:
         """A machine identity's next token: the client credentials grant again (there is no
         refresh token), with the scope it had."""
         from broker.tokens.machine import client_credentials_tokens, machine_client
 
         client = machine_client(server, tokens.key.issuer, self._secrets)
         return client_credentials_tokens(
-            self._send,
+            send,
             found,
             client,
             tokens.scope,

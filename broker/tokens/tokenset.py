@@ -40,6 +40,10 @@ class TokenSet:
     grant: str | None = None
     """``client_credentials`` for a machine identity's tokens: renewed with that grant (there
     is no refresh token); None for a person's sign-in."""
+    dpop_key: str | None = field(default=None, repr=False)
+    """The private DPoP key (a JWK, RFC 9449) the tokens are bound to when ``token_type`` is
+    ``DPoP``: made for this sign-in, kept with the tokens in the keyring and nowhere else
+    (:mod:`broker.tokens.dpop`)."""
 
     @property
     def renewable(self) -> bool:

@@ -165,3 +165,15 @@ def test_any_string_is_written_as_valid_toml(text: str) -> None:
 
 def test_written_file_says_where_secrets_belong(cfg: Path) -> None:
     assert "keyring" in dumps_config(Config(cfg, {}, (FULL,))).splitlines()[0]
+
+
+@pytest.mark.parametrize("dpop", [True, False, None])
+def test_the_dpop_choice_round_trips_and_must_be_a_boolean(
+    cfg: Path, locks: Path, dpop: bool | None
+) -> None:
+    add_server(cfg, locks, ServerConfig(url="https://mcp.example/mcp", dpop=dpop))
+    assert load_config(cfg).servers[0].dpop is dpop
+    assert ("dpop" in cfg.read_text()) is (dpop is not None)  # unset: decided per sign-in
+    cfg.write_text('[[servers]]\nurl = "https://mcp.example/mcp"\ndpop = "yes"\n')
+    with pytest.raises(ConfigError, match="dpop must be true or false"):
+        load_config(cfg)

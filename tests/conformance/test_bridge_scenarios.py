@@ -73,10 +73,13 @@ AUTH_SCENARIOS = [
     "auth/metadata-issuer-mismatch",
 ]
 #: Extensions of the spec the broker implements: machine identities (``mcp-broker add URL
-#: --client-id ID --client-credentials`` / ``--private-key-jwt KEYFILE``).
+#: --client-id ID --client-credentials`` / ``--private-key-jwt KEYFILE``) and DPoP (RFC 9449,
+#: SEP-1932: through the bridge, which signs the proofs).
 EXTENSION_SCENARIOS = [
     "auth/client-credentials-basic",
     "auth/client-credentials-jwt",
+    "auth/dpop",
+    "auth/dpop-nonce",
 ]
 CLIENT_SCENARIOS = [
     "initialize",

@@ -80,11 +80,13 @@ def demo_stack(
     rotation: bool,
     round_expiry_up: bool = False,
     require_id_token: bool = False,
+    resource: dict[str, Any] | None = None,
     **idp: Any,
 ) -> Iterator[DemoStack]:
     """The local authorization server (auto-login as ``demo``) and the demo MCP server;
     ``idp``: more :class:`IdpSettings` (``m2m_secret``, ``device_flow``...);
-    ``require_id_token``: the MCP server accepts only ID tokens (``serve --require-id-token``)."""
+    ``require_id_token``: the MCP server accepts only ID tokens (``serve --require-id-token``);
+    ``resource``: more :class:`ResourceSettings` (``dpop_required``...)."""
     resource_sock = bind_resource_socket("127.0.0.1", 0)  # the idp must know its URL first
     resource_port = int(resource_sock.getsockname()[1])
     resource_id = f"http://127.0.0.1:{resource_port}/mcp"
@@ -111,6 +113,7 @@ def demo_stack(
                 issuer=settings.issuer,
                 clock_skew=0,
                 require_id_token=require_id_token,
+                **(resource or {}),
             ),
             sock=resource_sock,
         )

@@ -17,6 +17,7 @@ from broker.errors import (
     InteractionRequired,
     from_wire,
 )
+from broker.tokens.dpop import Dpop
 from broker.tokens.tokenset import TokenKey, TokenSet
 from tests.broker.bridge.fakes import FakeTokens
 
@@ -51,6 +52,7 @@ class FakeBroker:
         self.service = FakeService(refreshed or current)
         self.signed_in = signed_in or tokens("unused")
         self.logins: list[str | None] = []
+        self.dpop = Dpop()
 
     def token(self, url: str, min_valid: float | None = None) -> TokenSet:
         assert url == URL

@@ -20,6 +20,7 @@ from broker.errors import (
     StorageUnavailable,
 )
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
+from broker.tokens.dpop import Dpop
 from broker.tokens.status import ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
@@ -36,6 +37,7 @@ class FakeBroker:
     token_calls: list[tuple[str, float | None]] = field(default_factory=list)
     extra_scopes: list[str | None] = field(default_factory=list)
     headless: list[Any] = field(default_factory=list)
+    dpop: Dpop = field(default_factory=Dpop)
 
     def server(self, url: str) -> ServerConfig:
         if url not in self.servers:
@@ -322,3 +324,12 @@ def test_login_without_a_browser_here(
 def test_no_browser_and_device_exclude_each_other() -> None:
     with pytest.raises(SystemExit):
         cli.main(["login", URL, "--no-browser", "--device"])
+
+
+def test_add_dpop_and_no_dpop_set_the_servers_choice() -> None:
+    for flags, expected in (([], None), (["--dpop"], True), (["--no-dpop"], False)):
+        code, _, fake = run(["add", URL, *flags])
+        assert code == 0 and fake.servers[URL].dpop is expected
+    with pytest.raises(SystemExit) as usage:  # one or the other
+        run(["add", URL, "--dpop", "--no-dpop"])
+    assert usage.value.code == 2

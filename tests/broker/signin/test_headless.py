@@ -216,3 +216,28 @@ def test_device_flow_stops_polling_at_the_deadline() -> None:
     with pytest.raises(SignInTimeout):
         run_device(fake, clock)
     assert len(fake.requests) == 1 + 11  # polls at 5, 10, ..., 55 s; none at or after 60 s
+
+
+def test_device_flow_polls_carry_dpop_proofs_and_the_device_request_none() -> None:
+    from broker.config import ServerConfig
+    from broker.oauth import dpop as proofs
+    from broker.tokens.dpop import Dpop
+
+    bound = {**TOKENS, "token_type": "DPoP"}
+    fake = FakeAs([(400, {"error": "authorization_pending"}), (200, bound)])
+
+    def with_requests(request: httpx2.Request) -> httpx2.Response:
+        answer = fake(request)
+        return httpx2.Response(answer.status_code, content=answer.content, request=request)
+
+    dpop, key = Dpop(), proofs.new_key()
+    send = dpop.token_sender(with_requests, SERVER, key, ServerConfig(FOUND.server_url))
+    clock = Clock()
+    tokens = device_sign_in(
+        send, FOUND, CLIENT, None, None, lambda _: None, clock=clock.time, sleep=clock.sleep
+    )
+    assert tokens.token_type == "DPoP"
+    assert "dpop" not in fake.requests[0].headers  # the device authorization request
+    polls = fake.requests[1:]
+    assert len(polls) == 2 and all("dpop" in poll.headers for poll in polls)
+    assert len({poll.headers["dpop"] for poll in polls}) == 2  # a new proof each time
