@@ -155,7 +155,15 @@ class Broker:
     # -- tokens -------------------------------------------------------------------------------
 
     def token(self, url: str, min_valid: float | None = None) -> TokenSet:
-        return self.service.get_token(self.key_for(self.server(url)), min_valid)
+        server = self.server(url)
+        try:
+            return self.service.get_token(self.key_for(server), min_valid)
+        except InteractionRequired:
+            if not server.assertion_grant:
+                raise
+            # Enterprise-managed or workload identity: the first token, or the next after the
+            # IdP sign-in was renewed, needs no person (an ID-JAG or the workload's JWT).
+            return self.signin.without_person(server.url)
 
     def status(self) -> list[ServerStatus]:
         return [self._status_of(server) for server in self.servers()]

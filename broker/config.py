@@ -19,6 +19,15 @@
     client_auth = "private_key_jwt"  # a machine's authentication: "client_secret" (default) or this
     send = "id-token"             # reserved (issue 12 item 5): ID-token gateways; not yet served
     resource_name = "Example MCP"  # set by the broker: the server's PRM resource_name (display)
+    enterprise = "corp"           # enterprise-managed: tokens from ID-JAGs of the IdP "corp"
+    workload_token_file = "/var/run/secrets/tokens/mcp"  # workload identity: a JWT re-read per use
+
+    [[idps]]                      # an organisation's IdP (enterprise-managed authorization)
+    name = "corp"
+    issuer = "https://idp.example.com"
+    client_id = "mcp-broker"      # the broker's client at the IdP (its secret, if any: keyring)
+    scopes = ["openid", "email"]  # optional
+    id_token_file = "/run/user/1000/id-token"  # optional: an ID token the environment provides
 
 Client secrets of confidential clients belong in the OS keyring
 (``KeyringTokenStore.put_client_secret(issuer, client_id, secret)``), not here. A
@@ -45,6 +54,7 @@ from urllib.parse import urlsplit
 
 from broker.errors import ConfigError
 from broker.filelock import lock_for
+from broker.idps import IdpConfig, check_assertion_server, idp_items, parse_idps
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 from broker.oauth.resource import canonical_resource
 from broker.paths import BrokerPaths, ensure_safe_config, write_private_file
@@ -92,6 +102,12 @@ class ServerConfig:
     #: The server's own name, its Protected Resource Metadata ``resource_name`` (RFC 9728 §2),
     #: recorded (sanitised: it comes from the network) at each sign-in; for display only.
     resource_name: str | None = None
+    #: Enterprise-managed authorization: the name of the ``[[idps]]`` entry whose sign-in gets
+    #: this server's tokens (ID-JAG exchange + JWT bearer grant, :mod:`broker.tokens.enterprise`).
+    enterprise: str | None = None
+    #: Workload identity federation: a file holding a JWT the environment provides, read on
+    #: each use and sent in the JWT bearer grant (:mod:`broker.tokens.workload`).
+    workload_token_file: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", canonical_resource(self.url))
@@ -107,11 +123,17 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
         if self.grant == CLIENT_CREDENTIALS and not self.client_id:
             raise ConfigError("a machine identity (grant = client_credentials) needs a client_id")
+        check_assertion_server(self)
 
     @property
     def machine(self) -> bool:
         """A machine identity: tokens from the client credentials grant, no person, no browser."""
         return self.grant == CLIENT_CREDENTIALS
+
+    @property
+    def assertion_grant(self) -> bool:
+        """Tokens from a JWT bearer grant (an ID-JAG or a workload JWT), no browser."""
+        return self.enterprise is not None or self.workload_token_file is not None
 
     @property
     def display_name(self) -> str:
@@ -155,6 +177,10 @@ class Config:
     path: Path
     settings: Mapping[str, Any] = field(default_factory=dict)  # as written in [broker]
     servers: tuple[ServerConfig, ...] = ()
+    idps: tuple[IdpConfig, ...] = ()
+
+    def get_idp(self, name: str) -> IdpConfig | None:
+        return next((idp for idp in self.idps if idp.name == name), None)
 
     def get_server(self, url: str) -> ServerConfig | None:
         wanted = canonical_resource(url)
@@ -268,7 +294,7 @@ def load_config(path: Path) -> Config:
 
 
 def _parse(path: Path, doc: dict[str, Any]) -> Config:
-    _no_unknown_keys(path, "the top level", doc, {"broker", "servers"})
+    _no_unknown_keys(path, "the top level", doc, {"broker", "servers", "idps"})
     settings = doc.get("broker", {})
     if not isinstance(settings, dict):
         raise ConfigError(f"{path}: [broker] must be a table")
@@ -283,7 +309,7 @@ def _parse(path: Path, doc: dict[str, Any]) -> Config:
         if any(s.url == server.url for s in servers):
             raise ConfigError(f"{path}: servers[{index}] repeats the server {server.url}")
         servers.append(server)
-    return Config(path, dict(settings), tuple(servers))
+    return Config(path, dict(settings), tuple(servers), parse_idps(path, doc.get("idps", [])))
 
 
 _SERVER_KEYS = set(ServerConfig.__dataclass_fields__)
@@ -304,6 +330,8 @@ def _parse_server(where: str, entry: Any) -> ServerConfig:
         "grant",
         "client_auth",
         "send",
+        "enterprise",
+        "workload_token_file",
     )
     for name in ("url", "client_id", *texts):
         if name in entry and not isinstance(entry[name], str):
@@ -432,6 +460,8 @@ def dumps_config(config: Config) -> str:
         lines += ["", "[broker]", *_toml_pairs(config.settings.items())]
     for server in config.servers:
         lines += ["", "[[servers]]", *_toml_pairs(_server_items(server))]
+    for idp in config.idps:
+        lines += ["", "[[idps]]", *_toml_pairs(idp_items(idp))]
     return "\n".join(lines) + "\n"
 
 

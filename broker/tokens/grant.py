@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from broker.oauth.registration import ClientCredentials
     from broker.signin.discovery import Sender
     from broker.store.base import ClientSecretStore
+    from broker.tokens.enterprise import AssertionGrants
 
 logger = logging.getLogger(__name__)
 
@@ -130,22 +131,36 @@ class RefreshGrant:
         auth_servers: AuthServerCache,
         servers: Callable[[], Iterable[ServerConfig]],
         secrets: ClientSecretStore,
+        assertions: AssertionGrants | None = None,
     ) -> None:
         self._send = send
         self._auth_servers = auth_servers
         self._servers = servers
         self._secrets = secrets
+        self._assertions = assertions
 
     def __call__(self, tokens: TokenSet) -> TokenSet:
+        assertions = self._assertions
+        idp = assertions.idp_for_key(tokens.key) if assertions is not None else None
+        if assertions is not None and idp is not None:  # an IdP sign-in (enterprise-managed)
+            found = self._pinned_at(tokens.key, idp.profile_name, idp.issuer)
+            return self._judged(found, lambda: assertions.refresh_idp(idp, tokens, found))
         server = self._server_for(tokens.key)
         found = self.pinned(server, tokens.key)
+        return self._judged(found, lambda: self._renewed(server, found, tokens))
+
+    def _renewed(self, server: ServerConfig, found: Discovered, tokens: TokenSet) -> TokenSet:
+        if tokens.grant == CLIENT_CREDENTIALS and server.machine:
+            return self._machine_token(server, found, tokens)
+        if self._assertions is not None and server.assertion_grant:
+            return self._assertions.renew(server, found, tokens)
+        client = configured_client(server, tokens.key.issuer, tokens.key.client_id, self._secrets)
+        return refresh_tokens(self._send, found, tokens, client, server.send_resource)
+
+    def _judged(self, found: Discovered, grant: Callable[[], TokenSet]) -> TokenSet:
+        """Run ``grant``; a refusal needs the user or may pass (see the module docstring)."""
         try:
-            if tokens.grant == CLIENT_CREDENTIALS and server.machine:
-                return self._machine_token(server, found, tokens)
-            client = configured_client(
-                server, tokens.key.issuer, tokens.key.client_id, self._secrets
-            )
-            return refresh_tokens(self._send, found, tokens, client, server.send_resource)
+            return grant()
         except TokenRequestFailed as exc:
             self.forget(found)
             if needs_user(exc):
@@ -173,17 +188,20 @@ class RefreshGrant:
 
     def pinned(self, server: ServerConfig, key: TokenKey) -> Discovered:
         """The pinned issuer's metadata (no PRM round trip: the issuer is known), cached."""
+        return self._pinned_at(key, server.profile_name, server.url)
+
+    def _pinned_at(self, key: TokenKey, profile_name: str | None, url: str) -> Discovered:
         from broker.oauth.discovery import Discovered, drive, find_auth_server
         from broker.oauth.providers import profile_for
 
-        profile = profile_for(key.issuer, server.profile_name)
+        profile = profile_for(key.issuer, profile_name)
         auth_server = self._auth_servers.get(key.issuer, profile.name)
         if auth_server is None:
             auth_server = drive(find_auth_server(key.issuer, profile), self._send)
             if auth_server is None:
                 raise DiscoveryError(f"no authorization server metadata found for {key.issuer}")
             self._auth_servers.put(auth_server)
-        return Discovered(server.url, key.resource, auth_server)
+        return Discovered(url, key.resource, auth_server)
 
     def forget(self, found: Discovered) -> None:
         """Drop the cached metadata of ``found``'s issuer: it is looked up again next time."""
