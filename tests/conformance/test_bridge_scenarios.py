@@ -73,6 +73,11 @@ AUTH_SCENARIOS = [
     "auth/metadata-issuer-mismatch",
     "auth/client-credentials-basic",
     "auth/client-credentials-jwt",
+    # Extensions, through the bridge like the rest: the server's first token is obtained by
+    # `mcp-broker add` (no browser: an ID-JAG of the IdP's ID token, or the workload's JWT),
+    # then the harness's MCP server is called through `mcp-broker connect`.
+    "auth/enterprise-managed-authorization",
+    "auth/wif-jwt-bearer",
 ]
 CLIENT_SCENARIOS = [
     "initialize",
