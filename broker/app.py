@@ -33,7 +33,7 @@ from broker.store.base import ClientSecretStore, TokenStore
 from broker.tokens.auth_servers import AuthServerCache
 from broker.tokens.grant import RefreshGrant, configured_client
 from broker.tokens.service import KeyStatus, State, TokenService
-from broker.tokens.status import ServerStatus, SignOutResult
+from broker.tokens.status import IdpStatus, ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 # The sign-in and discovery modules pull in the mcp SDK, which takes seconds to import; a
@@ -168,6 +168,31 @@ class Broker:
     def status(self) -> list[ServerStatus]:
         return [self._status_of(server) for server in self.servers()]
 
+    def idp_status(self) -> list[IdpStatus]:
+        """Each enterprise IdP's sign-in and the servers it gets tokens for."""
+        from broker.idps import servers_of
+
+        rows = []
+        servers = self.servers()
+        for idp in self.config.load().idps:
+            urls = tuple(server.url for server in servers_of(idp.name, servers))
+            base = IdpStatus(idp.name, idp.issuer, "id_token_file", servers=urls)
+            if idp.id_token_file is None:
+                try:
+                    status = self.service.status(idp.key)
+                except StorageError as exc:
+                    base = replace(base, state="storage_error", reason=str(exc))
+                else:
+                    base = replace(
+                        base,
+                        state=status.state.value,
+                        user=status.user,
+                        expires_at=status.expires_at,
+                        reason=status.reason,
+                    )
+            rows.append(base)
+        return rows
+
     def _status_of(self, server: ServerConfig) -> ServerStatus:
         base = ServerStatus(
             server.url,
@@ -200,6 +225,10 @@ class Broker:
         """Sign in to ``url`` (:class:`broker.signin.flow.SignInFlow`): in the browser, or
         ``headless`` (:class:`broker.signin.login.Headless`)."""
         return self.signin.sign_in(url, extra_scope, headless)
+
+    def login_idp(self, name: str, headless: Headless | None = None) -> TokenSet:
+        """Sign in at the enterprise IdP ``name`` (:meth:`SignInFlow.sign_in_idp`)."""
+        return self.signin.sign_in_idp(name, headless)
 
     def logout(self, url: str) -> SignOutResult:
         from broker.oauth.revocation import build_revocation_request, handle_revocation_response

@@ -239,7 +239,7 @@ def _login(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     headless = _headless(args)
     if headless is None:
         print("Opening the browser to sign in…", file=sys.stderr)
-    tokens = broker.signin.sign_in_idp(idp.name, headless)
+    tokens = broker.login_idp(idp.name, headless)
     who = f" as {tokens.user}" if tokens.user else ""
     print(f"Signed in at {idp.name}{who}. Its servers now get tokens without a browser.", file=out)
     return 0
@@ -280,29 +280,15 @@ def _idp(broker: Any, name: str) -> IdpConfig:
 
 def idp_rows(broker: Any) -> list[dict[str, Any]]:
     """Each IdP, its sign-in's state (never a token) and the servers it gets tokens for."""
-    from broker.errors import StorageError
-    from broker.idps import idp_summary, servers_of
+    from dataclasses import asdict
 
-    rows = []
-    for idp in broker.config.load().idps:
-        row = dict(idp_summary(idp))
-        row["servers"] = [server.url for server in servers_of(idp.name, broker.servers())]
-        if idp.id_token_file is not None:
-            row.update(state="id_token_file", user=None, expires_at=None)
-        else:
-            try:
-                status = broker.service.status(idp.key)
-            except StorageError as exc:
-                row.update(state="storage_error", user=None, expires_at=None, reason=str(exc))
-            else:
-                row.update(
-                    state=status.state.value,
-                    user=status.user,
-                    expires_at=status.expires_at,
-                    reason=status.reason,
-                )
-        rows.append(row)
-    return rows
+    from broker.idps import idp_summary
+
+    idps = {idp.name: idp for idp in broker.config.load().idps}
+    return [
+        {**idp_summary(idps[row.name]), **asdict(row), "servers": list(row.servers)}
+        for row in broker.idp_status()
+    ]
 
 
 def idp_line(row: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from broker.api.clients import ConsentRequest, Decision
 from broker.desktop.controller import STEP_UP_TTL, Controller
 from broker.desktop.menu import Action, ClientChoice, Command, Overall, View, overall
 from broker.errors import AuthorizationDenied, ClientConfigError, InteractionRequired
-from broker.tokens.status import ServerStatus, SignOutResult
+from broker.tokens.status import IdpStatus, ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
@@ -46,6 +46,12 @@ class FakeBroker:
     def logout(self, url: str) -> SignOutResult:
         self.state = "signed_out"
         return SignOutResult(1, 1, True)
+
+    def idp_status(self) -> list[IdpStatus]:
+        return []
+
+    def login_idp(self, name: str) -> TokenSet:
+        raise AssertionError("no IdP here")
 
     def token(self, url: str, min_valid: float | None = None) -> TokenSet:
         if self.state != "valid":
@@ -353,9 +359,7 @@ def test_connect_a_client_writes_its_entries_off_the_tray_thread_and_ticks_it(
     fake: FakeBroker, tray: Recorder
 ) -> None:
     clients = FakeClients()
-    c = Controller(
-        fake, tray, open_url=print, open_folder=print, clients=clients, show=tray.show
-    )
+    c = Controller(fake, tray, open_url=print, open_folder=print, clients=clients, show=tray.show)
     c.start()
     try:
         first = tray.wait_view("with the clients", lambda v: v.clients)
