@@ -230,6 +230,36 @@ class Broker:
         """Sign in at the enterprise IdP ``name`` (:meth:`SignInFlow.sign_in_idp`)."""
         return self.signin.sign_in_idp(name, headless)
 
+    def logout_idp(self, name: str) -> SignOutResult:
+        """Sign out at the enterprise IdP ``name``: its tokens are deleted and its refresh token
+        revoked where the IdP can. Its servers keep their current access tokens until they
+        expire; their next token needs a new IdP sign-in."""
+        from broker.oauth.revocation import build_revocation_request, handle_revocation_response
+
+        assertions = self.grant.assertions
+        if assertions is None:
+            raise ConfigError("enterprise-managed authorization is not available here")
+        idp = assertions.idp_named(name)
+        removed = self.service.sign_out(idp.key)
+        refresh_tokens = sorted({t.refresh_token for t in removed if t.refresh_token})
+        if not refresh_tokens:
+            return SignOutResult(len(removed), 0, False)
+        try:
+            found = self.grant.pinned_idp(idp)
+        except (DiscoveryError, ServerUnreachable) as exc:
+            return SignOutResult(len(removed), 0, False, f"could not revoke: {exc}")
+        if found.auth_server.revocation_endpoint is None:
+            return SignOutResult(len(removed), 0, False)
+        client = assertions.idp_client(idp)
+        try:
+            for refresh_token in refresh_tokens:
+                request = build_revocation_request(found.auth_server, client, refresh_token)
+                handle_revocation_response(self._sender(request))
+        except (ServerUnreachable, TokenRequestFailed) as exc:
+            problem = f"could not revoke the refresh token: {exc}"
+            return SignOutResult(len(removed), 0, True, problem)
+        return SignOutResult(len(removed), len(refresh_tokens), True)
+
     def logout(self, url: str) -> SignOutResult:
         from broker.oauth.revocation import build_revocation_request, handle_revocation_response
 

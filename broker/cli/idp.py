@@ -4,6 +4,7 @@ authorization (ID-JAG, MCP SEP-990) and workload identity federation (SEP-1933).
     mcp-broker idp add NAME --issuer URL --client-id ID [--client-secret] [--scope S ...]
     mcp-broker idp list [--json]          the IdPs, their sign-in and their servers
     mcp-broker idp login NAME             sign in at the IdP in the browser (once for all)
+    mcp-broker idp logout NAME            sign out there (its servers' next tokens need a login)
     mcp-broker idp remove NAME            sign out there and forget it (no server may use it)
     mcp-broker add URL --enterprise NAME --client-id ID     (secret on stdin, or --private-key-jwt)
     mcp-broker add URL --workload-token-file PATH --client-id ID
@@ -106,6 +107,14 @@ def configure_idp_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     headless.add_argument("--device", action="store_true", help="sign in with a code (RFC 8628)")
     login.set_defaults(run=_login)
+    logout = sub.add_parser(
+        "logout",
+        help="sign out at the IdP (its servers need a new IdP sign-in for their next token)",
+        description="Delete the IdP sign-in's tokens and revoke its refresh token where the IdP "
+        "can. The servers keep their current access tokens until they expire.",
+    )
+    logout.add_argument("name", metavar="NAME")
+    logout.set_defaults(run=_logout)
     remove = sub.add_parser(
         "remove", help="sign out at the IdP and forget it (no server may still use it)"
     )
@@ -245,6 +254,18 @@ def _login(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     return 0
 
 
+def _logout(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
+    result = broker.logout_idp(_idp(broker, args.name).name)
+    if result.removed == 0:
+        print(f"{args.name}: not signed in.", file=out)
+        return 0
+    revoked = ", refresh token revoked" if result.revoked else ""
+    print(f"Signed out at {args.name}{revoked}.", file=out)
+    if result.problem:
+        print(f"mcp-broker: warning: {safe_text(result.problem)}", file=sys.stderr)
+    return 0
+
+
 def _remove(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     from broker.idps import servers_of
 
@@ -253,7 +274,7 @@ def _remove(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     if users:
         names = ", ".join(server.url for server in users)
         raise ConfigError(f"{idp.name} still gets the tokens of {names}: change those first")
-    broker.service.sign_out(idp.key)
+    broker.logout_idp(idp.name)
     broker.config.update(lambda config: without_idp(config, idp.name))
     print(f"Removed the IdP {idp.name} and its sign-in.", file=out)
     return 0

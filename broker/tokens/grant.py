@@ -42,6 +42,7 @@ from broker.tokens.tokenset import CLIENT_CREDENTIALS, TokenKey, TokenSet
 # answered from the keyring must not pay for them.
 if TYPE_CHECKING:
     from broker.config import ServerConfig
+    from broker.idps import IdpConfig
     from broker.oauth.discovery import Discovered
     from broker.oauth.registration import ClientCredentials
     from broker.signin.discovery import Sender
@@ -143,7 +144,7 @@ class RefreshGrant:
         assertions = self._assertions
         idp = assertions.idp_for_key(tokens.key) if assertions is not None else None
         if assertions is not None and idp is not None:  # an IdP sign-in (enterprise-managed)
-            found = self._pinned_at(tokens.key, idp.profile_name, idp.issuer)
+            found = self.pinned_idp(idp)
             return self._judged(found, lambda: assertions.refresh_idp(idp, tokens, found))
         server = self._server_for(tokens.key)
         found = self.pinned(server, tokens.key)
@@ -185,6 +186,14 @@ class RefreshGrant:
             send_resource=server.send_resource,
             key_resource=tokens.key.resource,
         )
+
+    @property
+    def assertions(self) -> AssertionGrants | None:
+        return self._assertions
+
+    def pinned_idp(self, idp: IdpConfig) -> Discovered:
+        """The enterprise IdP's metadata, cached like a pinned issuer's."""
+        return self._pinned_at(idp.key, idp.profile_name, idp.issuer)
 
     def pinned(self, server: ServerConfig, key: TokenKey) -> Discovered:
         """The pinned issuer's metadata (no PRM round trip: the issuer is known), cached."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -67,7 +68,9 @@ def counted(running: RunningIdp) -> TokenRequestCounter:
 
 
 @contextmanager
-def enterprise_stack() -> Iterator[EnterpriseStack]:
+def enterprise_stack(access_token_ttl: int = 3600) -> Iterator[EnterpriseStack]:
+    """The IdP, and two MCP servers each behind its own authorization server trusting it;
+    ``access_token_ttl``: the MCP servers' access tokens' lifetime."""
     password = "CANARY-pw-" + secrets.token_urlsafe(12)
     secret = "CANARY-ent-secret-" + secrets.token_urlsafe(12)
     sockets = [bind_loopback("127.0.0.1", 0), bind_loopback("127.0.0.1", 0)]
@@ -88,6 +91,7 @@ def enterprise_stack() -> Iterator[EnterpriseStack]:
             auth = start_idp(
                 IdpSettings(
                     port=0,
+                    access_token_ttl=access_token_ttl,
                     advertise_pkce=True,
                     resource_servers=(ResourceServerConfig(url),),
                     clients=(client,),
@@ -131,6 +135,19 @@ def add_enterprise(cli: BrokerCli, url: str, secret: str) -> subprocess.Complete
     return done
 
 
+def set_up(cli: BrokerCli, stack: EnterpriseStack, tmp_path: Path) -> None:
+    """The user's setup: the IdP (the local one is Cognito-compatible: PKCE without advertising
+    it, so Cognito as the IdP), then both servers with the secret on standard input."""
+    cli.env["BROWSER"] = browser_command(tmp_path, CHROMIUM_DRIVER)
+    cli.env["E2E_DEMO_PASSWORD"] = stack.password
+    idp = ["--issuer", stack.idp.issuer, "--client-id", "demo-broker", "--provider", "cognito"]
+    cli.ok("idp", "add", "corp", *idp)
+    for server in stack.servers:
+        added = add_enterprise(cli, server.url, stack.secret)
+        assert added.returncode == 0, added.stderr
+        assert "mcp-broker idp login corp" in added.stdout  # no sign-in yet: no token
+
+
 async def call_whoami(cli: BrokerCli, url: str, errlog: Path) -> str:
     async with bridged_client(cli, url, errlog) as client:
         result = await client.call_tool("whoami", {})
@@ -144,15 +161,7 @@ def test_one_idp_sign_in_gives_two_servers_tokens_through_the_bridge(
     require_chromium()
     with enterprise_stack() as stack:
         cli = broker_cli
-        cli.env["BROWSER"] = browser_command(tmp_path, CHROMIUM_DRIVER)
-        cli.env["E2E_DEMO_PASSWORD"] = stack.password
-        # The local IdP is Cognito-compatible (PKCE without advertising it): Cognito as the IdP.
-        idp = ["--issuer", stack.idp.issuer, "--client-id", "demo-broker", "--provider", "cognito"]
-        cli.ok("idp", "add", "corp", *idp)
-        for server in stack.servers:
-            added = add_enterprise(cli, server.url, stack.secret)
-            assert added.returncode == 0, added.stderr
-            assert "mcp-broker idp login corp" in added.stdout  # no sign-in yet: no token
+        set_up(cli, stack, tmp_path)
         assert stack.idp_counter.counts[TOKEN_EXCHANGE] == 0
 
         cli.ok("idp", "login", "corp")  # the one browser sign-in
@@ -197,3 +206,61 @@ def test_one_idp_sign_in_gives_two_servers_tokens_through_the_bridge(
             places[f"run {number} stdout"] = done.stdout
             places[f"run {number} stderr"] = done.stderr
         assert leaks(canaries, places) == []
+
+
+async def refused_call(cli: BrokerCli, url: str, errlog: Path) -> str:
+    """What the MCP client is told when the bridge cannot get a token."""
+    from mcp.shared.exceptions import MCPError
+
+    def messages(exc: BaseException) -> list[str]:
+        if isinstance(exc, MCPError):
+            return [str(exc)]
+        inner = exc.exceptions if isinstance(exc, BaseExceptionGroup) else []
+        return [m for e in inner for m in messages(e)] + messages_of_cause(exc)
+
+    def messages_of_cause(exc: BaseException) -> list[str]:
+        cause = exc.__cause__ or exc.__context__
+        return messages(cause) if cause is not None else []
+
+    try:
+        await call_whoami(cli, url, errlog)
+    except Exception as exc:
+        found = messages(exc)
+        assert found, exc
+        return found[0]
+    raise AssertionError("the call was served")
+
+
+def test_when_the_idp_sign_in_ends_one_idp_sign_in_renews_every_server(
+    broker_cli: BrokerCli, tmp_path: Path
+) -> None:
+    require_chromium()
+    ttl = 10
+    with enterprise_stack(access_token_ttl=ttl) as stack:
+        cli = broker_cli
+        set_up(cli, stack, tmp_path)
+        first, second = (s.url for s in stack.servers)
+        cli.ok("login", first)  # a server's login signs in at its IdP (the browser, once)
+        assert stack.idp_counter.counts["authorization_code"] == 1
+        errlog = tmp_path / "bridge.log"
+        asyncio.run(call_whoami(cli, second, errlog))  # no browser for the second server
+        assert stack.idp_counter.counts[TOKEN_EXCHANGE] == 2
+
+        time.sleep(ttl + 1)  # both servers' tokens expire: each is renewed with a new ID-JAG
+        for url in (first, second):
+            asyncio.run(call_whoami(cli, url, errlog))
+        assert stack.idp_counter.counts[TOKEN_EXCHANGE] == 4
+        assert stack.idp_counter.counts["authorization_code"] == 1
+
+        cli.ok("idp", "logout", "corp")  # the IdP sign-in ends
+        time.sleep(ttl + 1)
+        for url in (first, second):
+            message = asyncio.run(refused_call(cli, url, errlog))
+            assert "mcp-broker idp login corp" in message, message
+        assert stack.idp_counter.counts[TOKEN_EXCHANGE] == 4  # nothing to exchange
+
+        cli.ok("idp", "login", "corp")  # one sign-in renews them all
+        for url in (first, second):
+            asyncio.run(call_whoami(cli, url, errlog))
+        assert stack.idp_counter.counts["authorization_code"] == 2
+        assert stack.idp_counter.counts[TOKEN_EXCHANGE] == 6
