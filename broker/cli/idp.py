@@ -153,10 +153,12 @@ def add_assertion_server(
     """``mcp-broker add URL --enterprise IDP | --workload-token-file PATH``."""
     from pathlib import Path
 
+    from broker.cli import _UsageError
+
     if not args.client_id:
-        raise ConfigError("--enterprise and --workload-token-file need --client-id")
+        raise _UsageError("--enterprise and --workload-token-file need --client-id")
     if args.client_credentials:
-        raise ConfigError("--client-credentials does not go with these options")
+        raise _UsageError("--client-credentials does not go with these options")
     server = replace(server, grant=None, client_auth=None, issuer=None)
     if args.workload_token_file:
         path = str(Path(args.workload_token_file).expanduser().absolute())
