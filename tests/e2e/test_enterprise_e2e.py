@@ -13,6 +13,7 @@ is called by the mcp SDK's stdio client through ``mcp-broker connect``.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import subprocess
 import time
@@ -37,7 +38,7 @@ from tests.broker.bridge.stdio import bridged_client
 from tests.e2e.conftest import BrokerCli, TokenRequestCounter, require_chromium
 from tests.support.browser import CHROMIUM_DRIVER, browser_command
 from tests.support.canaries import files_under, leaks
-from tests.support.procs import fixed_port
+from tests.support.procs import ServerProcess, demo_server_cmd, fixed_port
 from tests.support.secret_service import SecretServiceHandle
 
 pytestmark = pytest.mark.integration
@@ -121,9 +122,11 @@ def enterprise_stack(access_token_ttl: int = 3600) -> Iterator[EnterpriseStack]:
         yield EnterpriseStack(idp, counted(idp), auths, counters, servers, password, secret)
 
 
-def add_enterprise(cli: BrokerCli, url: str, secret: str) -> subprocess.CompletedProcess[str]:
+def add_enterprise(
+    cli: BrokerCli, url: str, secret: str, client_id: str = CLIENT
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        cli.argv("add", url, "--enterprise", "corp", "--client-id", CLIENT),
+        cli.argv("add", url, "--enterprise", "corp", "--client-id", client_id),
         env=cli.env,
         input=secret + "\n",
         capture_output=True,
@@ -264,3 +267,29 @@ def test_when_the_idp_sign_in_ends_one_idp_sign_in_renews_every_server(
             asyncio.run(call_whoami(cli, url, errlog))
         assert stack.idp_counter.counts["authorization_code"] == 2
         assert stack.idp_counter.counts[TOKEN_EXCHANGE] == 6
+
+
+def test_the_demo_stack_with_an_enterprise_idp_serves_the_broker(
+    broker_cli: BrokerCli, tmp_path: Path
+) -> None:
+    """``mcp-demo-server stack --enterprise-idp-port 0``, as the README shows it: the broker
+    signs in at its IdP (the auto-login browser driver follows the redirects) and calls the
+    stack's MCP server with a token from an ID-JAG."""
+    args = demo_server_cmd(
+        "stack", "--port", "0", "--idp-port", "0", "--enterprise-idp-port", "0",
+        "--auto-login", "demo", "--advertise-pkce",
+    )  # fmt: skip
+    with ServerProcess(args, tmp_path / "stack.log") as stack:
+        log = stack.log()
+        idp_issuer = re.search(r"Enterprise IdP.*\n\s+issuer:\s+(\S+)", log)
+        secret = re.search(r"demo-enterprise\s+secret: (\S+)", log)
+        assert idp_issuer and secret, log
+        cli = broker_cli
+        idp = ["--issuer", idp_issuer.group(1), "--client-id", "demo-broker"]
+        cli.ok("idp", "add", "corp", *idp, "--provider", "cognito")
+        added = add_enterprise(cli, stack.url, secret.group(1), client_id="demo-enterprise")
+        assert added.returncode == 0, added.stderr
+        cli.ok("idp", "login", "corp")
+        who = cli.ok("call", stack.url, "whoami", "--json")
+        assert '\\"client_id\\": \\"demo-enterprise\\"' in who, who
+        assert secret.group(1) not in "".join(r.stdout + r.stderr for r in cli.runs)
