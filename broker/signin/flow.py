@@ -107,8 +107,9 @@ class SignInFlow:
         identity), when the token service has none: no browser, no person. Raises
         ``InteractionRequired`` when the IdP sign-in is needed first."""
         server = self._server(url)
-        if not server.assertion_grant:
+        if not server.assertion_grant or self._assertions is None:
             raise InteractionRequired(f"not signed in to {server.url}")
+        self._assertions.check_ready(server)
         return self._once(server.url, None, lambda: self._run(url, None, None, person=False))
 
     def _once(self, key: str, extra_scope: str | None, run: Callable[[], TokenSet]) -> TokenSet:

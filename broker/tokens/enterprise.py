@@ -100,6 +100,17 @@ class AssertionGrants:
             grant=ID_JAG,
         )
 
+    def check_ready(self, server: ServerConfig) -> None:
+        """Raise at once (``InteractionRequired``: the IdP sign-in is needed; ``ConfigError``: no
+        readable JWT file) before anything is asked of the server or its authorization server,
+        so a client asking again and again while the user has not signed in costs no traffic."""
+        from broker.tokens.workload import read_jwt_file
+
+        if server.workload_token_file is not None:
+            read_jwt_file(server.workload_token_file, "workload token")
+        elif server.enterprise is not None:
+            self.id_token(self.idp(server))
+
     def renew(self, server: ServerConfig, found: Discovered, tokens: TokenSet) -> TokenSet:
         """The token service's renewal of an ``id-jag`` or ``workload-jwt`` set: the grant again,
         with the scope it had."""

@@ -178,3 +178,11 @@ def test_the_refresh_grant_refreshes_an_idp_sign_in_without_resource(tmp_path: P
         {"grant_type": ["refresh_token"], "refresh_token": ["CANARY-rt"], "client_id": ["broker"]}
     ]
     assert new.id_token == "a.b.c" and new.refresh_token == "CANARY-rt"
+
+
+def test_readiness_is_checked_without_any_request(tmp_path: Path) -> None:
+    send = IdpAndAs()
+    with pytest.raises(InteractionRequired, match="mcp-broker idp login corp"):
+        grants(tmp_path, send, Session([])).check_ready(SERVER)
+    grants(tmp_path, send, Session([fresh_id_token()])).check_ready(SERVER)
+    assert send.sent == []
