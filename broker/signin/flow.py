@@ -163,7 +163,10 @@ class SignInFlow:
         if server.machine:
             return self._machine(server, found, challenge)
         if server.assertion_grant and self._assertions is not None:
-            return self._assertion(server, found, challenge, headless if person else None, person)
+            scope = self._scope_for(server, found, challenge)
+            if extra_scope:  # a step-up: the ID-JAG asks for the union, as a sign-in would
+                scope = union_scopes(union_scopes(self._held_scope(server), scope), extra_scope)
+            return self._assertion(server, found, scope, headless if person else None, person)
         preregistered = self._preregistered(server, found.issuer)
         clients = ClientRegistry(preregistered, server.client_metadata_url)
         scope = self._scope_for(server, found, challenge)
@@ -207,7 +210,7 @@ class SignInFlow:
         self,
         server: ServerConfig,
         found: Discovered,
-        challenge: BearerChallenge | None,
+        scope: str | None,
         headless: Headless | None,
         person: bool,
     ) -> TokenSet:
@@ -215,7 +218,6 @@ class SignInFlow:
         IdP sign-in, signing in at the IdP first when a person asked and it is needed; or the
         workload's JWT."""
         assert self._assertions is not None
-        scope = self._scope_for(server, found, challenge)
         try:
             tokens = self._assertions.tokens(server, found, scope)
         except InteractionRequired:

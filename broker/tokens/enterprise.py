@@ -82,12 +82,13 @@ class AssertionGrants:
 
     def tokens(self, server: ServerConfig, found: Discovered, scope: str | None) -> TokenSet:
         """The server's next access token (first, or renewed), kept under its URL."""
-        from broker.tokens.machine import machine_client
+        from broker.tokens.machine import machine_client, machine_scope
         from broker.tokens.workload import redeem_assertion, workload_tokens
 
         if server.workload_token_file is not None:
             return workload_tokens(self._send, server, found, scope)
         idp = self.idp(server)
+        scope = machine_scope(scope)  # the ID-JAG names the user already: no OIDC scopes
         grant = self.id_jag(idp, found, scope)
         return redeem_assertion(
             self._send,
