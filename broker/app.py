@@ -39,10 +39,10 @@ from broker.tokens.tokenset import TokenKey, TokenSet
 # `mcp-broker token` answered from the keyring must not pay for that, so they load on first use.
 if TYPE_CHECKING:
     from broker.net.limited_http import Sender
-    from broker.signin.login import Headless
-    from broker.tokens.status import ServerStatus, SignOutResult
     from broker.oauth.discovery import Discovered
     from broker.oauth.www_authenticate import BearerChallenge
+    from broker.signin.login import Headless
+    from broker.tokens.status import IdpStatus, ServerStatus, SignOutResult
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,15 @@ class Broker:
         """The token set to hand out for ``url``: its ``access_token`` is what the server is
         sent (the ID token for a server set to ``send = "id-token"``)."""
         server = self.server(url)
-        return self._as_sent(server, self.service.get_token(self.key_for(server), min_valid))
+        try:
+            tokens = self.service.get_token(self.key_for(server), min_valid)
+        except InteractionRequired:
+            if not server.assertion_grant:
+                raise
+            # Enterprise-managed or workload identity: the first token, or the next after the
+            # IdP sign-in was renewed, needs no person (an ID-JAG or the workload's JWT).
+            tokens = self.signin.without_person(server.url)
+        return self._as_sent(server, tokens)
 
     def renewed(self, url: str) -> TokenSet:
         """A new token for ``url`` now (the server refused the current one), as handed out."""
@@ -177,6 +185,32 @@ class Broker:
 
     def status(self) -> list[ServerStatus]:
         return [self._status_of(server) for server in self.servers()]
+
+    def idp_status(self) -> list[IdpStatus]:
+        """Each enterprise IdP's sign-in and the servers it gets tokens for."""
+        from broker.idps import servers_of
+        from broker.tokens.status import IdpStatus
+
+        rows = []
+        servers = self.servers()
+        for idp in self.config.load().idps:
+            urls = tuple(server.url for server in servers_of(idp.name, servers))
+            base = IdpStatus(idp.name, idp.issuer, "id_token_file", servers=urls)
+            if idp.id_token_file is None:
+                try:
+                    status = self.service.status(idp.key)
+                except StorageError as exc:
+                    base = replace(base, state="storage_error", reason=str(exc))
+                else:
+                    base = replace(
+                        base,
+                        state=status.state.value,
+                        user=status.user,
+                        expires_at=status.expires_at,
+                        reason=status.reason,
+                    )
+            rows.append(base)
+        return rows
 
     def _status_of(self, server: ServerConfig) -> ServerStatus:
         from broker.tokens.status import ServerStatus  # not for a token: the helpers load less
@@ -224,6 +258,40 @@ class Broker:
         """Sign in to ``url`` (:class:`broker.signin.flow.SignInFlow`): in the browser, or
         ``headless`` (:class:`broker.signin.login.Headless`)."""
         return self.signin.sign_in(url, extra_scope, headless)
+
+    def login_idp(self, name: str, headless: Headless | None = None) -> TokenSet:
+        """Sign in at the enterprise IdP ``name`` (:meth:`SignInFlow.sign_in_idp`)."""
+        return self.signin.sign_in_idp(name, headless)
+
+    def logout_idp(self, name: str) -> SignOutResult:
+        """Sign out at the enterprise IdP ``name``: its tokens are deleted and its refresh token
+        revoked where the IdP can. Its servers keep their current access tokens until they
+        expire; their next token needs a new IdP sign-in."""
+        from broker.oauth.revocation import build_revocation_request, handle_revocation_response
+
+        assertions = self.grant.assertions
+        if assertions is None:
+            raise ConfigError("enterprise-managed authorization is not available here")
+        idp = assertions.idp_named(name)
+        removed = self.service.sign_out(idp.key)
+        refresh_tokens = sorted({t.refresh_token for t in removed if t.refresh_token})
+        if not refresh_tokens:
+            return SignOutResult(len(removed), 0, False)
+        try:
+            found = self.grant.pinned_idp(idp)
+        except (DiscoveryError, ServerUnreachable) as exc:
+            return SignOutResult(len(removed), 0, False, f"could not revoke: {exc}")
+        if found.auth_server.revocation_endpoint is None:
+            return SignOutResult(len(removed), 0, False)
+        client = assertions.idp_client(idp)
+        try:
+            for refresh_token in refresh_tokens:
+                request = build_revocation_request(found.auth_server, client, refresh_token)
+                handle_revocation_response(self._sender(request))
+        except (ServerUnreachable, TokenRequestFailed) as exc:
+            problem = f"could not revoke the refresh token: {exc}"
+            return SignOutResult(len(removed), 0, True, problem)
+        return SignOutResult(len(removed), len(refresh_tokens), True)
 
     def logout(self, url: str) -> SignOutResult:
         from broker.oauth.revocation import build_revocation_request, handle_revocation_response

@@ -20,6 +20,15 @@
     send = "id-token"             # send the ID token, not the access token (a workaround, below)
     dpop = true                   # DPoP (RFC 9449): true always, false never; unset: when offered
     resource_name = "Example MCP"  # set by the broker: the server's PRM resource_name (display)
+    enterprise = "corp"           # enterprise-managed: tokens from ID-JAGs of the IdP "corp"
+    workload_token_file = "/var/run/secrets/tokens/mcp"  # workload identity: a JWT re-read per use
+
+    [[idps]]                      # an organisation's IdP (enterprise-managed authorization)
+    name = "corp"
+    issuer = "https://idp.example.com"
+    client_id = "mcp-broker"      # the broker's client at the IdP (its secret, if any: keyring)
+    scopes = ["openid", "email"]  # optional
+    id_token_file = "/run/user/1000/id-token"  # optional: an ID token the environment provides
 
 ``send = "id-token"`` (``mcp-broker add URL --send id-token``) is a workaround for gateways that
 accept only OpenID Connect ID tokens: the broker then signs in with ``openid`` and hands out the
@@ -51,6 +60,7 @@ from urllib.parse import urlsplit
 
 from broker.errors import ConfigError
 from broker.filelock import lock_for
+from broker.idps import IdpConfig, check_assertion_server, idp_items, parse_idps
 from broker.oauth.providers import FIXED_CALLBACK_PORTS
 from broker.oauth.resource import canonical_resource
 from broker.paths import BrokerPaths, ensure_safe_config, write_private_file
@@ -103,6 +113,12 @@ class ServerConfig:
     #: ``dpop_signing_alg_values_supported``), True always (``add --dpop``: a Bearer answer is
     #: refused), False never (``add --no-dpop``). See :mod:`broker.tokens.dpop`.
     dpop: bool | None = None
+    #: Enterprise-managed authorization: the name of the ``[[idps]]`` entry whose sign-in gets
+    #: this server's tokens (ID-JAG exchange + JWT bearer grant, :mod:`broker.tokens.enterprise`).
+    enterprise: str | None = None
+    #: Workload identity federation: a file holding a JWT the environment provides, read on
+    #: each use and sent in the JWT bearer grant (:mod:`broker.tokens.workload`).
+    workload_token_file: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", canonical_resource(self.url))
@@ -123,6 +139,7 @@ class ServerConfig:
                 "a machine identity has no ID token (no person signs in): send = id-token "
                 "cannot be used with grant = client_credentials"
             )
+        check_assertion_server(self)
 
     @property
     def sends_id_token(self) -> bool:
@@ -133,6 +150,11 @@ class ServerConfig:
     def machine(self) -> bool:
         """A machine identity: tokens from the client credentials grant, no person, no browser."""
         return self.grant == CLIENT_CREDENTIALS
+
+    @property
+    def assertion_grant(self) -> bool:
+        """Tokens from a JWT bearer grant (an ID-JAG or a workload JWT), no browser."""
+        return self.enterprise is not None or self.workload_token_file is not None
 
     @property
     def display_name(self) -> str:
@@ -176,6 +198,10 @@ class Config:
     path: Path
     settings: Mapping[str, Any] = field(default_factory=dict)  # as written in [broker]
     servers: tuple[ServerConfig, ...] = ()
+    idps: tuple[IdpConfig, ...] = ()
+
+    def get_idp(self, name: str) -> IdpConfig | None:
+        return next((idp for idp in self.idps if idp.name == name), None)
 
     def get_server(self, url: str) -> ServerConfig | None:
         wanted = canonical_resource(url)
@@ -289,7 +315,7 @@ def load_config(path: Path) -> Config:
 
 
 def _parse(path: Path, doc: dict[str, Any]) -> Config:
-    _no_unknown_keys(path, "the top level", doc, {"broker", "servers"})
+    _no_unknown_keys(path, "the top level", doc, {"broker", "servers", "idps"})
     settings = doc.get("broker", {})
     if not isinstance(settings, dict):
         raise ConfigError(f"{path}: [broker] must be a table")
@@ -304,7 +330,7 @@ def _parse(path: Path, doc: dict[str, Any]) -> Config:
         if any(s.url == server.url for s in servers):
             raise ConfigError(f"{path}: servers[{index}] repeats the server {server.url}")
         servers.append(server)
-    return Config(path, dict(settings), tuple(servers))
+    return Config(path, dict(settings), tuple(servers), parse_idps(path, doc.get("idps", [])))
 
 
 _SERVER_KEYS = set(ServerConfig.__dataclass_fields__)
@@ -325,6 +351,8 @@ def _parse_server(where: str, entry: Any) -> ServerConfig:
         "grant",
         "client_auth",
         "send",
+        "enterprise",
+        "workload_token_file",
     )
     for name in ("url", "client_id", *texts):
         if name in entry and not isinstance(entry[name], str):
@@ -453,6 +481,8 @@ def dumps_config(config: Config) -> str:
         lines += ["", "[broker]", *_toml_pairs(config.settings.items())]
     for server in config.servers:
         lines += ["", "[[servers]]", *_toml_pairs(_server_items(server))]
+    for idp in config.idps:
+        lines += ["", "[[idps]]", *_toml_pairs(idp_items(idp))]
     return "\n".join(lines) + "\n"
 
 

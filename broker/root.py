@@ -32,6 +32,7 @@ from broker.paths import BrokerPaths, broker_paths
 from broker.signin.flow import SignInFlow
 from broker.tokens.auth_servers import AuthServerCache
 from broker.tokens.dpop import Dpop
+from broker.tokens.enterprise import AssertionGrants
 from broker.tokens.grant import RefreshGrant
 from broker.tokens.service import TokenService
 from broker.tokens.stamps import FileStamps
@@ -166,7 +167,18 @@ def build(
     sender: Sender = send if send is not None else LazySender()
     auth_servers = AuthServerCache(paths.state_dir)
     dpop = Dpop()
-    grant = RefreshGrant(sender, auth_servers, lambda: config.load().servers, store, dpop)
+    assertions = AssertionGrants(
+        sender,
+        auth_servers,
+        store,
+        config.load,
+        # The IdP sign-ins are the token service's like any other; the service is made below,
+        # as it needs the refresh grant, which needs this.
+        lambda key, force: service.refresh(key) if force else service.get_token(key),
+    )
+    grant = RefreshGrant(
+        sender, auth_servers, lambda: config.load().servers, store, dpop, assertions
+    )
     service = TokenService(
         store, grant, lock_factory=refresh_locks(paths.lock_dir), stamps=FileStamps(paths.lock_dir)
     )
@@ -181,6 +193,7 @@ def build(
         opener=opener,
         timeout=sign_in_timeout,
         dpop=dpop,
+        assertions=assertions,
     )
     broker = Broker(
         paths,

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from demo_server import idp, resource
+from demo_server.enterprise_stack import ENTERPRISE_CLIENT_ID, EnterpriseIdp
 from demo_server.idp.command import announce
+from demo_server.idp.running import RunningIdp
 from demo_server.idp.settings import (
     DEFAULT_POOL_ID,
     DEMO_CLIENT_ID,
@@ -47,15 +49,23 @@ class StackSettings:
     m2m_secret: str | None = None
     device_flow: bool = False
     device_interval: int = 5
+    #: Not Cognito behaviour: also run an enterprise IdP on this port (0: any) whose ID-JAGs the
+    #: authorization server redeems (demo_server/enterprise_stack.py); None: no IdP.
+    enterprise_idp_port: int | None = None
+    enterprise_secret: str | None = None
 
 
 @dataclass
 class RunningStack:
     idp: idp.RunningIdp
     server: resource.RunningResourceServer
+    enterprise_idp: RunningIdp | None = None
+    enterprise_secret: str | None = None
 
     def close(self) -> None:
         self.server.close()
+        if self.enterprise_idp is not None:
+            self.enterprise_idp.close()
         self.idp.close()
 
 
@@ -64,15 +74,25 @@ def running(settings: StackSettings) -> Iterator[RunningStack]:
     """Start both servers and stop them after. The MCP server's socket is bound first: the
     authorization server must know its URL (port 0 included) before it starts."""
     mcp_sock = bind_loopback("127.0.0.1", settings.port)
+    enterprise: EnterpriseIdp | None = None
     try:
-        yield from _serve(settings, mcp_sock)
+        if settings.enterprise_idp_port is not None:
+            enterprise = EnterpriseIdp(
+                settings.enterprise_idp_port, settings.pool_id, settings.enterprise_secret
+            )
+        yield from _serve(settings, mcp_sock, enterprise)
     finally:
         mcp_sock.close()
+        if enterprise is not None:
+            enterprise.close()
 
 
-def _serve(settings: StackSettings, mcp_sock: socket.socket) -> Iterator[RunningStack]:
+def _serve(
+    settings: StackSettings, mcp_sock: socket.socket, enterprise: EnterpriseIdp | None = None
+) -> Iterator[RunningStack]:
     mcp_port = int(mcp_sock.getsockname()[1])
     mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
+    extra = enterprise.auth_server_fields(mcp_url) if enterprise is not None else {}
     idp_settings = IdpSettings(
         port=settings.idp_port,
         pool_id=settings.pool_id,
@@ -86,17 +106,26 @@ def _serve(settings: StackSettings, mcp_sock: socket.socket) -> Iterator[Running
         device_flow=settings.device_flow,
         device_interval=settings.device_interval,
         resource_servers=(ResourceServerConfig(mcp_url),),
+        **extra,
     )
     running_idp = idp.start(idp_settings)
+    clients = (*STACK_CLIENTS, ENTERPRISE_CLIENT_ID) if enterprise else STACK_CLIENTS
+    enterprise_idp: RunningIdp | None = None
     try:
+        if enterprise is not None:
+            fields = {"auto_login": settings.auto_login, "demo_password": settings.demo_password}
+            enterprise_idp = enterprise.start(running_idp.issuer, **fields)
         server = resource.start(
-            ResourceSettings(port=mcp_port, issuer=running_idp.issuer, client_ids=STACK_CLIENTS),
+            ResourceSettings(port=mcp_port, issuer=running_idp.issuer, client_ids=clients),
             sock=mcp_sock,
         )
     except BaseException:
+        if enterprise_idp is not None:
+            enterprise_idp.close()
         running_idp.close()
         raise
-    stack = RunningStack(running_idp, server)
+    secret = enterprise.secret if enterprise is not None else None
+    stack = RunningStack(running_idp, server, enterprise_idp, secret)
     try:
         yield stack
     finally:
@@ -105,6 +134,17 @@ def _serve(settings: StackSettings, mcp_sock: socket.socket) -> Iterator[Running
 
 def describe(stack: RunningStack, out: TextIO) -> None:
     announce(stack.idp)
+    if stack.enterprise_idp is not None:
+        ent = stack.enterprise_idp
+        print(
+            f"Enterprise IdP (issues ID-JAGs; not Cognito behaviour): {ent.url}\n"
+            f"  issuer:    {ent.issuer}\n"
+            f"  client id: {DEMO_CLIENT_ID} (public)  user: demo  password: {ent.demo_password}\n"
+            f"  enterprise client at the authorization server: {ENTERPRISE_CLIENT_ID}  "
+            f"secret: {stack.enterprise_secret}",
+            file=out,
+            flush=True,
+        )
     print(f"Demo MCP server: {stack.server.url}\nPress Ctrl-C to stop.", file=out, flush=True)
 
 
@@ -125,6 +165,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="NOT Cognito behaviour: also offer the device authorization grant (RFC 8628)",
     )
     add(
+        "--enterprise-idp-port",
+        type=int,
+        metavar="PORT",
+        help="NOT Cognito behaviour: also run an enterprise IdP on PORT (0 = any) that issues "
+        "ID-JAGs (SEP-990) which the authorization server redeems for the confidential client "
+        f"{ENTERPRISE_CLIENT_ID} (JWT bearer grant); its secret is printed",
+    )
+    add("--enterprise-secret", help="the enterprise client's secret (default: random, printed)")
+    add(
         "--device-interval",
         type=int,
         default=5,
@@ -135,7 +184,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.port < 0 or args.idp_port < 0:
+    if args.port < 0 or args.idp_port < 0 or (args.enterprise_idp_port or 0) < 0:
         print("mcp-demo-server stack: --port and --idp-port must be 0 or more", file=sys.stderr)
         return 2
     if args.device_interval <= 0:
@@ -153,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         m2m_secret=args.m2m_secret,
         device_flow=args.device_flow,
         device_interval=args.device_interval,
+        enterprise_idp_port=args.enterprise_idp_port,
+        enterprise_secret=args.enterprise_secret,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

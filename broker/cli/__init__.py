@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     from broker.bridge import configure_connect_parser
     from broker.cli.clients import configure_clients_parser
     from broker.cli.demo import configure_demo_parser
+    from broker.cli.idp import configure_idp_parser
     from broker.desktop.autostart import configure_install_parsers
     from broker.integrations.configure import configure_configure_parser
     from broker.ui.command import configure_open_parser
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     configure_connect_parser(sub)
     configure_clients_parser(sub)
+    configure_idp_parser(sub)
     configure_headers_parser(sub)
     configure_configure_parser(sub)
     configure_install_parsers(sub)
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from broker.cli.idp import add_assertion_arguments
     from broker.config import PROVIDERS
     from broker.integrations.cloudformation import add_from_cloudformation_argument
     from broker.oauth.providers import FIXED_CALLBACK_PORTS
@@ -248,6 +251,7 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="--client-id is a confidential client that authenticates with a JWT signed by "
         "this unencrypted PEM private key (RFC 7523); the key is copied into the keyring",
     )
+    add_assertion_arguments(add)
     add_from_cloudformation_argument(add)
     add.set_defaults(run=_add)
 
@@ -313,6 +317,10 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         send=send,
         dpop=args.dpop,
     )
+    if args.enterprise or args.workload_token_file:
+        from broker.cli.idp import add_assertion_server
+
+        return add_assertion_server(args, broker, out, server)
     if args.client_credentials or args.private_key_jwt:
         return _add_machine(args, broker, out, server)
     if existing is not None and existing.machine:
@@ -474,22 +482,39 @@ def _status(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             item = asdict(row)
             item["expires_in"] = None if row.expires_at is None else round(row.expires_at - now)
             data.append(item)
-        print(json.dumps({"servers": data}, indent=2), file=out)
+        from broker.cli.idp import idp_rows
+
+        idps = idp_rows(broker) if hasattr(broker, "config") else []
+        print(json.dumps({"servers": data, **({"idps": idps} if idps else {})}, indent=2), file=out)
         return 0
     if not rows:
         print("No servers configured. Add one with: mcp-broker add URL", file=out)
         return 0
+    from broker.cli.idp import idp_line, idp_rows
+
+    idps = idp_rows(broker) if hasattr(broker, "config") else []
+    under_idp = {url for idp in idps for url in idp["servers"]}
     for row in rows:
-        detail = row.reason or ""
-        if row.expires_at is not None and row.state == "valid":
-            who = f"as {row.user}, " if row.user else ""
-            if getattr(row, "machine", False) and row.client_id:
-                who = f"as machine client {row.client_id}, "
-            detail = f"{who}token until {_local_time(row.expires_at)}"
-        # The server's own name (PRM resource_name) when it publishes one, and its URL.
-        server = f"{safe_text(row.name)} ({safe_text(row.url)})" if row.name else safe_text(row.url)
-        print(f"{server}\t{row.state}\t{safe_text(detail)}", file=out)
+        if row.url not in under_idp:
+            print(_status_line(row), file=out)
+    for idp in idps:  # an IdP sign-in, with the servers that get their tokens from it
+        print(idp_line(idp), file=out)
+        for row in rows:
+            if row.url in idp["servers"]:
+                print(f"  {_status_line(row)}", file=out)
     return 0
+
+
+def _status_line(row: Any) -> str:
+    detail = row.reason or ""
+    if row.expires_at is not None and row.state == "valid":
+        who = f"as {row.user}, " if row.user else ""
+        if getattr(row, "machine", False) and row.client_id:
+            who = f"as machine client {row.client_id}, "
+        detail = f"{who}token until {_local_time(row.expires_at)}"
+    # The server's own name (PRM resource_name) when it publishes one, and its URL.
+    server = f"{safe_text(row.name)} ({safe_text(row.url)})" if row.name else safe_text(row.url)
+    return f"{server}\t{row.state}\t{safe_text(detail)}"
 
 
 def _with_running_view(rows: list[Any], paths: Any) -> list[Any]:

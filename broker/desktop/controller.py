@@ -37,7 +37,7 @@ from broker.desktop.menu import (
 from broker.desktop.notify import Notifier
 from broker.errors import BrokerError
 from broker.safetext import safe_text
-from broker.tokens.status import ServerStatus, SignOutResult
+from broker.tokens.status import IdpStatus, ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenSet
 
 if TYPE_CHECKING:
@@ -57,6 +57,8 @@ class BrokerLike(Protocol):
     ) -> TokenSet: ...
     def logout(self, url: str) -> SignOutResult: ...
     def token(self, url: str, min_valid: float | None = None) -> TokenSet: ...
+    def idp_status(self) -> list[IdpStatus]: ...
+    def login_idp(self, name: str) -> TokenSet: ...
 
 
 class _Refresh:
@@ -238,12 +240,14 @@ class Controller:
         """Read the broker's status and show it (worker thread: this may touch the keyring)."""
         try:
             servers = tuple(self._broker.status())
+            idps = tuple(self._broker.idp_status())
         except BrokerError as exc:
             logger.warning("could not read the servers' status: %s", exc)
-            servers = self._view.servers
+            servers, idps = self._view.servers, self._view.idps
         with self._lock:
             view = View(
                 servers=servers,
+                idps=idps,
                 now=self._clock(),
                 busy=frozenset(self._busy),
                 errors=dict(self._errors),
@@ -295,6 +299,8 @@ class Controller:
             self._open_page(None)
         elif action is Action.SIGN_IN and url:
             self._in_background(url, lambda url: self._sign_in(url, command.scope))
+        elif action is Action.SIGN_IN_IDP and command.client:
+            self._in_background(f"idp {command.client}", self._sign_in_idp)
         elif action is Action.STEP_UP and url:
             self._in_background(url, self._step_up)
         elif action is Action.SIGN_OUT and url:
@@ -376,6 +382,13 @@ class Controller:
             )
             return
         self._page_opener(landing)
+
+    def _sign_in_idp(self, busy_key: str) -> None:
+        """Sign in at an enterprise IdP: once for all the servers that get tokens from it."""
+        name = busy_key.removeprefix("idp ")
+        logger.info("signing in at the IdP %s from the tray", name)
+        self._broker.login_idp(name)
+        self.notifier.notify("Signed in", f"Signed in at {name}: its servers get tokens again.")
 
     def _step_up(self, url: str) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ from broker.api.clients import ConsentRequest, Decision
 from broker.config import server_label
 from broker.safetext import safe_text
 from broker.tokens.service import UNREACHABLE
-from broker.tokens.status import ServerStatus
+from broker.tokens.status import IdpStatus, ServerStatus
 
 _SIGNED_IN = {"valid"}
 _NEEDS_SIGN_IN = {"signed_out", "sign_in_required", "unknown"}
@@ -51,6 +51,7 @@ class Action(enum.Enum):
     TOGGLE_AUTOSTART = "toggle_autostart"
     CONSENT = "consent"
     STEP_UP = "step_up"
+    SIGN_IN_IDP = "sign_in_idp"  # ``client`` names the IdP
     QUIT = "quit"
 
 
@@ -112,6 +113,8 @@ class View:
     """Per server URL: scopes API clients asked for that the sign-in lacks, and those clients."""
     clients: tuple[ClientChoice, ...] = ()
     """The MCP clients found on this machine, for "Connect a client…"."""
+    idps: tuple[IdpStatus, ...] = ()
+    """Enterprise IdP sign-ins; each is one entry with its servers under it."""
 
 
 def server_name(url: str, resource_name: str | None = None) -> str:
@@ -257,9 +260,32 @@ def client_entries(view: View) -> tuple[Entry, ...]:
     )
 
 
+def idp_entry(idp: IdpStatus, view: View) -> Entry:
+    """An enterprise IdP's sign-in: "Sign in at NAME" (once for all its servers), then its
+    servers, each with its own submenu."""
+    if idp.state == "id_token_file":
+        words = "ID token from a file"
+    elif idp.state in _SIGNED_IN | _REFRESHING:
+        who = f" as {safe_text(idp.user, 30)}" if idp.user else ""
+        words = f"signed in{who}"
+    else:
+        words = "sign-in needed"
+    busy = f"idp {idp.name}" in view.busy
+    sign_in = Entry(
+        f"Sign in at {idp.name}" if words == "sign-in needed" else f"Sign in again at {idp.name}",
+        Command(Action.SIGN_IN_IDP, client=idp.name),
+        enabled=not busy and idp.state != "id_token_file",
+    )
+    servers = tuple(server_entry(s, view) for s in view.servers if s.url in idp.servers)
+    label = f"{idp.name} (organisation sign-in): {'working…' if busy else words}"
+    return Entry(safe_text(label, LABEL_LIMIT), submenu=(sign_in, SEPARATOR, *servers))
+
+
 def entries(view: View) -> tuple[Entry, ...]:
     """The whole menu, top to bottom."""
-    servers = tuple(server_entry(s, view) for s in view.servers) or (
+    under_idp = {url for idp in view.idps for url in idp.servers}
+    servers = tuple(server_entry(s, view) for s in view.servers if s.url not in under_idp)
+    servers = (*servers, *(idp_entry(idp, view) for idp in view.idps)) or (
         Entry("No servers configured", enabled=False),
     )
     consents = tuple(consent_entry(r) for r in view.consents)

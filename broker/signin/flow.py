@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from broker.errors import BrokerError, ConfigError, InteractionRequired
+from broker.errors import AuthorizationError, BrokerError, ConfigError, InteractionRequired
 from broker.safetext import safe_text
 from broker.tokens.dpop import Dpop
 from broker.tokens.tokenset import TokenKey, TokenSet
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from broker.signin.login import ClientRegistry, Headless, Opener, SignInOptions
     from broker.store.base import ClientSecretStore
     from broker.tokens.auth_servers import AuthServerCache
+    from broker.tokens.enterprise import AssertionGrants
     from broker.tokens.service import TokenService
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class SignInFlow:
         opener: Opener,
         timeout: float,
         dpop: Dpop | None = None,
+        assertions: AssertionGrants | None = None,
     ) -> None:
         self._send = send
         self._head_of = head_of
@@ -82,6 +84,7 @@ class SignInFlow:
         self._opener = opener
         self._timeout = timeout
         self._dpop = dpop or Dpop()  # DPoP-bound tokens (RFC 9449) where the server uses them
+        self._assertions = assertions
         self._lock = threading.Lock()
         self._flights: dict[str, Future[TokenSet]] = {}
 
@@ -95,6 +98,27 @@ class SignInFlow:
         here (:class:`broker.signin.login.Headless`). A machine identity gets its token with the
         client credentials grant instead (:mod:`broker.tokens.machine`)."""
         key = self._server(url).url
+        return self._once(key, extra_scope, lambda: self._run(url, extra_scope, headless))
+
+    def sign_in_idp(self, name: str, headless: Headless | None = None) -> TokenSet:
+        """Sign in at the enterprise IdP ``name`` (``[[idps]]``): Authorization Code + PKCE in
+        the browser like any sign-in, for an ID token (scope ``openid``) and a refresh token,
+        kept under the IdP's key. The servers of that IdP then get their tokens from it
+        (:mod:`broker.tokens.enterprise`) with no further browser."""
+        return self._once(f"idp {name}", None, lambda: self._run_idp(name, headless))
+
+    def without_person(self, url: str) -> TokenSet:
+        """The next token of a server with an assertion grant (enterprise-managed, workload
+        identity), when the token service has none: no browser, no person. Raises
+        ``InteractionRequired`` when the IdP sign-in is needed first."""
+        server = self._server(url)
+        if not server.assertion_grant or self._assertions is None:
+            raise InteractionRequired(f"not signed in to {server.url}")
+        self._assertions.check_ready(server)
+        return self._once(server.url, None, lambda: self._run(url, None, None, person=False))
+
+    def _once(self, key: str, extra_scope: str | None, run: Callable[[], TokenSet]) -> TokenSet:
+        """``run`` for ``key``, or the outcome of the run already going on for it."""
         while True:
             with self._lock:
                 flight = self._flights.get(key)
@@ -109,7 +133,7 @@ class SignInFlow:
                 return tokens
             # That sign-in did not ask for what this caller needs: its own comes next.
         try:
-            tokens = self._run(url, extra_scope, headless)
+            tokens = run()
         except BaseException as exc:
             flight.set_exception(exc)
             raise
@@ -120,7 +144,13 @@ class SignInFlow:
             with self._lock:
                 self._flights.pop(key, None)
 
-    def _run(self, url: str, extra_scope: str | None, headless: Headless | None) -> TokenSet:
+    def _run(
+        self,
+        url: str,
+        extra_scope: str | None,
+        headless: Headless | None,
+        person: bool = True,
+    ) -> TokenSet:
         from broker.oauth.scopes import union_scopes
         from broker.signin.discovery import discover
         from broker.signin.login import ClientRegistry, SignIn
@@ -135,6 +165,11 @@ class SignInFlow:
                 f"{server.issuer} as before. If you trust it, run "
                 f"`mcp-broker add {server.url} --reset-issuer`, then sign in."
             )
+        if server.assertion_grant and self._assertions is not None:
+            scope = self._scope_for(server, found, challenge)
+            if extra_scope:  # a step-up: the ID-JAG asks for the union, as a sign-in would
+                scope = union_scopes(union_scopes(self._held_scope(server), scope), extra_scope)
+            return self._assertion(server, found, scope, headless if person else None, person)
         key = self._dpop.key_for_sign_in(server, found.auth_server)
         send = self._dpop.token_sender(self._send, found.auth_server, key, server)
         if server.machine:
@@ -178,12 +213,70 @@ class SignInFlow:
         )
         tokens = self._dpop.kept(tokens, key)
         self._service.put(tokens)
+        self._pin_issuer(server, found)
+        return tokens
 
+    def _pin_issuer(self, server: ServerConfig, found: Discovered) -> None:
         def pin(config: Config) -> Config:
             current = config.get_server(server.url) or server
             return config.with_server(replace(current, issuer=found.issuer))
 
         self._update_config(pin)
+
+    def _assertion(
+        self,
+        server: ServerConfig,
+        found: Discovered,
+        scope: str | None,
+        headless: Headless | None,
+        person: bool,
+    ) -> TokenSet:
+        """A token from an assertion grant (:mod:`broker.tokens.enterprise`): an ID-JAG of the
+        IdP sign-in, signing in at the IdP first when a person asked and it is needed; or the
+        workload's JWT."""
+        assert self._assertions is not None
+        try:
+            tokens = self._assertions.tokens(server, found, scope)
+        except InteractionRequired:
+            if not person or server.enterprise is None:
+                raise
+            idp = self._assertions.idp(server)
+            if idp.id_token_file is not None:
+                raise
+            self.sign_in_idp(idp.name, headless)
+            tokens = self._assertions.tokens(server, found, scope)
+        self._service.put(tokens)
+        self._pin_issuer(server, found)
+        return tokens
+
+    def _run_idp(self, name: str, headless: Headless | None) -> TokenSet:
+        from broker.oauth.discovery import Discovered, drive, find_auth_server
+        from broker.oauth.providers import profile_for
+        from broker.oauth.scopes import with_offline_access
+        from broker.signin.login import ClientRegistry, SignIn, SignInOptions
+
+        if self._assertions is None:
+            raise ConfigError("enterprise-managed authorization is not available here")
+        idp = self._assertions.idp_named(name)
+        profile = profile_for(idp.issuer, idp.profile_name)
+        auth_server = drive(find_auth_server(idp.issuer, profile), self._send)
+        if auth_server is None:
+            raise ConfigError(f"no OpenID Connect metadata found for the IdP {idp.issuer}")
+        self._auth_servers.put(auth_server)
+        found = Discovered(idp.issuer, idp.issuer, auth_server)
+        scope = with_offline_access(" ".join(idp.scopes), auth_server.scopes_supported)
+        clients = ClientRegistry([self._assertions.idp_client(idp)])
+        options = SignInOptions(
+            profile=idp.profile_name,
+            send_resource=False,  # the sign-in is for no resource server
+            callback_ports=idp.callback_ports,
+            timeout=self._timeout,
+            headless=headless,
+        )
+        tokens = SignIn(self._send, clients, opener=self._opener).sign_in(found, scope, options)
+        if tokens.id_token is None:
+            raise AuthorizationError(f"{idp.name} answered the sign-in without an ID token")
+        self._service.put(tokens)
         return tokens
 
     def probe(self, url: str) -> BearerChallenge | None:

@@ -87,8 +87,8 @@ def refuse_unsigned(resource: str) -> NotSignedIn:
     scope the challenge names (the login's own probe may not be challenged for it)."""
 
     def refuse(challenge: BearerChallenge | None, needed: InteractionRequired) -> str | None:
-        if challenge is None or not challenge.scope:
-            raise needed
+        if challenge is None or not challenge.scope or "`mcp-broker " in str(needed):
+            raise needed  # (the last: it names the command already, e.g. an IdP sign-in)
         command = login_command(resource, challenge.scope.split())
         raise InteractionRequired(
             f"not signed in to {resource}, which asks for the scope {challenge.scope}; "

@@ -43,10 +43,12 @@ from broker.tokens.tokenset import CLIENT_CREDENTIALS, TokenKey, TokenSet
 # answered from the keyring must not pay for them.
 if TYPE_CHECKING:
     from broker.config import ServerConfig
+    from broker.idps import IdpConfig
     from broker.oauth.discovery import Discovered
     from broker.oauth.registration import ClientCredentials
     from broker.signin.discovery import Sender
     from broker.store.base import ClientSecretStore
+    from broker.tokens.enterprise import AssertionGrants
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +136,7 @@ class RefreshGrant:
         servers: Callable[[], Iterable[ServerConfig]],
         secrets: ClientSecretStore,
         dpop: Dpop | None = None,
+        assertions: AssertionGrants | None = None,
     ) -> None:
         self._send = send
         self._auth_servers = auth_servers
@@ -141,21 +144,40 @@ class RefreshGrant:
         self._secrets = secrets
         #: DPoP (RFC 9449): a bound set is refreshed with a proof of its key, which it keeps.
         self.dpop = dpop or Dpop()
+        self._assertions = assertions
 
     def __call__(self, tokens: TokenSet) -> TokenSet:
+        assertions = self._assertions
+        idp = assertions.idp_for_key(tokens.key) if assertions is not None else None
+        if assertions is not None and idp is not None:  # an IdP sign-in (enterprise-managed)
+            found = self.pinned_idp(idp)
+            return self._judged(found, lambda: assertions.refresh_idp(idp, tokens, found))
         server = self._server_for(tokens.key)
         found = self.pinned(server, tokens.key)
+        return self._judged(found, lambda: self._renewed(server, found, tokens))
+
+    def _renewed(self, server: ServerConfig, found: Discovered, tokens: TokenSet) -> TokenSet:
+        if self._assertions is not None and server.assertion_grant:
+            return self._assertions.renew(server, found, tokens)
         key = self.dpop.key_for_refresh(server, tokens)
         send = self.dpop.token_sender(self._send, found.auth_server, key, server)
+        if tokens.grant == CLIENT_CREDENTIALS and server.machine:
+            return self.dpop.kept(self._machine_token(send, server, found, tokens), key)
+        client = configured_client(server, tokens.key.issuer, tokens.key.client_id, self._secrets)
+        fresh = self.dpop.kept(
+            refresh_tokens(send, found, tokens, client, server.send_resource), key
+        )
+        if server.sends_id_token:
+            from broker.tokens.id_token import bounded_by_id_token
+
+            # The ID token is renewed with the access token, or the user must sign in again.
+            return bounded_by_id_token(fresh, renewal=True)
+        return fresh
+
+    def _judged(self, found: Discovered, grant: Callable[[], TokenSet]) -> TokenSet:
+        """Run ``grant``; a refusal needs the user or may pass (see the module docstring)."""
         try:
-            if tokens.grant == CLIENT_CREDENTIALS and server.machine:
-                return self.dpop.kept(self._machine_token(send, server, found, tokens), key)
-            client = configured_client(
-                server, tokens.key.issuer, tokens.key.client_id, self._secrets
-            )
-            fresh = self.dpop.kept(
-                refresh_tokens(send, found, tokens, client, server.send_resource), key
-            )
+            return grant()
         except TokenRequestFailed as exc:
             self.forget(found)
             if needs_user(exc):
@@ -165,12 +187,6 @@ class RefreshGrant:
             # The endpoint may have moved: look the metadata up again at the next attempt.
             self.forget(found)
             raise
-        if server.sends_id_token:
-            from broker.tokens.id_token import bounded_by_id_token
-
-            # The ID token is renewed with the access token, or the user must sign in again.
-            return bounded_by_id_token(fresh, renewal=True)
-        return fresh
 
     def _machine_token(
         self, send: Sender, server: ServerConfig, found: Discovered, tokens: TokenSet
@@ -189,19 +205,30 @@ class RefreshGrant:
             key_resource=tokens.key.resource,
         )
 
+    @property
+    def assertions(self) -> AssertionGrants | None:
+        return self._assertions
+
+    def pinned_idp(self, idp: IdpConfig) -> Discovered:
+        """The enterprise IdP's metadata, cached like a pinned issuer's."""
+        return self._pinned_at(idp.key, idp.profile_name, idp.issuer)
+
     def pinned(self, server: ServerConfig, key: TokenKey) -> Discovered:
         """The pinned issuer's metadata (no PRM round trip: the issuer is known), cached."""
+        return self._pinned_at(key, server.profile_name, server.url)
+
+    def _pinned_at(self, key: TokenKey, profile_name: str | None, url: str) -> Discovered:
         from broker.oauth.discovery import Discovered, drive, find_auth_server
         from broker.oauth.providers import profile_for
 
-        profile = profile_for(key.issuer, server.profile_name)
+        profile = profile_for(key.issuer, profile_name)
         auth_server = self._auth_servers.get(key.issuer, profile.name)
         if auth_server is None:
             auth_server = drive(find_auth_server(key.issuer, profile), self._send)
             if auth_server is None:
                 raise DiscoveryError(f"no authorization server metadata found for {key.issuer}")
             self._auth_servers.put(auth_server)
-        return Discovered(server.url, key.resource, auth_server)
+        return Discovered(url, key.resource, auth_server)
 
     def forget(self, found: Discovered) -> None:
         """Drop the cached metadata of ``found``'s issuer: it is looked up again next time."""

@@ -34,6 +34,20 @@ class ServerStatus:
 
 
 @dataclass(frozen=True)
+class IdpStatus:
+    """An enterprise IdP's sign-in as ``status``, ``idp list`` and the tray show it: never a
+    token. ``servers``: the URLs of the servers that get their tokens from it."""
+
+    name: str
+    issuer: str
+    state: str
+    user: str | None = None
+    expires_at: float | None = None
+    reason: str | None = None
+    servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SignOutResult:
     """What a sign-out did: stored entries removed, refresh tokens revoked (and whether the
     authorization server offers revocation at all), and what went wrong, if anything."""

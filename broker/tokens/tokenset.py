@@ -16,6 +16,10 @@ class TokenKey:
 
 
 CLIENT_CREDENTIALS = "client_credentials"
+#: Tokens from an ID-JAG (enterprise-managed authorization), renewed with a new one.
+ID_JAG = "id-jag"
+#: Tokens from a workload's JWT (workload identity federation), renewed with it read anew.
+WORKLOAD_JWT = "workload-jwt"
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,9 @@ class TokenSet:
     """The OpenID Connect ID token of the sign-in, sent only to a server set to ``send =
     "id-token"`` (a workaround for ID-token gateways)."""
     grant: str | None = None
-    """``client_credentials`` for a machine identity's tokens: renewed with that grant (there
-    is no refresh token); None for a person's sign-in."""
+    """``client_credentials`` for a machine identity's tokens, ``id-jag`` or ``workload-jwt``
+    for tokens of an assertion grant: renewed with that grant (there is no refresh token); None
+    for a person's sign-in."""
     dpop_key: str | None = field(default=None, repr=False)
     """The private DPoP key (a JWK, RFC 9449) the tokens are bound to when ``token_type`` is
     ``DPoP``: made for this sign-in, kept with the tokens in the keyring and nowhere else
@@ -48,7 +53,7 @@ class TokenSet:
     @property
     def renewable(self) -> bool:
         """Whether the broker can get the next token without the user."""
-        return self.refresh_token is not None or self.grant == CLIENT_CREDENTIALS
+        return self.refresh_token is not None or self.grant is not None
 
     def seconds_left(self, now: float | None = None) -> float:
         return self.expires_at - (time.time() if now is None else now)

@@ -85,10 +85,11 @@ def bind_loopback(host: str, port: int) -> socket.socket:
     return sock
 
 
-def start(settings: IdpSettings) -> RunningIdp:
-    """Bind ``settings.host:settings.port`` (0 picks a free port) and serve in the background."""
+def start(settings: IdpSettings, sock: socket.socket | None = None) -> RunningIdp:
+    """Bind ``settings.host:settings.port`` (0 picks a free port), or take ``sock`` (already
+    bound, when the issuer had to be known earlier), and serve in the background."""
     settings.validate()
-    sock = bind_loopback(settings.host, settings.port)
+    sock = sock or bind_loopback(settings.host, settings.port)
     try:
         settings = replace(settings, port=int(sock.getsockname()[1])).resolved()
         app = create_app(settings)

@@ -113,8 +113,15 @@ class User:
         return done
 
     def add_server(self, context: Json) -> None:
-        if os.environ.get("MCP_CONFORMANCE_SCENARIO", "").startswith("auth/client-credentials"):
+        scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO", "")
+        if scenario.startswith("auth/client-credentials"):
             self.add_machine(context)
+            return
+        if scenario == "auth/enterprise-managed-authorization":
+            self.add_enterprise(context)
+            return
+        if scenario == "auth/wif-jwt-bearer":
+            self.add_workload(context)
             return
         # The user's broker has a Client ID Metadata Document, at the URL the harness knows.
         args = ["add", self.url, "--client-metadata-url", CLIENT_METADATA_URL]
@@ -139,6 +146,33 @@ class User:
             done = self.broker(*args, "--client-credentials", stdin=context["client_secret"] + "\n")
         if done.returncode != 0:
             raise SystemExit("mcp-broker add (machine identity) failed")
+
+    def add_enterprise(self, context: Json) -> None:
+        """Enterprise-managed authorization, as the user sets it up: the organisation's IdP
+        (here its ID token comes from a file, as an SSO agent would keep it: the harness's IdP
+        has no sign-in page), then the server with the client it has at its authorization
+        server, the secret on standard input."""
+        id_token = self._private_file("id-token", context["idp_id_token"])
+        idp = ["idp", "add", "corp", "--issuer", context["idp_issuer"]]
+        idp += ["--client-id", context["idp_client_id"], "--id-token-file", str(id_token)]
+        if self.broker(*idp).returncode != 0:
+            raise SystemExit("mcp-broker idp add failed")
+        args = ["add", self.url, "--enterprise", "corp", "--client-id", context["client_id"]]
+        if self.broker(*args, stdin=context["client_secret"] + "\n").returncode != 0:
+            raise SystemExit("mcp-broker add --enterprise failed")
+
+    def add_workload(self, context: Json) -> None:
+        """Workload identity federation: the JWT the environment provides, in a file."""
+        jwt = self._private_file("workload.jwt", context["valid_jwt"])
+        args = ["add", self.url, "--workload-token-file", str(jwt)]
+        if self.broker(*args, "--client-id", context["client_id"]).returncode != 0:
+            raise SystemExit("mcp-broker add --workload-token-file failed")
+
+    def _private_file(self, name: str, text: str) -> Path:
+        path = self.home / name
+        path.touch(mode=0o600)
+        path.write_text(text)
+        return path
 
     def sign_in(self, message: str) -> bool:
         """Do what the bridge's answer says: run the ``mcp-broker login`` command it names."""

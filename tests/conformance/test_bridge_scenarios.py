@@ -73,13 +73,19 @@ AUTH_SCENARIOS = [
     "auth/metadata-issuer-mismatch",
 ]
 #: Extensions of the spec the broker implements: machine identities (``mcp-broker add URL
-#: --client-id ID --client-credentials`` / ``--private-key-jwt KEYFILE``) and DPoP (RFC 9449,
-#: SEP-1932: through the bridge, which signs the proofs).
+#: --client-id ID --client-credentials`` / ``--private-key-jwt KEYFILE``), DPoP (RFC 9449,
+#: SEP-1932: through the bridge, which signs the proofs), enterprise-managed authorization
+#: (ID-JAG, SEP-990) and workload identity federation.
 EXTENSION_SCENARIOS = [
     "auth/client-credentials-basic",
     "auth/client-credentials-jwt",
     "auth/dpop",
     "auth/dpop-nonce",
+    # Extensions, through the bridge like the rest: the server's first token is obtained by
+    # `mcp-broker add` (no browser: an ID-JAG of the IdP's ID token, or the workload's JWT),
+    # then the harness's MCP server is called through `mcp-broker connect`.
+    "auth/enterprise-managed-authorization",
+    "auth/wif-jwt-bearer",
 ]
 CLIENT_SCENARIOS = [
     "initialize",

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from broker import cli
-from broker.app import ServerStatus
 from broker.config import ServerConfig
 from broker.errors import ConfigError
+from broker.tokens.status import ServerStatus
 from tests.broker.cli.test_main import KEY, URL, FakeBroker
 
 SECRET = "CANARY-m2m-secret-3c1d"

@@ -14,7 +14,7 @@ from broker.desktop.controller import STEP_UP_TTL, Controller
 from broker.desktop.menu import Action, ClientChoice, Command, Overall, View, overall
 from broker.errors import AuthorizationDenied, ClientConfigError, InteractionRequired
 from broker.signin.login import Headless
-from broker.tokens.status import ServerStatus, SignOutResult
+from broker.tokens.status import IdpStatus, ServerStatus, SignOutResult
 from broker.tokens.tokenset import TokenKey, TokenSet
 
 URL = "https://mcp.example/mcp"
@@ -55,6 +55,12 @@ class FakeBroker:
     def logout(self, url: str) -> SignOutResult:
         self.state = "signed_out"
         return SignOutResult(1, 1, True)
+
+    def idp_status(self) -> list[IdpStatus]:
+        return []
+
+    def login_idp(self, name: str) -> TokenSet:
+        raise AssertionError("no IdP here")
 
     def token(self, url: str, min_valid: float | None = None) -> TokenSet:
         if self.state != "valid":
