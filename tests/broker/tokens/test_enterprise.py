@@ -151,7 +151,9 @@ def test_the_refresh_grant_renews_an_id_jag_set_through_the_assertion_grants(
     assertions = grants(tmp_path, send, Session([fresh_id_token()]))
     cache = AuthServerCache(tmp_path)
     cache.put(FOUND.auth_server)
-    refresh = RefreshGrant(send, cache, lambda: (SERVER,), MemoryTokenStore(), assertions=assertions)
+    refresh = RefreshGrant(
+        send, cache, lambda: (SERVER,), MemoryTokenStore(), assertions=assertions
+    )
     old = TokenSet(TokenKey(AS_ISSUER, "ent", URL), "CANARY-old", time.time(), grant=ID_JAG)
     new = refresh(old)
     assert send.grants() == ["token-exchange", "jwt-bearer"]
