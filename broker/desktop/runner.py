@@ -33,8 +33,6 @@ from broker.desktop.notify import LogNotifier, desktop_notifier
 from broker.errors import AlreadyRunning, BrokerError, TrayUnavailable
 from broker.paths import broker_paths
 from broker.root import from_environment
-from broker.ui.backend import LiveBackend
-from broker.ui.mount import ControlPage
 
 if TYPE_CHECKING:
     from broker.api.server import ApiServer
@@ -88,6 +86,10 @@ class BrokerSession:
         self.tray: Tray | None = None  # the tray icon, once shown
         self.api: ApiServer | None = None
         self._desktop = desktop_notifier()
+        # The control page's modules (Flask) load only once this process is the broker.
+        from broker.ui.backend import LiveBackend
+        from broker.ui.mount import ControlPage
+
         links = DetectedClients()
         self.page = ControlPage(
             lambda clients: LiveBackend(self.broker, self.controller, clients, links, autostart),
