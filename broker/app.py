@@ -268,6 +268,7 @@ class Broker:
         revoked where the IdP can. Its servers keep their current access tokens until they
         expire; their next token needs a new IdP sign-in."""
         from broker.oauth.revocation import build_revocation_request, handle_revocation_response
+        from broker.tokens.status import SignOutResult
 
         assertions = self.grant.assertions
         if assertions is None:

@@ -21,6 +21,7 @@ from broker.config import ServerConfig, load_config
 from broker.desktop.menu import server_name
 from broker.paths import broker_paths
 from broker.safetext import safe_lines, safe_text
+from broker.tokens.dpop import Dpop
 from broker.tokens.status import ServerStatus
 from broker.tokens.tokenset import TokenKey, TokenSet
 from demo_server.resource import RunningResourceServer
@@ -51,6 +52,7 @@ class TokenOnly:
 
     def __init__(self, key: TokenKey, token: str) -> None:
         self.key, self._token = key, token
+        self.dpop = Dpop()  # a bearer token: no proofs
 
     def token(self, url: str, min_valid: float | None = None) -> TokenSet:
         return TokenSet(self.key, self._token, expires_at=4_000_000_000.0)

@@ -149,7 +149,8 @@ def test_copy_sign_in_link_then_the_users_own_browser_signs_in(
     try:
         icon = wait_for("the icon docked", lambda: icon_with(desktop, "sign-in needed"), 120)
         open_menu(desktop, icon)
-        desktop.key("Down", "Right", "Down")  # the server → its submenu → "Copy sign-in link"
+        # past "Open…": the server → its submenu → "Copy sign-in link"
+        desktop.key("Down", "Down", "Right", "Down")
         desktop.screenshot(artifacts_dir / "tray-copy-sign-in-link.png")
         desktop.key("Return")
 
