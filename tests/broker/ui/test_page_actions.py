@@ -228,7 +228,7 @@ def test_the_servers_page_reloads_itself_while_a_sign_in_runs(page: Page) -> Non
     cookie, csrf, base = page.session()
     release = threading.Event()
     # The sign-in waits, as one waiting for the user's browser does.
-    page.root.broker.signin.sign_in = lambda url, extra=None: release.wait(10)  # type: ignore
+    page.root.broker.signin.sign_in = lambda url, extra=None, headless=None: release.wait(10)  # type: ignore
     form = {"csrf": csrf, "url": SERVER, "action": "sign_in"}
 
     started = follow(page, cookie, page.post(f"{base}/servers/action", cookie, form))
