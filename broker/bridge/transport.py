@@ -7,7 +7,10 @@ rather than the handler set on the client: when no token can be had, the bridge 
 JSON-RPC error into that error for the one request that was sent (MCP transports: "the server
 MAY return a JSON-RPC error in the body"), as any Streamable HTTP client does. So a refusal here
 is a local response carrying a JSON-RPC error that tells the user how to sign in, and the
-session lives on; once the user has signed in, the next request simply works.
+session lives on; once the user has signed in, the next request simply works. Whatever else
+goes wrong under it (the server unreachable, an answer that cannot be read, an exception nobody
+expected, from the token source or a bug) is answered the same way: one request fails, with a
+message saying why, never the session.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ import re
 
 import httpx2
 
+from broker.bridge.failures import (
+    BRIDGE_FAILED,
+    BROKER_UNAVAILABLE,
+    SIGN_IN_REQUIRED,
+    unexpected,
+)
 from broker.bridge.prompt_ack import PromptAckTransport
 from broker.bridge.tokens import sign_in_hint
 from broker.errors import AuthorizationError, BrokerError, ServerUnreachable
@@ -26,10 +35,7 @@ from broker.signin.httpauth import BrokerAuth, TokenSource, asend_signed
 
 logger = logging.getLogger(__name__)
 
-#: JSON-RPC codes of the bridge's own refusals, in the implementation-defined band
-#: -32000..-32019 (the mcp SDK uses -32000 and -32001).
-SIGN_IN_REQUIRED = -32010
-BROKER_UNAVAILABLE = -32011
+__all__ = ["BRIDGE_FAILED", "BROKER_UNAVAILABLE", "SIGN_IN_REQUIRED", "BrokerTokenTransport"]
 
 # The broker's messages end in "; sign in with: mcp-broker login URL": the refusal says it better.
 _REPEATED_HINT = re.compile(r"[;.]?\s*sign in with: mcp-broker login \S+$", re.IGNORECASE)
@@ -44,17 +50,24 @@ class BrokerTokenTransport(httpx2.AsyncBaseTransport):
         self._inner = inner or PromptAckTransport()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        await request.aread()  # the body may have to be sent again after a 401 or 403
+        # Every exception is answered: one raised here would end the whole session.
+        resource = self._tokens.resource
         try:
+            await request.aread()  # the body may have to be sent again after a 401 or 403
             return await asend_signed(self._auth, request, self._inner.handle_async_request)
         except BrokerError as exc:
-            return refusal(request, exc, self._tokens.resource)
+            return refusal(request, exc, resource)
         except httpx2.TransportError as exc:
-            # Answer this request; an exception would end the whole session.
-            unreachable = ServerUnreachable(
-                f"could not reach {self._tokens.resource} ({type(exc).__name__})"
+            unreachable = ServerUnreachable(f"could not reach {resource} ({type(exc).__name__})")
+            return refusal(request, unreachable, resource)
+        except httpx2.HTTPError as exc:  # DecodingError, TooManyRedirects, ...
+            unreadable = ServerUnreachable(
+                f"could not read {resource}'s answer ({type(exc).__name__})"
             )
-            return refusal(request, unreachable, self._tokens.resource)
+            return refusal(request, unreadable, resource)
+        except Exception as exc:
+            text = unexpected(logger, "while sending a request", exc, _credentials(request))
+            return _error_response(request, 500, BRIDGE_FAILED, text, resource, type(exc).__name__)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -73,18 +86,33 @@ def refusal(request: httpx2.Request, exc: BrokerError, resource: str) -> httpx2.
     else:
         text = f"mcp-broker: {reason}"
     logger.warning("%s", text)
-    error = {
-        "code": SIGN_IN_REQUIRED if needs_user else BROKER_UNAVAILABLE,
-        "message": text,
-        "data": {"resource": resource, "reason": _reason(exc, needs_user)},
-    }
+    return _error_response(
+        request,
+        401 if needs_user else 503,
+        SIGN_IN_REQUIRED if needs_user else BROKER_UNAVAILABLE,
+        text,
+        resource,
+        _reason(exc, needs_user),
+    )
+
+
+def _error_response(
+    request: httpx2.Request, status: int, code: int, text: str, resource: str, reason: str
+) -> httpx2.Response:
+    error = {"code": code, "message": text, "data": {"resource": resource, "reason": reason}}
     body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error})
     return httpx2.Response(
-        401 if needs_user else 503,
+        status,
         headers={"content-type": "application/json"},
         content=body.encode(),
         request=request,
     )
+
+
+def _credentials(request: httpx2.Request) -> list[str]:
+    """What the request carried last that a log must not show: its token and DPoP proof."""
+    values = [request.headers.get("authorization", ""), request.headers.get("dpop", "")]
+    return [value.partition(" ")[2] or value for value in values if value]
 
 
 def _reason(exc: BrokerError, needs_user: bool) -> str:

@@ -1,15 +1,23 @@
 """The bridge's HTTP layer: a token on every request, one renewal after a 401, one step-up after
-a 403 insufficient_scope, and refusals answered as JSON-RPC errors instead of exceptions."""
+a 403 insufficient_scope, and refusals and failures answered as JSON-RPC errors instead of
+exceptions."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import anyio
 import httpx2
+import pytest
 
-from broker.bridge.transport import BROKER_UNAVAILABLE, SIGN_IN_REQUIRED, BrokerTokenTransport
+from broker.bridge.transport import (
+    BRIDGE_FAILED,
+    BROKER_UNAVAILABLE,
+    SIGN_IN_REQUIRED,
+    BrokerTokenTransport,
+)
 from broker.errors import InteractionRequired, StorageLocked
 from tests.broker.bridge.fakes import FakeTokens
 
@@ -184,3 +192,57 @@ def test_an_unreachable_server_is_an_error_answer_not_an_exception() -> None:
 
     assert response.status_code == 503
     assert "could not reach" in rpc_error(response)["message"]
+
+
+class BrokenTokens(FakeTokens):
+    """A token source with a bug: its renewal raises something no one expected."""
+
+    def renewed(self, refused: str) -> str:
+        self.calls.append(("renewed", refused))
+        raise RuntimeError(f"renewal crashed for {refused}")
+
+
+def test_a_token_source_that_raises_a_bug_is_an_error_answer_without_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tokens = BrokenTokens(["secret-canary-token"])
+    server = Server(challenge(401, 'error="invalid_token"'))
+
+    with caplog.at_level(logging.ERROR, logger="broker.bridge"):
+        response = post(tokens, server)
+
+    error = rpc_error(response)
+    assert response.status_code == 500
+    assert error["code"] == BRIDGE_FAILED and "RuntimeError" in error["message"]
+    assert "secret-canary-token" not in response.text
+    logged = caplog.text
+    assert "Traceback" in logged and "renewal crashed" in logged  # the traceback, scrubbed
+    assert "secret-canary-token" not in logged
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        (httpx2.DecodingError("bad gzip"), BROKER_UNAVAILABLE),
+        (httpx2.TooManyRedirects("loop"), BROKER_UNAVAILABLE),
+        (ValueError("malformed answer"), BRIDGE_FAILED),
+        (KeyError("bug"), BRIDGE_FAILED),
+    ],
+)
+def test_whatever_the_inner_transport_raises_is_an_error_answer(
+    raised: Exception, code: int
+) -> None:
+    error = rpc_error(post(FakeTokens(), Server(raised)))
+
+    assert error["code"] == code and type(raised).__name__ in error["message"]
+
+
+def test_the_transport_serves_the_next_request_after_a_failure() -> None:
+    server = Server(ValueError("malformed answer"), ok())
+
+    async def send_two() -> list[int]:
+        transport = BrokerTokenTransport(FakeTokens(), httpx2.MockTransport(server))
+        async with httpx2.AsyncClient(transport=transport) as http:
+            return [(await http.post(URL, json=BODY)).status_code for _ in range(2)]
+
+    assert anyio.run(send_two) == [500, 200]
