@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +17,11 @@ Tokens come from the running broker (its local token API) when one runs, else fr
 broker's store directly. They are refreshed as needed; after a 401 the bridge asks the broker
 once more and retries; a 403 insufficient_scope makes it sign in again with the added scopes.
 When you must sign in, each request is answered with a JSON-RPC error (code -32010) saying so:
-sign in from the tray or with `mcp-broker login URL`, then retry. Logs go to stderr; stdout
-carries only MCP. The bridge exits when its stdin closes.
+sign in from the tray or with `mcp-broker login URL`, then retry. Any other failure of one
+request (the server unreachable, an answer that is not MCP, an error in the bridge: -32012)
+is answered as an error for that request, and the session goes on. Logs go to stderr; stdout
+carries only MCP. The bridge exits when its stdin closes (exit code 0), or, should it fail as a
+whole, after answering what it owes, with exit code 1 and a one-line message.
 """
 
 
@@ -41,6 +45,7 @@ def run_connect(args: argparse.Namespace, *_: object) -> int:
     # Loaded here so that other commands do not pay for them.
     import anyio
 
+    from broker.bridge.failures import describe, unexpected
     from broker.bridge.relay import serve_stdio
     from broker.bridge.sources import open_token_source
     from broker.oauth.resource import canonical_resource
@@ -49,6 +54,11 @@ def run_connect(args: argparse.Namespace, *_: object) -> int:
     tokens = open_token_source(canonical_resource(url), getattr(args, "config", None))
     try:
         anyio.run(serve_stdio, url, tokens)
+    except Exception as exc:
+        # Not a traceback on its way out to whoever launched us: logged, scrubbed, and a line.
+        unexpected(logger, "in the bridge", exc)
+        print(f"mcp-broker connect: the bridge stopped: {describe(exc)}", file=sys.stderr)
+        return 1
     finally:
         tokens.close()
     return 0

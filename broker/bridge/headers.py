@@ -136,10 +136,11 @@ def _printable(text: str) -> str:
 
 
 def _envelope_version(params: Mapping[str, Any]) -> str | None:
-    """The protocol version of a 2026-07-28 per-request envelope (``params._meta``), if any."""
+    """The protocol version of a 2026-07-28 per-request envelope (``params._meta``), if any;
+    one no HTTP header can carry (a control or non-ASCII character) is none."""
     meta = params.get("_meta")
     if isinstance(meta, Mapping):
         version = meta.get(PROTOCOL_VERSION_META_KEY)
-        if isinstance(version, str):
+        if isinstance(version, str) and version.isascii() and version.isprintable():
             return version
     return None

@@ -10,23 +10,29 @@ rewrites a message in two cases only: a 2026-07-28 tool listing loses the tools 
 ``x-mcp-header`` annotations are invalid (SEP-2243), and an error the server sent without the
 request's id gets it (:mod:`broker.bridge.streamable`).
 
-The session ends when the client closes stdin: answers still owed are awaited a little, then
-the server's session is ended (``DELETE``).
+Every request gets exactly one answer (:mod:`broker.bridge.failures`). The session ends when
+the client closes stdin: answers still owed are awaited a little, then given as errors, and the
+server's session is ended (``DELETE``). Should the relay itself fail, each request still owed is
+answered with an error before the exception ends the process.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import sys
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from typing import Any, BinaryIO
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import httpx2
 
+from broker.bridge.failures import BRIDGE_FAILED, CONNECTION_CLOSED, error_message, unexpected
 from broker.bridge.headers import Message, RoutingHeaders, is_answer, is_request
 from broker.bridge.streamable import StreamableHttp
 from broker.bridge.transport import BrokerTokenTransport
@@ -38,6 +44,8 @@ logger = logging.getLogger(__name__)
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 #: After the client's input ends, answers still owed to it are awaited this long.
 DRAIN_SECONDS = 5.0
+#: The server's session is given this long to end (``DELETE``) before the bridge exits.
+CLOSE_SECONDS = 5.0
 
 
 class Outstanding:
@@ -63,6 +71,9 @@ class Outstanding:
     async def drained(self) -> None:
         await self._idle.wait()
 
+    def pending(self) -> list[Any]:
+        return [request_id for _, request_id in self._ids]
+
 
 async def relay(
     lines: AsyncIterable[bytes],
@@ -80,21 +91,41 @@ async def relay(
         write_line(one_line(raw) if raw is not None and relayed is message else encode(relayed))
         outstanding.answered(relayed)
 
-    async with anyio.create_task_group() as tg:
-        server = StreamableHttp(url, http, to_client, tg)
-        async for line in lines:
-            body = line.strip()
-            message = decode(body)
-            if message is None:
-                continue
-            outstanding.sent(message)
-            await server.send(message, body, routing.for_client_message(message))
-        logger.info("the client closed its input; ending the session")
-        # A client piping requests in may close its input before the answers are out.
-        with anyio.move_on_after(DRAIN_SECONDS):
-            await outstanding.drained()
-        await server.close()
-        tg.cancel_scope.cancel()
+    def answer(request_id: Any, code: int, text: str) -> None:
+        error = error_message(request_id, code, text)
+        write_line(encode(error))
+        outstanding.answered(error)
+
+    def answer_owed(code: int, text: str) -> None:
+        for request_id in outstanding.pending():
+            answer(request_id, code, text)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            server = StreamableHttp(url, http, to_client, tg)
+            async for line in lines:
+                body = line.strip()
+                message = decode(body)
+                if message is None:
+                    continue
+                outstanding.sent(message)
+                try:
+                    await server.send(message, body, routing.for_client_message(message))
+                except Exception as exc:
+                    text = unexpected(logger, "while relaying a message from the client", exc)
+                    if is_request(message):
+                        answer(message["id"], BRIDGE_FAILED, text)
+            logger.info("the client closed its input; ending the session")
+            # A client piping requests in may close its input before the answers are out.
+            with anyio.move_on_after(DRAIN_SECONDS):
+                await outstanding.drained()
+            tg.cancel_scope.cancel()  # no answer may follow the errors below
+            answer_owed(CONNECTION_CLOSED, "mcp-broker: the client's input ended before the answer")
+            with anyio.move_on_after(CLOSE_SECONDS, shield=True):
+                await server.close()
+    except BaseException:
+        answer_owed(BRIDGE_FAILED, "mcp-broker: the bridge stopped; see its log (stderr)")
+        raise
 
 
 def decode(body: bytes) -> Message | None:
@@ -103,7 +134,7 @@ def decode(body: bytes) -> Message | None:
         return None
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         logger.warning("dropped a line from the client that is not JSON")
         return None
     if not isinstance(message, dict) or not ("method" in message or is_answer(message)):
@@ -130,10 +161,49 @@ def _hashable(value: Any) -> bool:
 
 
 async def stdin_lines(stdin: BinaryIO) -> AsyncIterator[bytes]:
-    """Lines from ``stdin``, each read in a worker thread (a pipe read would block the loop)."""
-    wrapped = anyio.wrap_file(stdin)
-    async for line in wrapped:
-        yield line
+    """Lines from ``stdin`` until it ends (or cannot be read).
+
+    Read by a daemon thread of its own, from the file descriptor: a pipe read blocks, and a
+    bridge that must stop cannot wait for the client's next line. An anyio worker thread would
+    be waited for at exit; a daemon thread in ``stdin``'s buffered reader would hold its lock,
+    which the interpreter takes at exit (and aborts when it cannot).
+    """
+    send, receive = anyio.create_memory_object_stream[bytes](16)
+    loop = anyio.lowlevel.current_token()
+    fd = stdin.fileno()
+
+    def read() -> None:
+        try:
+            for line in _lines_of(fd):
+                anyio.from_thread.run(send.send, line, token=loop)
+        except OSError as exc:
+            logger.warning("reading stdin failed (%s); ending the session", type(exc).__name__)
+        except (RuntimeError, anyio.BrokenResourceError):
+            pass  # the relay is gone: nobody is reading
+        finally:
+            try:
+                anyio.from_thread.run_sync(send.close, token=loop)
+            except RuntimeError:  # the event loop is gone, and nothing else can use the stream
+                send.close()
+
+    threading.Thread(target=read, name="bridge-stdin", daemon=True).start()
+    async with receive:
+        async for line in receive:
+            yield line
+
+
+def _lines_of(fd: int) -> Iterator[bytes]:
+    """The lines read from ``fd`` (each with its newline; the last one maybe without)."""
+    parts: list[bytes] = []  # of the line not yet ended
+    while chunk := os.read(fd, 65536):
+        *ended, rest = chunk.split(b"\n")
+        for piece in ended:
+            yield b"".join([*parts, piece, b"\n"])
+            parts = []
+        if rest:
+            parts.append(rest)
+    if parts:
+        yield b"".join(parts)
 
 
 class LineWriter:

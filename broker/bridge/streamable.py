@@ -9,10 +9,12 @@ with ``GET`` and ``Last-Event-ID`` after the ``retry`` the server named (MCP tra
 server's own messages. Each server message is handed on as the bytes it arrived as, together
 with its decoded form for the relay to learn from.
 
-Whatever goes wrong with one request is answered to that request as a JSON-RPC error, so the
-session lives on: a 4xx/5xx (a JSON-RPC error in its body is relayed with the request's id,
-which is how :mod:`broker.bridge.transport` answers "sign in"), a body that is not JSON-RPC, an
-SSE stream that ends for good. The session ends with a ``DELETE`` (:meth:`close`).
+Each request gets exactly one answer, and whatever goes wrong with one request is answered to
+that request as a JSON-RPC error (:mod:`broker.bridge.failures`), so the session lives on: a
+4xx/5xx (a JSON-RPC error in its body is relayed with the request's id, which is how
+:mod:`broker.bridge.transport` answers "sign in"), a body that is not JSON-RPC or answers
+another request, an SSE stream that ends for good, an exception nobody expected. A second answer
+to the same request is dropped. The session ends with a ``DELETE`` (:meth:`close`).
 
 The rules follow the mcp SDK's client transport (``mcp.client.streamable_http``), so the bridge
 behaves as the SDK client the conformance scenarios were written against, without importing it.
@@ -22,14 +24,26 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx2
 from anyio.abc import TaskGroup
 
+from broker.bridge.failures import (
+    BRIDGE_FAILED,
+    CONNECTION_CLOSED,
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    error_message,
+    unexpected,
+)
 from broker.bridge.header_rules import MCP_PROTOCOL_VERSION_HEADER, MODERN_PROTOCOL_VERSIONS
 from broker.bridge.headers import Message, is_answer, is_request
 
@@ -42,17 +56,15 @@ ACCEPT = "application/json, text/event-stream"
 LISTEN_WAIT = 2.0
 #: Wait before reconnecting when the server named no ``retry`` (the SDK's default).
 DEFAULT_RETRY_MS = 1000
+#: The longest ``retry`` obeyed: as long as the bridge waits on a silent stream
+#: (:data:`broker.bridge.relay.HTTP_TIMEOUT`), so a server cannot park a request for ever.
+MAX_RETRY_MS = 300_000
 #: Failed reconnections in a row before a stream is given up (the SDK's).
 MAX_RECONNECTIONS = 2
 MAX_SSE_EVENT_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
-
-# JSON-RPC codes (JSON-RPC 2.0; CONNECTION_CLOSED is the mcp SDK's).
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INTERNAL_ERROR = -32603
-CONNECTION_CLOSED = -32000
+#: What a session id may hold (MCP transports, "Session Management").
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 #: Hands one server message to the stdio side: (decoded, the bytes it was, or None when the
 #: bytes held more than this message).
@@ -73,8 +85,7 @@ class StreamableHttp:
         self._version: str | None = None
         self._listening = False
         self._stream_opened: anyio.Event | None = None
-        # request id -> (the scope its POST runs in, whether it was sent at 2026-07-28)
-        self._posts: dict[Any, tuple[anyio.CancelScope, bool]] = {}
+        self._posts: dict[Any, _Post] = {}  # by request id (`_key`)
 
     async def send(self, message: Message, body: bytes, headers: dict[str, str]) -> None:
         """Send one client message. A request's POST runs in its own task (answers may come in
@@ -97,12 +108,12 @@ class StreamableHttp:
                     await self._stream_opened.wait()
             return
         request_id = message["id"]
-        scope = anyio.CancelScope()
         superseded = self._posts.get(_key(request_id))
         if superseded is not None:  # a reused id: the old POST must not answer for the new one
-            superseded[0].cancel()
-        self._posts[_key(request_id)] = (scope, self._version in MODERN_PROTOCOL_VERSIONS)
-        self._tg.start_soon(self._request, message, body, headers, scope)
+            superseded.scope.cancel()
+        post = _Post(anyio.CancelScope(), self._version in MODERN_PROTOCOL_VERSIONS)
+        self._posts[_key(request_id)] = post
+        self._tg.start_soon(self._request, message, body, headers, post)
 
     async def close(self) -> None:
         """End the server's session (``DELETE``), if it gave one."""
@@ -114,24 +125,37 @@ class StreamableHttp:
                     logger.warning("ending the session: HTTP %d", response.status_code)
         except httpx2.HTTPError as exc:
             logger.warning("ending the session failed: %s", type(exc).__name__)
+        except Exception as exc:
+            unexpected(logger, "while ending the session", exc)
 
     # -- requests ------------------------------------------------------------------------------
 
     async def _request(
-        self, message: Message, body: bytes, headers: dict[str, str], scope: anyio.CancelScope
+        self, message: Message, body: bytes, headers: dict[str, str], post: _Post
     ) -> None:
+        """POST a request and relay its answer; if none reached the client when this ends (and
+        the client did not cancel the request), answer it with an error."""
         request_id = message["id"]
         try:
-            with scope:
+            with post.scope:
                 async with self._stream("POST", body, headers) as response:
                     await self._answer(message, response)
-        except (httpx2.HTTPError, OSError) as exc:
+            if not post.scope.cancel_called:
+                text = "the server sent no answer to this request"
+                await self._owed(post, request_id, INTERNAL_ERROR, text)
+        except (httpx2.TransportError, OSError) as exc:
             logger.warning("request %r: %s", request_id, _describe(exc))
-            await self._fail(
-                request_id, CONNECTION_CLOSED, f"the server connection failed: {_describe(exc)}"
-            )
+            text = f"the server connection failed: {_describe(exc)}"
+            await self._owed(post, request_id, CONNECTION_CLOSED, text)
+        except httpx2.HTTPError as exc:  # DecodingError, StreamError, ...
+            logger.warning("request %r: %s", request_id, _describe(exc))
+            text = f"the server's answer could not be read: {_describe(exc)}"
+            await self._owed(post, request_id, CONNECTION_CLOSED, text)
+        except Exception as exc:
+            text = unexpected(logger, f"while relaying request {request_id!r}", exc)
+            await self._owed(post, request_id, BRIDGE_FAILED, text)
         finally:
-            if self._posts.get(_key(request_id), (None,))[0] is scope:
+            if self._posts.get(_key(request_id)) is post:
                 del self._posts[_key(request_id)]
 
     async def _answer(self, message: Message, response: httpx2.Response) -> None:
@@ -149,7 +173,12 @@ class StreamableHttp:
             await self._refused(request_id, response)
             return
         if message.get("method") == "initialize" and response.headers.get(MCP_SESSION_ID):
-            self.session_id = response.headers[MCP_SESSION_ID]
+            session_id = response.headers[MCP_SESSION_ID]
+            if not _VISIBLE_ASCII.fullmatch(session_id):  # no request could carry it back
+                text = "the server's session id is not visible ASCII (MCP transports)"
+                await self._fail(request_id, INVALID_REQUEST, text)
+                return
+            self.session_id = session_id
         content_type = _content_type(response)
         if content_type == "application/json":
             if not await self._relay_body(await response.aread()):
@@ -166,12 +195,12 @@ class StreamableHttp:
         if _content_type(response) == "application/json":
             try:
                 doc = json.loads(await response.aread())
-            except (ValueError, httpx2.HTTPError):
+            except (ValueError, RecursionError, httpx2.HTTPError):
                 doc = None
             if isinstance(doc, dict) and isinstance(doc.get("error"), dict) and "result" not in doc:
                 # The server (or the bridge's own refusal) may not know the id: this request's.
                 same = doc.get("id") == request_id and type(doc.get("id")) is type(request_id)
-                await self._deliver({**doc, "id": request_id}, response.content if same else None)
+                await self._hand_on({**doc, "id": request_id}, response.content if same else None)
                 return
         if response.status_code == 404:
             if self.session_id is None:  # no session: the HTTP spelling of "no such method"
@@ -189,7 +218,7 @@ class StreamableHttp:
         try:
             if await self._relay_events(response, cursor):
                 return
-        except httpx2.SSEError as exc:
+        except httpx2.SSEError as exc:  # a broken stream, not an ended one: not resumed
             await self._fail(request_id, CONNECTION_CLOSED, f"SSE stream failed: {exc}")
             return
         except httpx2.HTTPError as exc:
@@ -241,10 +270,14 @@ class StreamableHttp:
                     if await self._relay_events(response, cursor) and until_answer:
                         return True
             except (httpx2.HTTPError, OSError, _StreamRefused) as exc:
-                if self._stream_opened is not None:
-                    self._stream_opened.set()
                 failures += 1
                 logger.debug("GET stream: %s", _describe(exc))
+            except Exception as exc:
+                failures += 1
+                unexpected(logger, "on the GET stream", exc)
+            finally:
+                if self._stream_opened is not None:
+                    self._stream_opened.set()
         return False
 
     async def _relay_events(self, response: httpx2.Response, cursor: _Cursor) -> bool:
@@ -254,7 +287,7 @@ class StreamableHttp:
             if event.id:
                 cursor.last_event_id = event.id
             if event.retry is not None:
-                cursor.retry_ms = event.retry
+                cursor.retry_ms = min(max(event.retry, 0), MAX_RETRY_MS)
             if event.event != "message":
                 logger.warning("ignored an SSE event of type %r", event.event[:40])
                 continue
@@ -273,13 +306,15 @@ class StreamableHttp:
                     logger.warning("the server refused a message: HTTP %d", response.status_code)
         except (httpx2.HTTPError, OSError) as exc:
             logger.warning("a message was not delivered: %s", _describe(exc))
+        except Exception as exc:
+            unexpected(logger, "while sending a message that expects no answer", exc)
 
     async def _relay_body(self, raw: bytes) -> bool:
         """Relay the JSON-RPC message(s) in ``raw``; True when there was an answer among them,
         False also when ``raw`` is no JSON-RPC at all."""
         try:
             doc = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
             logger.warning("the server sent something that is not JSON")
             return False
         messages = doc if isinstance(doc, list) else [doc]
@@ -288,13 +323,28 @@ class StreamableHttp:
             if not isinstance(message, dict):
                 logger.warning("the server sent something that is not JSON-RPC")
                 continue
-            await self._deliver(message, raw if message is doc else None)
+            await self._hand_on(message, raw if message is doc else None)
             answered = answered or is_answer(message)
         return answered
 
+    async def _hand_on(self, message: Message, raw: bytes | None) -> None:
+        """Deliver a server message, keeping count of the answers: a request in flight is
+        answered once, a second answer to it is dropped."""
+        post = self._posts.get(_key(message.get("id"))) if is_answer(message) else None
+        if post is not None and post.answered:
+            logger.warning("dropped a second answer to request %r", message.get("id"))
+            return
+        await self._deliver(message, raw)
+        if post is not None:
+            post.answered = True
+
     async def _fail(self, request_id: Any, code: int, text: str) -> None:
-        error = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": text}}
-        await self._deliver(error, None)
+        await self._hand_on(error_message(request_id, code, text), None)
+
+    async def _owed(self, post: _Post, request_id: Any, code: int, text: str) -> None:
+        """Answer with an error unless the request has had its answer."""
+        if not post.answered:
+            await self._fail(request_id, code, text)
 
     def _cancelled_here(self, message: Message) -> bool:
         """At 2026-07-28 a client cancels a request by closing its stream, and sends no
@@ -305,10 +355,9 @@ class StreamableHttp:
         post = self._posts.get(_key(request_id)) if request_id is not None else None
         if post is None:
             return self._version in MODERN_PROTOCOL_VERSIONS
-        scope, modern = post
-        if modern:
-            scope.cancel()
-        return modern
+        if post.modern:
+            post.scope.cancel()
+        return post.modern
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
         headers = {
@@ -342,6 +391,16 @@ class StreamableHttp:
             yield response
         finally:
             await response.aclose()
+
+
+@dataclass
+class _Post:
+    """A request's POST in flight: the scope it runs in, whether it was sent at 2026-07-28,
+    whether the client has had its answer."""
+
+    scope: anyio.CancelScope
+    modern: bool
+    answered: bool = False
 
 
 class _Cursor:
