@@ -186,6 +186,22 @@ class Broker:
     def status(self) -> list[ServerStatus]:
         return [self._status_of(server) for server in self.servers()]
 
+    def dpop_servers(self) -> frozenset[str]:
+        """The configured servers whose tokens are, or at the next sign-in will be, DPoP-bound
+        (:func:`broker.tokens.dpop.dpop_servers`): only the bridge can use them."""
+        from broker.tokens.dpop import dpop_servers
+
+        return dpop_servers(self.servers(), self._auth_servers, self._tokens_bound)
+
+    def _tokens_bound(self, server: ServerConfig) -> bool:
+        if server.issuer is None or server.client_id is None:
+            return False
+        try:
+            return self.service.status(self.key_for(server)).dpop_bound
+        except StorageError as exc:
+            logger.info("cannot tell whether the tokens of %s are DPoP-bound: %s", server.url, exc)
+            return False
+
     def idp_status(self) -> list[IdpStatus]:
         """Each enterprise IdP's sign-in and the servers it gets tokens for."""
         from broker.idps import servers_of
@@ -236,6 +252,7 @@ class Broker:
             expires_at=status.expires_at,
             scope=status.scope,
             user=status.user,
+            dpop_bound=status.dpop_bound,
         )
 
     def discover(

@@ -175,6 +175,7 @@ def build(
         # The IdP sign-ins are the token service's like any other; the service is made below,
         # as it needs the refresh grant, which needs this.
         lambda key, force: service.refresh(key) if force else service.get_token(key),
+        dpop,
     )
     grant = RefreshGrant(
         sender, auth_servers, lambda: config.load().servers, store, dpop, assertions

@@ -88,6 +88,11 @@ _SCHEMAS: dict[str, Any] = {
                             "type": "boolean",
                             "description": "a machine identity: client_id is who, no user",
                         },
+                        "dpop_bound": {
+                            "type": "boolean",
+                            "description": "the tokens are DPoP-bound (RFC 9449): /v1/token "
+                            "refuses them (403 dpop_bound); only the broker's bridge can use them",
+                        },
                         "client_id": {"type": ["string", "null"]},
                         "expires_at": {"type": ["number", "null"]},
                         "expires_in": {"type": ["integer", "null"]},

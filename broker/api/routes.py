@@ -31,6 +31,7 @@ _STATUS_FIELDS = (
     "user",
     "machine",
     "name",
+    "dpop_bound",
 )
 
 

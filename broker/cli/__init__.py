@@ -512,6 +512,8 @@ def _status_line(row: Any) -> str:
         if getattr(row, "machine", False) and row.client_id:
             who = f"as machine client {row.client_id}, "
         detail = f"{who}token until {_local_time(row.expires_at)}"
+    if getattr(row, "dpop_bound", False):  # only the bridge and `call` can use its tokens
+        detail = f"{detail}, DPoP-bound" if detail else "DPoP-bound"
     # The server's own name (PRM resource_name) when it publishes one, and its URL.
     server = f"{safe_text(row.name)} ({safe_text(row.url)})" if row.name else safe_text(row.url)
     return f"{server}\t{row.state}\t{safe_text(detail)}"
@@ -610,6 +612,24 @@ def _default_factory(args: argparse.Namespace) -> Any:
     return from_environment(args.config).broker
 
 
+class LazyBroker:
+    """The broker of a command that needs it only sometimes (``configure``): ``get()`` builds
+    it on first use; ``close()`` closes it if it was."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._broker: Any = None
+
+    def get(self) -> Any:
+        if self._broker is None:
+            self._broker = self._factory()
+        return self._broker
+
+    def close(self) -> None:
+        if self._broker is not None:
+            self._broker.close()
+
+
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -626,12 +646,14 @@ def main(
     if args.command is None:  # plain `mcp-broker` runs the tray app
         args = parser.parse_args([*words, "run"])
     _configure_logging(args.verbose)
-    broker = None
+    broker: Any = None
     try:
         needs_broker = getattr(args, "needs_broker", True)
         if needs_broker == "on_demand":
             # The running broker serves its own configuration: --config goes to the library.
             broker = HelperTokens(lambda: broker_factory(args), use_api=args.config is None)
+        elif needs_broker == "lazy":  # built only if the command asks for it
+            broker = LazyBroker(lambda: broker_factory(args))
         elif needs_broker:
             broker = broker_factory(args)
         code: int = args.run(args, broker, out or sys.stdout)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from broker.desktop.menu import ClientChoice
 from broker.integrations.clientconfigs import CLIENTS
@@ -19,11 +19,19 @@ class DetectedClients:
     """:class:`~broker.desktop.controller.ClientLinks` for this user's real files.
 
     The tray asks on every view update; the files are read again only after ``max_age``
-    seconds (clients are seldom installed) or after a client was connected from the menu."""
+    seconds (clients are seldom installed) or after a client was connected from the menu.
+    ``bridge_only`` names the servers whose tokens are DPoP-bound (the broker's
+    :meth:`~broker.app.Broker.dpop_servers`): they get the bridge in every client."""
 
-    def __init__(self, max_age: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_age: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        bridge_only: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         self._max_age = max_age
         self._clock = clock
+        self._bridge_only = bridge_only
         self._cache: tuple[float, tuple[str, ...], tuple[ClientChoice, ...]] | None = None
 
     def detected(self, urls: Sequence[str]) -> tuple[ClientChoice, ...]:
@@ -46,7 +54,7 @@ class DetectedClients:
     def connect(self, name: str, urls: Sequence[str]) -> str:
         title = CLIENTS[name].title
         self._cache = None
-        change = connect_client(name, urls)
+        change = connect_client(name, urls, self._bridge_only())
         logger.info("connected %s: %s", name, change)
         if not change.changed:
             return f"{title} already reaches every server through the broker."

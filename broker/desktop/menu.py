@@ -26,6 +26,7 @@ _SIGNED_IN = {"valid"}
 _NEEDS_SIGN_IN = {"signed_out", "sign_in_required", "unknown"}
 _REFRESHING = {"retrying"}
 LABEL_LIMIT = 80
+DPOP_BOUND_NOTE = "Tokens DPoP-bound: only the broker's bridge can use them"
 
 
 class Overall(enum.Enum):
@@ -183,9 +184,11 @@ def describe(status: ServerStatus, view: View) -> str:
     if status.machine and status.client_id:  # a machine identity: the client, never a user
         who = f" as machine client {safe_text(status.client_id, 30)}"
     until = _until(status.expires_at, view.now)
+    # Bound to the broker's key (RFC 9449): only its bridge can use them; never the key itself.
+    bound = ", DPoP-bound" if status.dpop_bound else ""
     if state is Overall.REFRESHING:
-        return f"{UNREACHABLE}, retrying{until}"
-    return f"signed in{who}{until}"
+        return f"{UNREACHABLE}, retrying{until}{bound}"
+    return f"signed in{who}{until}{bound}"
 
 
 def _until(expires_at: float | None, now: float) -> str:
@@ -218,6 +221,8 @@ def server_entry(status: ServerStatus, view: View) -> Entry:
         if not signed_in and not status.machine
         else ()
     )  # fmt: skip
+    # Said in the label too, where a long name may cut it off: here it always shows.
+    bound = (Entry(DPOP_BOUND_NOTE, enabled=False),) if status.dpop_bound else ()
     actions = (
         *asked,
         Entry("Sign in again" if signed_in else "Sign in", Command(Action.SIGN_IN, status.url),
@@ -227,6 +232,7 @@ def server_entry(status: ServerStatus, view: View) -> Entry:
               enabled=not busy and status.issuer is not None),
         Entry("Copy access token", Command(Action.COPY_TOKEN, status.url),
               enabled=not busy and signed_in and state is not Overall.ERROR),
+        *bound,
     )  # fmt: skip
     label = f"{server_name(status.url, status.name)}: {describe(status, view)}"
     return Entry(safe_text(label, LABEL_LIMIT), submenu=actions)

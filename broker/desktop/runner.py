@@ -90,7 +90,7 @@ class BrokerSession:
         from broker.ui.backend import LiveBackend
         from broker.ui.mount import ControlPage
 
-        links = DetectedClients()
+        links = DetectedClients(bridge_only=self.broker.dpop_servers)
         self.page = ControlPage(
             lambda clients: LiveBackend(self.broker, self.controller, clients, links, autostart),
             self.root.paths.state_dir,

@@ -9,6 +9,11 @@ untouched. ``--print`` shows the entry in the client's own format and writes not
 and which of them already reach which servers through the broker; ``configure all`` configures
 every one of them.
 
+A server whose tokens are DPoP-bound (RFC 9449; :func:`broker.tokens.dpop.dpop_servers`) always
+gets the bridge: the token API, and so a headers helper, refuses its tokens (only the broker's
+own processes hold the key). Claude Code's default helper becomes the bridge for it, with a note;
+an explicit ``--via helper`` for it is refused.
+
 An entry is the broker's when it runs ``mcp-broker connect URL`` or ``mcp-broker headers URL``;
 the broker finds it by that, whatever it is called, and never changes or removes an entry it did
 not write: a name already used by another server is refused (choose one with ``--name``).
@@ -22,15 +27,17 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from broker.config import config_path, load_config
-from broker.errors import ClientConfigError, ConfigError
+from broker.errors import BrokerError, ClientConfigError, ConfigError
 from broker.integrations.clientconfigs import (
     CLIENTS,
+    CONNECT,
+    HELPER,
     VIAS,
     Command,
     Entry,
@@ -123,6 +130,11 @@ class Request:
     name: str | None = None
     remove: bool = False
     file: Path | None = None
+    bridge_only: frozenset[str] = frozenset()
+    """Servers whose tokens are DPoP-bound: they get the bridge, whatever ``via`` says."""
+
+    def via_for(self, url: str) -> str:
+        return CONNECT if url in self.bridge_only else self.via
 
 
 def configure_client(
@@ -149,7 +161,7 @@ def configure_client(
             platform,
         )
         urls = request.urls or ()
-        builders = {url: _builder(client, url, request.via, run) for url in urls}
+        builders = {url: _builder(client, url, request.via_for(url), run) for url in urls}
         names = {url: request.name or default_entry_name(url) for url in urls}
         new_servers, added, updated = with_entries(current.servers, builders, names)
         wanted = {n: e for n, e in new_servers.items() if served_url(e) in urls}
@@ -230,30 +242,84 @@ def detect_clients(
     return found
 
 
-def connect_client(name: str, urls: Sequence[str]) -> Change:
-    """Configure client ``name`` for ``urls`` with its default way in (the tray's "Connect a
-    client…")."""
+def connect_client(name: str, urls: Sequence[str], bridge_only: Collection[str] = ()) -> Change:
+    """Configure client ``name`` for ``urls`` with its default way in, the bridge for the
+    DPoP-bound servers in ``bridge_only`` (the tray's "Connect a client…")."""
     client = CLIENTS[name]
-    change, _ = configure_client(Request(client, tuple(urls), client.default_via))
+    request = Request(client, tuple(urls), client.default_via, bridge_only=frozenset(bridge_only))
+    change, _ = configure_client(request)
     return change
 
 
-def run_configure(
-    args: argparse.Namespace, broker: object = None, out: TextIO | None = None
-) -> int:
-    """``mcp-broker configure`` (``broker`` is unused: nothing here needs the token store)."""
+# -- DPoP-bound servers -------------------------------------------------------------------------
+
+
+def bridge_only_servers(
+    args: argparse.Namespace, broker: Any, urls: tuple[str, ...] | None
+) -> frozenset[str]:
+    """Which of ``urls`` have DPoP-bound tokens (or will at the next sign-in): the broker's
+    answer (``broker.get()``: it built lazily, so only a command that would write a headers
+    helper opens the keyring), else what the config file and the kept authorization server
+    metadata say without the stored tokens."""
+    from broker.tokens.auth_servers import AuthServerCache
+    from broker.tokens.dpop import dpop_servers
+
+    if not urls:
+        return frozenset()
+    found: frozenset[str] | None = None
+    if broker is not None:
+        try:
+            found = broker.get().dpop_servers()
+        except BrokerError as exc:
+            logger.info("the stored tokens cannot be read to look for DPoP-bound ones: %s", exc)
+    if found is None:
+        cache = AuthServerCache(broker_paths().state_dir)
+        found = dpop_servers(_config(args).servers, cache, lambda _server: False)
+    return found & frozenset(urls)
+
+
+def _refuse_helper(client: McpClient, bridge_only: frozenset[str], several: bool) -> None:
+    url = sorted(bridge_only)[0]
+    others = " (or name the other servers with --server URL)" if several else ""
+    raise ConfigError(
+        f"{url} has DPoP-bound tokens (RFC 9449): a headers helper cannot use them, since the "
+        f"token API never hands out the broker's key and refuses them (dpop_bound). Connect "
+        f"{client.title} to it through the bridge: leave out --via helper, or use --via "
+        f"connect{others}"
+    )
+
+
+def _note_bridge(client: McpClient, bridge_only: frozenset[str]) -> None:
+    for url in sorted(bridge_only):
+        print(
+            f"mcp-broker: note: {client.title} gets the bridge (mcp-broker connect) for {url}, "
+            "not a headers helper: its tokens are DPoP-bound, which the token API refuses",
+            file=sys.stderr,
+        )
+
+
+def run_configure(args: argparse.Namespace, broker: Any = None, out: TextIO | None = None) -> int:
+    """``mcp-broker configure``. ``broker`` (``get()`` builds it) is only asked, for Claude
+    Code's headers helper, whether a server's stored tokens are DPoP-bound; without one (or a
+    keyring) the config file and the kept metadata decide (:func:`bridge_only_servers`)."""
     out = out or sys.stdout
     if args.detect:
         return _print_detected(detect_clients(), out)
     if args.client is None:
         raise ConfigError("name a client (or all), or use --detect; see mcp-broker configure -h")
     if args.client == ALL:
-        return _configure_all(args, out)
+        return _configure_all(args, broker, out)
     client = CLIENTS[args.client]
     via = args.via or client.default_via
     if via not in client.vias:
         raise ConfigError(f"{client.title} can only be configured --via {client.default_via}")
-    _configure_one(client, via, args, configured_urls(args), out)
+    urls = configured_urls(args)
+    bridge_only: frozenset[str] = frozenset()
+    if via != CONNECT and not args.remove:
+        bridge_only = bridge_only_servers(args, broker, urls)
+        if bridge_only and args.via == HELPER:
+            _refuse_helper(client, bridge_only, len(urls or ()) > 1)
+    _configure_one(client, via, args, urls, out, bridge_only)
     return 0
 
 
@@ -263,9 +329,13 @@ def _configure_one(
     args: argparse.Namespace,
     urls: tuple[str, ...] | None,
     out: TextIO,
+    bridge_only: frozenset[str] = frozenset(),
 ) -> None:
     file = Path(args.file).expanduser() if getattr(args, "file", None) else None
-    request = Request(client, urls, via, args.name, args.remove, file)
+    if via == CONNECT or args.remove:
+        bridge_only = frozenset()  # nothing to change: every entry is the bridge, or goes
+    request = Request(client, urls, via, args.name, args.remove, file, bridge_only)
+    _note_bridge(client, bridge_only)
     change, wanted = configure_client(request, dry_run=args.print)
     if args.print:
         _print_entries(client, change, wanted, request, out)
@@ -273,7 +343,7 @@ def _configure_one(
         _report(client, change, out)
 
 
-def _configure_all(args: argparse.Namespace, out: TextIO) -> int:
+def _configure_all(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     if args.file:
         raise ConfigError("--file names one client's file; it cannot be used with all")
     detected = detect_clients()
@@ -281,12 +351,22 @@ def _configure_all(args: argparse.Namespace, out: TextIO) -> int:
         print("No MCP client found for this user; name one: mcp-broker configure CLIENT", file=out)
         return 1
     urls = configured_urls(args)
+    vias = {}
+    for found in detected:
+        client = found.client
+        vias[client.name] = args.via if args.via in client.vias else client.default_via
+    bridge_only: frozenset[str] = frozenset()
+    if not args.remove and any(via != CONNECT for via in vias.values()):
+        bridge_only = bridge_only_servers(args, broker, urls)
+        if bridge_only and args.via == HELPER:
+            helped = next(d.client for d in detected if vias[d.client.name] == HELPER)
+            _refuse_helper(helped, bridge_only, len(urls or ()) > 1)
     failed = 0
     for found in detected:
         client = found.client
-        via = args.via if args.via in client.vias else client.default_via
+        via = vias[client.name]
         try:
-            _configure_one(client, via, args, urls, out)
+            _configure_one(client, via, args, urls, out, bridge_only)
         except ClientConfigError as exc:
             failed += 1
             print(f"{client.title}: not changed: {exc}", file=out)
@@ -364,7 +444,8 @@ for a client that reads plain JSON only is left alone (--print shows the entry t
 
 Each entry runs `mcp-broker connect URL` (the stdio bridge), by the absolute path of this
 mcp-broker so GUI apps find it. Claude Code defaults to Streamable HTTP with a headersHelper
-that runs `mcp-broker headers URL` (--via connect for the bridge instead).
+that runs `mcp-broker headers URL` (--via connect for the bridge instead), except for a server
+whose tokens are DPoP-bound: only the bridge can use those (--via helper is refused for it).
 
 Clients and their files (Linux paths; macOS and Windows use each client's own folders there):
 {_client_lines()}
@@ -411,7 +492,7 @@ def configure_configure_parser(
         "--via",
         choices=VIAS,
         help="connect: stdio bridge; helper: the client's header helper "
-        "(claude-code only; its default)",
+        "(claude-code only; its default, but not for a server with DPoP-bound tokens)",
     )
     parser.add_argument("--name", help="the entry's name in the client (default: from the URL)")
     parser.add_argument(
@@ -419,5 +500,7 @@ def configure_configure_parser(
         metavar="PATH",
         help="edit this file instead of the client's usual one (e.g. a VS Code profile's mcp.json)",
     )
-    parser.set_defaults(run=run_configure, needs_broker=False)
+    # The broker is built only if asked (whether stored tokens are DPoP-bound): --detect,
+    # --remove and the bridge-only clients never open the keyring.
+    parser.set_defaults(run=run_configure, needs_broker="lazy")
     return parser

@@ -32,7 +32,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from broker.errors import AuthorizationError, DpopBound
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from broker.config import ServerConfig
     from broker.oauth.as_metadata import AuthServer
     from broker.signin.discovery import Sender
+    from broker.tokens.auth_servers import AuthServerCache
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,32 @@ def refuse_bound(tokens: TokenSet) -> TokenSet:
             f"(mcp-broker configure CLIENT sets that up)"
         )
     return tokens
+
+
+def dpop_servers(
+    servers: Iterable[ServerConfig],
+    auth_servers: AuthServerCache,
+    tokens_bound: Callable[[ServerConfig], bool],
+) -> frozenset[str]:
+    """The URLs of ``servers`` whose tokens are DPoP-bound, or will be at the next sign-in, as
+    far as the broker knows: set so (``dpop = true``); or, unless set not to, the pinned
+    authorization server offers DPoP in its metadata as last seen (``auth_servers``); or the
+    stored tokens are (``tokens_bound``, asked last: it may read the keyring). A client can use
+    such a server only through the broker's bridge (``mcp-broker configure`` writes that)."""
+    from broker.oauth.dpop import supports_dpop
+    from broker.oauth.providers import profile_for
+
+    found = set()
+    for server in servers:
+        if server.dpop is None and server.issuer is not None:
+            profile = profile_for(server.issuer, server.profile_name).name
+            seen = auth_servers.get(server.issuer, profile)
+            offered = seen is not None and supports_dpop(seen)
+        else:
+            offered = bool(server.dpop)
+        if offered or tokens_bound(server):
+            found.add(server.url)
+    return frozenset(found)
 
 
 class NonceMemory:

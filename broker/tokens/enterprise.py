@@ -21,6 +21,13 @@ with its secret or key from the keyring (as a machine identity's). The protocol 
   renews it) instead of a sign-in.
 
 Workload identity federation (:mod:`broker.tokens.workload`) shares the second step.
+
+**DPoP** (RFC 9449), by the same rule as every other grant (:class:`broker.tokens.dpop.Dpop`):
+when the server's authorization server offers it (or the server is set to ``dpop = true``), the
+JWT bearer grant request carries a proof (a ``use_dpop_nonce`` answer is retried once) and the
+bound tokens are kept with their key, so the bridge and ``call`` send ``Authorization: DPoP``.
+The first token gets a new key; a renewal proves the key of the tokens it replaces. The token
+exchange at the IdP carries no proof: an ID-JAG is not an access token.
 """
 
 from __future__ import annotations
@@ -32,9 +39,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from broker.errors import ConfigError, DiscoveryError, InteractionRequired, TokenRequestFailed
+from broker.tokens.dpop import Dpop
 from broker.tokens.tokenset import ID_JAG, WORKLOAD_JWT, TokenKey, TokenSet
 
 if TYPE_CHECKING:
+    from joserfc.jwk import ECKey
+
     from broker.config import Config, ServerConfig
     from broker.idps import IdpConfig
     from broker.oauth.as_metadata import AuthServer
@@ -69,29 +79,41 @@ class AssertionGrants:
         secrets: ClientSecretStore,
         config: Callable[[], Config],
         session: IdpSession,
+        dpop: Dpop | None = None,
     ) -> None:
         self._send = send
         self._auth_servers = auth_servers
         self._secrets = secrets
         self._config = config
         self._session = session
+        #: DPoP (RFC 9449): the process's decisions and nonces, shared with the other grants.
+        self.dpop = dpop or Dpop()
         self._lock = threading.Lock()
         self._token_endpoints: dict[str, AuthServer] = {}
 
     # -- a server's tokens ---------------------------------------------------------------------
 
-    def tokens(self, server: ServerConfig, found: Discovered, scope: str | None) -> TokenSet:
-        """The server's next access token (first, or renewed), kept under its URL."""
+    def tokens(
+        self,
+        server: ServerConfig,
+        found: Discovered,
+        scope: str | None,
+        held: TokenSet | None = None,
+    ) -> TokenSet:
+        """The server's next access token (first, or renewing ``held``), kept under its URL,
+        with the DPoP key it is bound to (if it is)."""
         from broker.tokens.machine import machine_client, machine_scope
         from broker.tokens.workload import redeem_assertion, workload_tokens
 
+        key = self._dpop_key(server, found, held)
+        send = self.dpop.token_sender(self._send, found.auth_server, key, server)
         if server.workload_token_file is not None:
-            return workload_tokens(self._send, server, found, scope)
+            return self.dpop.kept(workload_tokens(send, server, found, scope), key)
         idp = self.idp(server)
         scope = machine_scope(scope)  # the ID-JAG names the user already: no OIDC scopes
-        grant = self.id_jag(idp, found, scope)
-        return redeem_assertion(
-            self._send,
+        grant = self.id_jag(idp, found, scope)  # at the IdP, without a proof
+        tokens = redeem_assertion(
+            send,
             found,
             machine_client(server, found.issuer, self._secrets),
             grant,
@@ -100,6 +122,15 @@ class AssertionGrants:
             key_resource=server.url,
             grant=ID_JAG,
         )
+        return self.dpop.kept(tokens, key)
+
+    def _dpop_key(
+        self, server: ServerConfig, found: Discovered, held: TokenSet | None
+    ) -> ECKey | None:
+        """The key the JWT bearer grant proves: that of the tokens it renews (as a machine
+        identity's renewal does), else a new one when the server uses DPoP (None: Bearer)."""
+        key = self.dpop.key_for_refresh(server, held) if held is not None else None
+        return key if key is not None else self.dpop.key_for_sign_in(server, found.auth_server)
 
     def check_ready(self, server: ServerConfig) -> None:
         """Raise at once (``InteractionRequired``: the IdP sign-in is needed; ``ConfigError``: no
@@ -117,7 +148,7 @@ class AssertionGrants:
         with the scope it had."""
         if tokens.grant not in (ID_JAG, WORKLOAD_JWT) or not server.assertion_grant:
             raise InteractionRequired(f"{server.url} is no longer configured for this grant")
-        return self.tokens(server, found, tokens.scope)
+        return self.tokens(server, found, tokens.scope, held=tokens)
 
     def idp(self, server: ServerConfig) -> IdpConfig:
         """The IdP whose sign-in gets ``server``'s tokens."""

@@ -45,6 +45,7 @@ from broker.errors import (
 from broker.store.base import TokenStore
 from broker.tokens.backoff import Backoff
 from broker.tokens.clock import Clock, SystemClock
+from broker.tokens.dpop import is_bound
 from broker.tokens.freshness import RefreshPolicy, Sighting
 from broker.tokens.stamps import SignInStamps
 from broker.tokens.tokenset import TokenKey, TokenSet
@@ -83,6 +84,8 @@ class KeyStatus:
     scope: str | None = None
     failures: int = 0
     user: str | None = None
+    dpop_bound: bool = False
+    """The tokens are DPoP-bound (RFC 9449): only the broker's bridge and ``call`` can use them."""
 
 
 class _Entry:
@@ -552,6 +555,7 @@ class TokenService:
                 scope=tokens.scope if tokens else None,
                 failures=entry.failures,
                 user=tokens.user if tokens else None,
+                dpop_bound=tokens is not None and is_bound(tokens),
             )
 
     def _notify(self, entry: _Entry) -> None:

@@ -26,6 +26,9 @@ class ServerStatus:
     """A machine identity (client credentials): ``client_id`` is who, there is no user."""
     name: str | None = None
     """The server's own name, its PRM ``resource_name`` (sanitised), once signed in."""
+    dpop_bound: bool = False
+    """Its tokens are DPoP-bound (RFC 9449): only the broker's bridge and ``call`` can use them,
+    the token API and ``headers`` refuse them. Never any key material: only this flag."""
 
     @property
     def display_name(self) -> str:

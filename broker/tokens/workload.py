@@ -9,7 +9,9 @@ workload by; the client authenticates with nothing else (RFC 7523 §3.1: the ass
 credential). There is no refresh token: the next access token comes from the grant again, with
 the file read anew. A refusal (``invalid_grant``: an expired or foreign JWT; ``invalid_scope``;
 ``unauthorized_client``) is not retried and no other grant is tried: the token service reports
-it, and only a new JWT in the file can fix it.
+it, and only a new JWT in the file can fix it. With a DPoP-enabled authorization server the grant
+request carries a proof and the tokens are bound to the broker's key for the server, as every
+grant's (:meth:`broker.tokens.enterprise.AssertionGrants.tokens`).
 """
 
 from __future__ import annotations

@@ -129,14 +129,14 @@ class LiveBackend:
         from broker.integrations.configure import Request, configure_client, detect_clients
 
         urls = tuple(self._urls())
+        bridge_only = self._broker.dpop_servers() if urls else frozenset()
         found = []
         for detected in detect_clients():
             client = detected.client
             preview = ""
             if urls and detected.problem is None:
-                _, wanted = configure_client(
-                    Request(client, urls, client.default_via), dry_run=True
-                )
+                request = Request(client, urls, client.default_via, bridge_only=bridge_only)
+                _, wanted = configure_client(request, dry_run=True)
                 preview = snippet(client, dict(wanted))
             found.append(
                 McpClientFile(
@@ -154,7 +154,7 @@ class LiveBackend:
         if self._links is None:
             from broker.desktop.clients import DetectedClients
 
-            self._links = DetectedClients()
+            self._links = DetectedClients(bridge_only=self._broker.dpop_servers)
         return self._links.connect(name, self._urls())
 
     def start_at_login(self) -> bool | None:

@@ -440,3 +440,78 @@ def test_logout_with_stale_cached_metadata_finds_the_moved_revocation_endpoint(
     assert (result.removed, result.revoked, result.problem) == (1, 1, None)
     assert [r.url.path for r in server.requests][-1] == "/oauth2/revoke-v2"
     assert metadata_requests(server) == 2  # the cached copy, then one fresh discovery
+
+
+def test_status_says_which_tokens_are_dpop_bound_never_the_key(
+    broker: Broker, store: MemoryTokenStore, tmp_path: Path
+) -> None:
+    import dataclasses
+    import io
+
+    from broker.cli import main
+    from broker.oauth import dpop as proofs
+
+    key = proofs.new_key()
+    bound = dataclasses.replace(
+        stored(store, age=10), token_type="DPoP", dpop_key=proofs.key_to_text(key)
+    )
+    store.put(bound)
+    broker.add(ServerConfig("https://other.example/mcp"))
+
+    rows = {r.url: r for r in broker.status()}
+    assert rows[URL].dpop_bound and not rows["https://other.example/mcp"].dpop_bound
+
+    def status(*argv: str) -> str:
+        out = io.StringIO()
+        assert main(["status", *argv], broker_factory=lambda _args: broker, out=out) == 0
+        return out.getvalue()
+
+    table, raw = status(), status("--json")
+    (line,) = [line for line in table.splitlines() if line.startswith(URL)]
+    assert line.startswith(f"{URL}\tvalid\t") and line.endswith(", DPoP-bound")
+    assert "DPoP" not in next(line for line in table.splitlines() if "other.example" in line)
+    servers = {s["url"]: s for s in json.loads(raw)["servers"]}
+    assert servers[URL]["dpop_bound"] is True
+    assert servers["https://other.example/mcp"]["dpop_bound"] is False
+    private_d = str(key.as_dict(private=True)["d"])
+    for shown in (table, raw):
+        assert private_d not in shown and proofs.thumbprint(key) not in shown
+        assert CANARY not in shown and "dpop_key" not in shown
+
+
+def test_the_servers_only_the_bridge_can_use(broker: Broker, store: MemoryTokenStore) -> None:
+    """Bound tokens; ``dpop = true``; an authorization server whose kept metadata offers DPoP
+    (unless ``dpop = false``): these get the bridge from ``configure``."""
+    import dataclasses
+
+    from broker.oauth import dpop as proofs
+    from broker.oauth.as_metadata import AuthServer
+    from broker.oauth.providers import GENERIC
+
+    offering = "https://offering.example/issuer"
+    broker._auth_servers.put(
+        AuthServer(
+            offering,
+            f"{offering}/authorize",
+            f"{offering}/token",
+            GENERIC,
+            dpop_signing_alg_values_supported=("ES256",),
+        )
+    )
+    assert broker.dpop_servers() == frozenset()  # URL: Bearer tokens at a plain server
+    tokens = dataclasses.replace(
+        stored(store, age=10), token_type="DPoP", dpop_key=proofs.key_to_text(proofs.new_key())
+    )
+    broker.service.put(tokens)
+    broker.add(ServerConfig("https://required.example/mcp", dpop=True))
+    broker.add(ServerConfig("https://offered.example/mcp", client_id="c", issuer=offering))
+    broker.add(
+        ServerConfig("https://refused.example/mcp", client_id="c", issuer=offering, dpop=False)
+    )
+    broker.add(ServerConfig("https://plain.example/mcp"))
+
+    assert broker.dpop_servers() == {
+        URL,
+        "https://required.example/mcp",
+        "https://offered.example/mcp",
+    }

@@ -20,11 +20,17 @@ from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
 from demo_server.idp import ClientConfig, IdpSettings, UserConfig, create_app
-from demo_server.idp.extension_settings import EnterpriseSettings, IdJagAudience, TrustedIdp
+from demo_server.idp.extension_settings import (
+    DpopSettings,
+    EnterpriseSettings,
+    IdJagAudience,
+    TrustedIdp,
+)
 from demo_server.idp.keys import SigningKeys
 from tests.support.enterprise_client import (
     ID_JAG_TYPE,
     JWT_BEARER,
+    DpopKey,
     exchange_request,
     id_jag_claims,
     sign_id_jag,
@@ -214,6 +220,12 @@ def foreign_idp() -> Iterator[JwksServer]:
 
 @pytest.fixture
 def trusting(keys: SigningKeys, clock: Clock, foreign_idp: JwksServer) -> FlaskClient:
+    return trusting_app(keys, clock, foreign_idp)
+
+
+def trusting_app(
+    keys: SigningKeys, clock: Clock, foreign_idp: JwksServer, dpop: DpopSettings | None = None
+) -> FlaskClient:
     client = ClientConfig(
         client_id=ENTERPRISE_CLIENT[0],
         client_secret=ENTERPRISE_CLIENT[1],
@@ -224,7 +236,10 @@ def trusting(keys: SigningKeys, clock: Clock, foreign_idp: JwksServer) -> FlaskC
     code_only = ClientConfig("code-only", (CALLBACK,), ("openid",), client_secret="code-only-s")
     enterprise = EnterpriseSettings(trusted_idps=(TrustedIdp(foreign_idp.issuer),))
     settings = replace(
-        base_settings(keys, clock), enterprise=enterprise, clients=(client, code_only)
+        base_settings(keys, clock),
+        enterprise=enterprise,
+        clients=(client, code_only),
+        dpop=dpop or DpopSettings(),
     )
     return create_app(settings).test_client()
 
@@ -242,10 +257,11 @@ def redeem(
     client: FlaskClient,
     assertion: str,
     auth: tuple[str, str] | None = ENTERPRISE_CLIENT,
+    headers: dict[str, str] | None = None,
     **extra: str,
 ) -> TestResponse:
     data = {"grant_type": JWT_BEARER, "assertion": assertion, **extra}
-    return client.post("/oauth2/token", data=data, auth=auth)
+    return client.post("/oauth2/token", data=data, auth=auth, headers=headers or {})
 
 
 def test_a_trusted_id_jag_is_redeemed_for_an_access_token(
@@ -263,6 +279,27 @@ def test_a_trusted_id_jag_is_redeemed_for_an_access_token(
     assert claims["client_id"] == ENTERPRISE_CLIENT[0]
     assert claims["username"] == "enterprise-user-1"
     assert claims["scope"] == f"{RESOURCE}/tools"
+
+
+def test_with_dpop_a_proof_binds_the_redeemed_token_to_its_key(
+    keys: SigningKeys, clock: Clock, foreign_idp: JwksServer
+) -> None:
+    """RFC 9449 §5 for the JWT bearer grant as for every grant (``--dpop --dpop-nonce``): a
+    proof without the server's nonce is refused and spends nothing; with it the token is
+    ``token_type: DPoP`` with ``cnf.jkt``; without a proof it stays Bearer."""
+    app = trusting_app(keys, clock, foreign_idp, DpopSettings(enabled=True, require_nonce=True))
+    key, assertion = DpopKey(), grant_of(foreign_idp)
+    url = "http://localhost/oauth2/token"
+    first = redeem(app, assertion, headers={"DPoP": key.proof("POST", url)})
+    assert error_of(first) == (400, "use_dpop_nonce")
+    nonce = first.headers["DPoP-Nonce"]
+    bound = redeem(app, assertion, headers={"DPoP": key.proof("POST", url, nonce=nonce)})
+    assert bound.status_code == 200, bound.text
+    body = dict(bound.json or {})
+    assert body["token_type"] == "DPoP" and "refresh_token" not in body
+    assert unverified_claims(body["access_token"])["cnf"] == {"jkt": key.jkt}
+    plain = dict(redeem(app, grant_of(foreign_idp)).json or {})
+    assert plain["token_type"] == "Bearer" and "cnf" not in unverified_claims(plain["access_token"])
 
 
 def test_the_discovery_document_advertises_the_profile_not_the_issuers(

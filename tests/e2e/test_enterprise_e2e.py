@@ -27,10 +27,15 @@ import pytest
 from broker.idps import IdpConfig
 from broker.paths import HOME_ENV as HOME
 from broker.store import KeyringTokenStore
-from broker.tokens.tokenset import TokenKey
+from broker.tokens.tokenset import TokenKey, TokenSet
 from demo_server.idp import ClientConfig, IdpSettings, ResourceServerConfig, RunningIdp
 from demo_server.idp import start as start_idp
-from demo_server.idp.extension_settings import EnterpriseSettings, IdJagAudience, TrustedIdp
+from demo_server.idp.extension_settings import (
+    DpopSettings,
+    EnterpriseSettings,
+    IdJagAudience,
+    TrustedIdp,
+)
 from demo_server.resource import ResourceSettings, RunningResourceServer
 from demo_server.resource import start as start_resource
 from demo_server.resource.server import bind_loopback
@@ -69,9 +74,11 @@ def counted(running: RunningIdp) -> TokenRequestCounter:
 
 
 @contextmanager
-def enterprise_stack(access_token_ttl: int = 3600) -> Iterator[EnterpriseStack]:
+def enterprise_stack(access_token_ttl: int = 3600, dpop: bool = False) -> Iterator[EnterpriseStack]:
     """The IdP, and two MCP servers each behind its own authorization server trusting it;
-    ``access_token_ttl``: the MCP servers' access tokens' lifetime."""
+    ``access_token_ttl``: the MCP servers' access tokens' lifetime; ``dpop``: the authorization
+    servers issue DPoP-bound tokens and demand nonces (``--dpop --dpop-nonce``), the MCP servers
+    take bound tokens only (``--dpop-required --dpop-nonce``)."""
     password = "CANARY-pw-" + secrets.token_urlsafe(12)
     secret = "CANARY-ent-secret-" + secrets.token_urlsafe(12)
     sockets = [bind_loopback("127.0.0.1", 0), bind_loopback("127.0.0.1", 0)]
@@ -97,6 +104,7 @@ def enterprise_stack(access_token_ttl: int = 3600) -> Iterator[EnterpriseStack]:
                     resource_servers=(ResourceServerConfig(url),),
                     clients=(client,),
                     enterprise=EnterpriseSettings(trusted_idps=(TrustedIdp(idp_issuer),)),
+                    dpop=DpopSettings(enabled=dpop, require_nonce=dpop),
                 )
             )
             stack.callback(auth.close)
@@ -113,9 +121,15 @@ def enterprise_stack(access_token_ttl: int = 3600) -> Iterator[EnterpriseStack]:
         assert idp.issuer == idp_issuer
         servers = []
         for sock, auth in zip(sockets, auths, strict=True):
-            server = start_resource(
-                ResourceSettings(port=0, issuer=auth.issuer, client_ids=(CLIENT,)), sock
+            settings = ResourceSettings(
+                port=0,
+                issuer=auth.issuer,
+                client_ids=(CLIENT,),
+                dpop=dpop,
+                dpop_required=dpop,
+                dpop_nonce=dpop,
             )
+            server = start_resource(settings, sock)
             stack.callback(server.close)
             servers.append(server)
         counters = [counted(a) for a in auths]
@@ -209,6 +223,95 @@ def test_one_idp_sign_in_gives_two_servers_tokens_through_the_bridge(
             places[f"run {number} stdout"] = done.stdout
             places[f"run {number} stderr"] = done.stderr
         assert leaks(canaries, places) == []
+
+
+def test_dpop_enabled_authorization_servers_bind_the_tokens_of_id_jags(
+    broker_cli: BrokerCli, secret_service: SecretServiceHandle, tmp_path: Path
+) -> None:
+    """DPoP (RFC 9449) on the JWT bearer grant, end to end: both authorization servers issue
+    bound tokens and demand nonces (``--dpop --dpop-nonce``), both MCP servers take bound tokens
+    only. The bridge's ID-JAG redemption carries a proof of a key per server (one
+    ``use_dpop_nonce`` round each), the bound token is kept with that key and sent as
+    ``Authorization: DPoP`` with proofs; a renewal proves the same key; ``status`` says
+    DPoP-bound, ``token`` refuses, ``configure claude-code`` gives them the bridge."""
+    import json as jsonlib
+
+    from broker.oauth import dpop as proofs
+    from tests.e2e.test_cli_e2e import claims
+
+    require_chromium()
+    ttl = 10
+    with enterprise_stack(access_token_ttl=ttl, dpop=True) as stack:
+        cli = broker_cli
+        set_up(cli, stack, tmp_path)
+        cli.ok("idp", "login", "corp")
+        errlog = tmp_path / "bridge.log"
+        for server, auth in zip(stack.servers, stack.auths, strict=True):
+            who = asyncio.run(call_whoami(cli, server.url, errlog))
+            assert f'"issuer": "{auth.issuer}"' in who and f'"client_id": "{CLIENT}"' in who
+        # One use_dpop_nonce round at each authorization server: the nonce is retried once.
+        assert [c.counts[JWT_BEARER] for c in stack.auth_counters] == [2, 2]
+
+        def stored() -> list[TokenSet]:
+            store = KeyringTokenStore(secret_service.backend, timeout=30)
+            try:
+                found = [
+                    store.reload(TokenKey(auth.issuer, CLIENT, server.url))
+                    for auth, server in zip(stack.auths, stack.servers, strict=True)
+                ]
+            finally:
+                store.close()
+            assert all(t is not None for t in found)
+            return [t for t in found if t is not None]
+
+        first = stored()
+        for tokens in first:
+            assert tokens.token_type == "DPoP" and tokens.dpop_key is not None
+            key = proofs.key_from_text(tokens.dpop_key)
+            assert claims(tokens.access_token)["cnf"] == {"jkt": proofs.thumbprint(key)}
+        assert first[0].dpop_key != first[1].dpop_key  # a key per server
+
+        url = stack.servers[0].url
+        refused = cli.run("token", url)
+        assert refused.returncode == 3 and f"mcp-broker connect {url}" in refused.stderr
+        lines = [line for line in cli.ok("status").splitlines() if line.startswith("  ")]
+        assert len(lines) == 2 and all(line.endswith(", DPoP-bound") for line in lines), lines
+        rows = jsonlib.loads(cli.ok("status", "--json"))["servers"]
+        assert [row["dpop_bound"] for row in rows] == [True, True]
+        entry = cli.run("configure", "claude-code", "--server", url, "--print")
+        assert entry.returncode == 0, entry.stderr
+        assert '"connect"' in entry.stdout and "headersHelper" not in entry.stdout
+        assert "DPoP-bound" in entry.stderr
+        helper = cli.run("configure", "claude-code", "--server", url, "--via", "helper")
+        assert helper.returncode != 0 and "DPoP-bound" in helper.stderr
+
+        time.sleep(ttl + 1)  # expired: the next call renews with a new ID-JAG, the same key
+        asyncio.run(call_whoami(cli, url, errlog))
+        renewed = stored()[0]
+        assert renewed.access_token != first[0].access_token
+        assert renewed.dpop_key == first[0].dpop_key and renewed.token_type == "DPoP"
+        assert stack.idp_counter.counts[TOKEN_EXCHANGE] == 3
+
+        # Stolen from the store and replayed as Bearer: the MCP server refuses it.
+        import httpx2
+
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        headers = {
+            "Accept": "application/json, text/event-stream",
+            "Authorization": f"Bearer {renewed.access_token}",
+        }
+        stolen = httpx2.post(url, json=ping, headers=headers, timeout=30, trust_env=False)
+        assert stolen.status_code == 401
+
+    keys = [t.dpop_key or "" for t in first]
+    privates = [str(proofs.key_from_text(k).as_dict(private=True)["d"]) for k in keys]
+    canaries = [*keys, *privates, *(t.access_token for t in first), renewed.access_token]
+    places = {f"file {n}": t for n, t in files_under(Path(cli.env[HOME])).items()}
+    places["bridge log"] = errlog.read_text()
+    for number, done in enumerate(cli.runs):
+        places[f"run {number} stdout"] = done.stdout
+        places[f"run {number} stderr"] = done.stderr
+    assert leaks(canaries, places) == []
 
 
 async def refused_call(cli: BrokerCli, url: str, errlog: Path) -> str:

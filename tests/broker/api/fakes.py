@@ -68,6 +68,7 @@ class FakeProvider:
                 scope=t.scope,
                 machine=url in self.machines,
                 name=self.names.get(url),
+                dpop_bound=t.token_type == "DPoP",
             )
             for url, t in self.tokens.items()
         ]

@@ -50,6 +50,18 @@ def test_the_token_api_refuses_a_bound_token_and_names_the_bridge(api: Api) -> N
     assert private_d not in api.paths.audit_log.read_text()
 
 
+def test_status_says_which_servers_are_dpop_bound_and_shows_no_key(api: Api) -> None:
+    private_d = bind_server_a(api)
+    response = api.http.get("/v1/status", headers=api.headers())
+
+    servers = {s["url"]: s for s in response.json()["servers"]}
+    assert servers[SERVER_A]["dpop_bound"] is True and servers[SERVER_B]["dpop_bound"] is False
+    assert private_d not in response.text and "dpop_key" not in response.text
+    schema = api.http.get("/v1/openapi.json", headers=api.headers()).json()
+    status_item = schema["components"]["schemas"]["Status"]["properties"]["servers"]["items"]
+    assert status_item["properties"]["dpop_bound"]["type"] == "boolean"
+
+
 def test_token_and_headers_exit_3_through_the_running_broker(api: Api) -> None:
     private_d = bind_server_a(api)
     home: Path = api.paths.state_dir.parent

@@ -50,3 +50,20 @@ def test_the_files_are_read_again_only_after_a_while_or_a_connect(
 
     clients.connect("cursor", [URL])
     assert clients.detected([URL]) == (ClientChoice("cursor", "Cursor", True),)
+
+
+def test_connecting_claude_code_gives_a_dpop_bound_server_the_bridge(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tray's "Connect a client…" asks the broker which servers' tokens are DPoP-bound:
+    Claude Code's default headers helper cannot use those, so they get the bridge."""
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
+    (home / ".claude").mkdir()
+    clients = DetectedClients(bridge_only=lambda: frozenset({URL}))
+
+    clients.connect("claude-code", [URL, OTHER_URL])
+
+    servers = json.loads((home / ".claude.json").read_text())["mcpServers"]
+    by_url = {served_url(e): e for e in servers.values()}
+    assert by_url[URL]["type"] == "stdio" and by_url[URL]["args"][-2:] == ["connect", URL]
+    assert by_url[OTHER_URL]["type"] == "http" and "headersHelper" in by_url[OTHER_URL]

@@ -9,6 +9,7 @@ import pytest
 
 from broker.api.clients import ConsentRequest, Decision
 from broker.desktop.menu import (
+    DPOP_BOUND_NOTE,
     SEPARATOR,
     Action,
     ClientChoice,
@@ -262,3 +263,19 @@ def test_a_scope_asked_for_by_clients_gets_its_own_entry_while_signed_in() -> No
 def test_a_machine_identity_is_named_by_its_client_not_a_user() -> None:
     machine = ServerStatus(A, "valid", ISSUER, "demo-m2m", expires_at=NOW + 60, machine=True)
     assert " as machine client demo-m2m, token until " in entries(view(machine))[0].label
+
+
+def test_a_dpop_bound_server_says_so_in_its_label_and_its_submenu() -> None:
+    bound = replace(signed_in(A), dpop_bound=True)
+    menu = entries(view(bound, signed_in(B)))
+
+    assert menu[0].label.startswith("a.example/mcp: signed in, token until ")
+    assert menu[0].label.endswith(", DPoP-bound")
+    note = list(submenu_of(menu, "a.example").values())[-1]
+    assert note.label == DPOP_BOUND_NOTE and not note.enabled and note.command is None
+    assert "DPoP" not in menu[1].label
+    assert DPOP_BOUND_NOTE not in submenu_of(menu, "127.0.0.1")
+    # A label too long for the menu is cut, possibly before "DPoP-bound": the note stays.
+    retrying = entries(view(replace(bound, state="retrying")))
+    assert "retrying" in retrying[0].label and len(retrying[0].label) <= 80
+    assert DPOP_BOUND_NOTE in submenu_of(retrying, "a.example")

@@ -241,3 +241,38 @@ def test_the_servers_page_reloads_itself_while_a_sign_in_runs(page: Page) -> Non
     assert 'http-equiv="refresh" content="3"' in started and "Signing in to" in started
     assert 'http-equiv="refresh"' in working and "working…" in working
     assert 'http-equiv="refresh"' not in done
+
+
+def test_a_dpop_bound_server_says_so_and_gets_the_bridge_in_claude_code(
+    page: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from broker.oauth import dpop as proofs
+
+    broker = page.root.broker
+    (server,) = broker.servers()
+    key = proofs.new_key()
+    tokens = broker.store.get(broker.key_for(server))
+    assert tokens is not None  # now bound, as a sign-in at a DPoP server stores them
+    bound = dataclasses.replace(tokens, token_type="DPoP", dpop_key=proofs.key_to_text(key))
+    broker.service.put(bound)
+    home = tmp_path / "user"
+    (home / ".claude").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    cookie, csrf, base = page.session()
+
+    servers = page.get(f"{base}/servers", cookie).text
+    assert "DPoP-bound" in servers and "mcp-broker connect" in servers
+    connect = html.unescape(page.get(f"{base}/connect", cookie).text)
+    assert '"connect"' in connect and "headersHelper" not in connect  # the bridge, not a helper
+    done = page.post(f"{base}/connect", cookie, {"csrf": csrf, "client": "claude-code"})
+    assert "Claude Code now reaches 1 server" in " ".join(notes(follow(page, cookie, done)))
+    entry = next(iter(json.loads((home / ".claude.json").read_text())["mcpServers"].values()))
+    assert entry["type"] == "stdio" and entry["args"][-2:] == ["connect", SERVER]
+    private_d = str(key.as_dict(private=True)["d"])
+    for shown in (servers, connect):
+        assert private_d not in shown and proofs.thumbprint(key) not in shown
