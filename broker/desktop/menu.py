@@ -230,8 +230,10 @@ def server_entry(status: ServerStatus, view: View) -> Entry:
         *link,
         Entry("Sign out", Command(Action.SIGN_OUT, status.url),
               enabled=not busy and status.issuer is not None),
+        # A DPoP-bound token is of no use without the broker's key: nothing to copy.
         Entry("Copy access token", Command(Action.COPY_TOKEN, status.url),
-              enabled=not busy and signed_in and state is not Overall.ERROR),
+              enabled=not busy and signed_in and state is not Overall.ERROR
+              and not status.dpop_bound),
         *bound,
     )  # fmt: skip
     label = f"{server_name(status.url, status.name)}: {describe(status, view)}"

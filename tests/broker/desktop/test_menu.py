@@ -275,6 +275,9 @@ def test_a_dpop_bound_server_says_so_in_its_label_and_its_submenu() -> None:
     assert note.label == DPOP_BOUND_NOTE and not note.enabled and note.command is None
     assert "DPoP" not in menu[1].label
     assert DPOP_BOUND_NOTE not in submenu_of(menu, "127.0.0.1")
+    # A bound token is useless without the broker's key: nothing to copy.
+    assert not submenu_of(menu, "a.example")["Copy access token"].enabled
+    assert submenu_of(menu, "127.0.0.1")["Copy access token"].enabled
     # A label too long for the menu is cut, possibly before "DPoP-bound": the note stays.
     retrying = entries(view(replace(bound, state="retrying")))
     assert "retrying" in retrying[0].label and len(retrying[0].label) <= 80
