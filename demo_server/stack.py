@@ -5,6 +5,10 @@ http://127.0.0.1:<port>/mcp trusts that issuer and the demo-broker client, and t
 server knows the MCP server as a resource server with the scopes <url>/tools and <url>/admin.
 The MCP server accepts the access tokens of demo-broker (people) and demo-m2m (the machine client,
 client_credentials). Both bind 127.0.0.1 only. Ctrl-C stops both.
+
+Not Cognito behaviour, on request: an enterprise IdP issuing ID-JAGs (``--enterprise-idp-port``,
+demo_server/enterprise_stack.py), and trusted workload issuers (``--trust-workload``, workload
+identity federation) whose JWTs the public client ``demo-workload`` redeems.
 """
 
 from __future__ import annotations
@@ -16,17 +20,21 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TextIO
+from dataclasses import dataclass, replace
+from typing import Any, TextIO
 
 from demo_server import idp, resource
 from demo_server.enterprise_stack import ENTERPRISE_CLIENT_ID, EnterpriseIdp
 from demo_server.idp.command import announce
+from demo_server.idp.extension_options import workload
+from demo_server.idp.extension_settings import EnterpriseSettings, TrustedIdp
 from demo_server.idp.running import RunningIdp
 from demo_server.idp.settings import (
     DEFAULT_POOL_ID,
     DEMO_CLIENT_ID,
     M2M_CLIENT_ID,
+    WORKLOAD_JWT_FLOW,
+    ClientConfig,
     IdpSettings,
     ResourceServerConfig,
 )
@@ -34,6 +42,7 @@ from demo_server.resource.server import bind_loopback
 from demo_server.resource.settings import ResourceSettings
 
 STACK_CLIENTS = (DEMO_CLIENT_ID, M2M_CLIENT_ID)
+WORKLOAD_CLIENT_ID = "demo-workload"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,9 @@ class StackSettings:
     #: authorization server redeems (demo_server/enterprise_stack.py); None: no IdP.
     enterprise_idp_port: int | None = None
     enterprise_secret: str | None = None
+    #: Not Cognito behaviour: workload issuers whose JWTs the public client demo-workload may
+    #: redeem with the JWT bearer grant (workload identity federation, SEP-1933).
+    trusted_workloads: tuple[TrustedIdp, ...] = ()
 
 
 @dataclass
@@ -93,6 +105,10 @@ def _serve(
     mcp_port = int(mcp_sock.getsockname()[1])
     mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
     extra = enterprise.auth_server_fields(mcp_url) if enterprise is not None else {}
+    clients = (*STACK_CLIENTS, ENTERPRISE_CLIENT_ID) if enterprise else STACK_CLIENTS
+    if settings.trusted_workloads:
+        extra = with_workloads(extra, mcp_url, settings.trusted_workloads)
+        clients = (*clients, WORKLOAD_CLIENT_ID)
     idp_settings = IdpSettings(
         port=settings.idp_port,
         pool_id=settings.pool_id,
@@ -109,7 +125,6 @@ def _serve(
         **extra,
     )
     running_idp = idp.start(idp_settings)
-    clients = (*STACK_CLIENTS, ENTERPRISE_CLIENT_ID) if enterprise else STACK_CLIENTS
     enterprise_idp: RunningIdp | None = None
     try:
         if enterprise is not None:
@@ -132,6 +147,25 @@ def _serve(
         stack.close()
 
 
+def with_workloads(
+    fields: dict[str, Any], mcp_url: str, trusted: tuple[TrustedIdp, ...]
+) -> dict[str, Any]:
+    """``IdpSettings`` fields plus the public client ``demo-workload`` (the JWT is its only
+    credential; any subject of the trusted issuers) and the trust in the workload issuers."""
+    client = ClientConfig(
+        client_id=WORKLOAD_CLIENT_ID,
+        callback_urls=(),
+        allowed_scopes=(f"{mcp_url}/tools", f"{mcp_url}/admin"),
+        allowed_flows=(WORKLOAD_JWT_FLOW,),
+    )
+    enterprise = fields.get("enterprise", EnterpriseSettings())
+    return {
+        **fields,
+        "clients": (*fields.get("clients", ()), client),
+        "enterprise": replace(enterprise, trusted_workloads=trusted),
+    }
+
+
 def describe(stack: RunningStack, out: TextIO) -> None:
     announce(stack.idp)
     if stack.enterprise_idp is not None:
@@ -142,6 +176,16 @@ def describe(stack: RunningStack, out: TextIO) -> None:
             f"  client id: {DEMO_CLIENT_ID} (public)  user: demo  password: {ent.demo_password}\n"
             f"  enterprise client at the authorization server: {ENTERPRISE_CLIENT_ID}  "
             f"secret: {stack.enterprise_secret}",
+            file=out,
+            flush=True,
+        )
+    trusted = stack.idp.settings.enterprise.trusted_workloads
+    if trusted:
+        print(
+            "Workload identity (not Cognito behaviour): JWTs of "
+            + ", ".join(t.issuer for t in trusted)
+            + f" with aud {stack.idp.issuer}\n"
+            f"  client id: {WORKLOAD_CLIENT_ID} (public: the JWT is its credential)",
             file=out,
             flush=True,
         )
@@ -174,6 +218,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add("--enterprise-secret", help="the enterprise client's secret (default: random, printed)")
     add(
+        "--trust-workload",
+        action="append",
+        type=workload,
+        metavar="ISSUER[=JWKS_FILE_OR_URL]",
+        help="NOT Cognito behaviour: workload identity federation (SEP-1933); the authorization "
+        f"server redeems this issuer's JWTs (aud = its issuer) for the public client "
+        f"{WORKLOAD_CLIENT_ID} with the JWT bearer grant, each JWT once; repeatable",
+    )
+    add(
         "--device-interval",
         type=int,
         default=5,
@@ -204,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         device_interval=args.device_interval,
         enterprise_idp_port=args.enterprise_idp_port,
         enterprise_secret=args.enterprise_secret,
+        trusted_workloads=tuple(args.trust_workload or ()),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -214,4 +268,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"mcp-demo-server stack: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # e.g. an unusable --trust-workload JWKS file
+        print(f"mcp-demo-server stack: {exc}", file=sys.stderr)
+        return 2
     return 0

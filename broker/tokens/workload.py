@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broker.errors import ConfigError
+from broker.errors import ConfigError, InvalidGrant
 from broker.tokens.tokenset import WORKLOAD_JWT, TokenKey, TokenSet
 
 if TYPE_CHECKING:
@@ -97,15 +97,37 @@ def workload_tokens(
     send: Sender, server: ServerConfig, found: Discovered, scope: str | None
 ) -> TokenSet:
     """The server's next token from the workload's JWT, read from its file now."""
-    assert server.workload_token_file is not None
-    assertion = read_jwt_file(server.workload_token_file, "workload token")
-    return redeem_assertion(
-        send,
-        found,
-        workload_client(server, found.issuer),
-        assertion,
-        scope,
-        send_resource=server.send_resource,
-        key_resource=server.url,
-        grant=WORKLOAD_JWT,
-    )
+    path = server.workload_token_file
+    assert path is not None
+    assertion = read_jwt_file(path, "workload token")
+    try:
+        return redeem_assertion(
+            send,
+            found,
+            workload_client(server, found.issuer),
+            assertion,
+            scope,
+            send_resource=server.send_resource,
+            key_resource=server.url,
+            grant=WORKLOAD_JWT,
+        )
+    except InvalidGrant as exc:
+        message = refused_jwt_message(path, assertion, str(exc), time.time())
+        raise InvalidGrant(message, error=exc.error, status_code=exc.status_code) from exc
+
+
+def refused_jwt_message(path: str, assertion: str, refusal: str, now: float) -> str:
+    """Why the workload JWT in ``path`` may have been refused, as far as the broker can tell
+    (its ``exp``, read unverified; never the JWT), and that the file is read again next time."""
+    from broker.oauth.jwt_peek import jwt_exp
+
+    exp = jwt_exp(assertion)
+    if exp is not None and exp <= now:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(exp))
+        why = f"the workload JWT in {path} expired at {when}"
+    else:
+        why = (
+            f"the workload JWT in {path} was not accepted (another audience, an issuer the "
+            "authorization server does not trust, or already used)"
+        )
+    return f"{refusal}: {why}; the next token request reads the file again"

@@ -26,7 +26,9 @@ with a verification page at ``/device`` where the signed-in user approves or den
 
 Off by default and not Cognito behaviour (see "not Cognito behaviour" below): acting as an
 enterprise IdP that issues ID-JAGs by token exchange (``--enterprise-idp``), redeeming a trusted
-IdP's ID-JAGs with the JWT bearer grant (``--trust-idp``), and DPoP-bound tokens (``--dpop``).
+IdP's ID-JAGs with the JWT bearer grant (``--trust-idp``), redeeming a trusted workload issuer's
+JWTs with the same grant (``--trust-workload``, workload identity federation), and DPoP-bound
+tokens (``--dpop``).
 
 Config file (``--config``; TOML, or JSON when the name ends in .json): see below.
 """

@@ -26,6 +26,7 @@ from demo_server.idp.settings import IdpSettings
 from demo_server.idp.store import Store
 from demo_server.idp.tokens import TokenIssuer
 from demo_server.idp.trusted_idps import TrustedIdps
+from demo_server.idp.workload_grant import WorkloadBearerGrant, WorkloadRedemption
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class IdpAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_extensions(settings)
 
     def register_extensions(self, settings: IdpSettings) -> None:
-        """The non-Cognito options: the device flow (RFC 8628), DPoP (RFC 9449) and
-        enterprise-managed authorization."""
+        """The non-Cognito options: the device flow (RFC 8628), DPoP (RFC 9449),
+        enterprise-managed authorization and workload identity federation. The JWT bearer grant
+        is one grant type for both of the last: with workload issuers trusted, their grant is the
+        one registered, and hands ID-JAGs on (:meth:`get_token_grant`)."""
         enterprise = settings.enterprise
         self.devices = DeviceStore(settings.clock)
         if settings.device_flow:
@@ -73,7 +76,26 @@ class IdpAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if enterprise.trusted_idps:
             trusted = TrustedIdps(enterprise.trusted_idps, self.clock)
             self.id_jag_redemption = IdJagRedemption(trusted, ReplayCache(self.clock))
+        self.workload_redemption: WorkloadRedemption | None = None
+        if enterprise.trusted_workloads:
+            workloads = TrustedIdps(enterprise.trusted_workloads, self.clock)
+            workloads.check_files()  # a missing or broken JWKS file stops the start
+            self.workload_redemption = WorkloadRedemption(workloads, ReplayCache(self.clock))
+            self.register_grant(WorkloadBearerGrant)
+        elif enterprise.trusted_idps:
             self.register_grant(IdJagBearerGrant)
+
+    def get_token_grant(self, request: Any) -> Any:
+        """authlib's choice by ``grant_type``; a JWT bearer assertion that is an ID-JAG (a
+        trusted IdP's, or typed as one) goes to the ID-JAG grant when workloads are trusted too."""
+        grant = super().get_token_grant(request)
+        if (
+            isinstance(grant, WorkloadBearerGrant)
+            and self.id_jag_redemption is not None
+            and not grant.is_for_workload()
+        ):
+            return IdJagBearerGrant(request, self)
+        return grant
 
     def create_token_response(self, request: Any = None) -> Any:
         """authlib's token endpoint, behind the DPoP proof check when ``--dpop`` is on."""

@@ -145,7 +145,7 @@ def settings_from_args(args: argparse.Namespace) -> IdpSettings:
         users=config.users,
         clients=config.clients,
         keys=config.keys,
-        **extension_options.settings_from_args(args),
+        **extension_options.settings_from_args(args, config.trusted_workloads),
     )
 
 

@@ -16,12 +16,20 @@ The format (TOML shown; JSON has the same keys)::
     allowed_scopes = ["openid", "email", "http://127.0.0.1:8000/mcp/tools"]
     allowed_flows = ["code", "refresh_token"]   # also "client_credentials" (with a secret),
                                                 # "device_code" (RFC 8628, --device-flow only),
-                                                # "jwt-bearer" (may redeem ID-JAGs, --trust-idp);
+                                                # "jwt-bearer" (may redeem ID-JAGs, --trust-idp),
+                                                # "workload-jwt" (may redeem workload JWTs);
                                                 # callback_urls only needed with "code"
+    workload_subjects = ["system:serviceaccount:ci:agent"]   # optional, with "workload-jwt":
+                                                # the only JWT subs accepted (default: any)
 
     [[resource_servers]]
     identifier = "http://127.0.0.1:8001/mcp"
     scopes = ["tools", "admin"]
+
+    [[trusted_workloads]]             # NOT Cognito: like --trust-workload (workload identity)
+    issuer = "https://token.actions.githubusercontent.com"
+    jwks = "workload-jwks.json"       # a JWKS file (relative to this file) or an http(s) URL;
+                                      # omitted: jwks_uri from the issuer's discovery document
 
     [keys]                            # optional PEM private keys, relative to this file
     access_key_pem = "access.pem"
@@ -38,6 +46,7 @@ from typing import Any
 
 from werkzeug.security import generate_password_hash
 
+from demo_server.idp.extension_settings import TrustedIdp, trusted_workload
 from demo_server.idp.keys import SigningKeys, load_rsa_key
 from demo_server.idp.settings import (
     ALL_FLOWS,
@@ -61,6 +70,7 @@ class FileConfig:
     clients: tuple[ClientConfig, ...] = ()
     resource_servers: tuple[ResourceServerConfig, ...] = ()
     keys: SigningKeys | None = None
+    trusted_workloads: tuple[TrustedIdp, ...] = ()
 
 
 def load_config(path: Path, known_servers: tuple[ResourceServerConfig, ...] = ()) -> FileConfig:
@@ -84,6 +94,10 @@ def load_config(path: Path, known_servers: tuple[ResourceServerConfig, ...] = ()
         ),
         resource_servers=servers,
         keys=parse_keys(data.get("keys"), path.parent),
+        trusted_workloads=tuple(
+            parse_trusted_workload(item, path.parent)
+            for item in table_list(data, "trusted_workloads")
+        ),
     )
 
 
@@ -144,6 +158,7 @@ def parse_client(item: dict[str, Any], servers: tuple[ResourceServerConfig, ...]
         logout_urls=texts(item, "logout_urls"),
         allowed_scopes=texts(item, "allowed_scopes", default_scopes),
         allowed_flows=flows,
+        workload_subjects=texts(item, "workload_subjects"),
     )
 
 
@@ -151,6 +166,17 @@ def parse_resource_server(item: dict[str, Any]) -> ResourceServerConfig:
     return ResourceServerConfig(
         text(item, "identifier"), texts(item, "scopes", DEFAULT_CUSTOM_SCOPES)
     )
+
+
+def parse_trusted_workload(item: dict[str, Any], base: Path) -> TrustedIdp:
+    """A ``[[trusted_workloads]]`` table: ``issuer`` and optional ``jwks`` (URL or file)."""
+    unknown = sorted(set(item) - {"issuer", "jwks"})
+    if unknown:
+        raise ConfigError(f"trusted_workloads: unknown keys {unknown}")
+    try:
+        return trusted_workload(text(item, "issuer"), item.get("jwks"), base)
+    except ValueError as error:
+        raise ConfigError(f"trusted_workloads: {error}") from error
 
 
 def parse_keys(item: object, base: Path) -> SigningKeys | None:

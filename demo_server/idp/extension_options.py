@@ -1,5 +1,6 @@
 """Command-line options and discovery members of the non-Cognito parts of ``mcp-demo-server idp``:
-enterprise-managed authorization (ID-JAG, SEP-990) and DPoP (RFC 9449)."""
+enterprise-managed authorization (ID-JAG, SEP-990), workload identity federation (SEP-1933) and
+DPoP (RFC 9449)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from demo_server.idp.extension_settings import (
     EnterpriseSettings,
     IdJagAudience,
     TrustedIdp,
+    trusted_workload,
 )
 from demo_server.idp.models import DEVICE_CODE_GRANT_TYPE
 from demo_server.idp.settings import IdpSettings
@@ -23,8 +25,9 @@ COGNITO_GRANTS = ["authorization_code", "refresh_token", "client_credentials"]
 def add_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "not Cognito behaviour",
-        "Cognito issues no DPoP-bound tokens and has no token exchange or JWT bearer grant; "
-        "it can be the enterprise IdP of an ID-JAG flow only through its OIDC sign-in.",
+        "Cognito issues no DPoP-bound tokens and has no token exchange or JWT bearer grant "
+        "(so no ID-JAGs and no workload identity federation); it can be the enterprise IdP of "
+        "an ID-JAG flow only through its OIDC sign-in.",
     )
     add = group.add_argument
     add(
@@ -58,6 +61,16 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         'allowed_flows with "jwt-bearer" (--config)',
     )
     add(
+        "--trust-workload",
+        action="append",
+        type=workload,
+        metavar="ISSUER[=JWKS_FILE_OR_URL]",
+        help="workload identity federation (SEP-1933): redeem JWTs of this workload issuer (a "
+        "Kubernetes cluster, a CI's OIDC issuer) with the JWT bearer grant (RFC 7523), "
+        "repeatable; keys from a JWKS file, a JWKS URL or the issuer's discovery document. "
+        'Clients need allowed_flows with "workload-jwt" (--config); each JWT is redeemed once',
+    )
+    add(
         "--dpop",
         action="store_true",
         help="issue DPoP-bound tokens (RFC 9449) for token requests with a DPoP proof; "
@@ -85,14 +98,25 @@ def trusted_idp(value: str) -> TrustedIdp:
     return TrustedIdp(issuer, jwks_url or None)
 
 
-def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``IdpSettings`` fields these options set."""
+def workload(value: str) -> TrustedIdp:
+    issuer, _, jwks = value.partition("=")
+    try:
+        return trusted_workload(issuer, jwks or None)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def settings_from_args(
+    args: argparse.Namespace, trusted_workloads: tuple[TrustedIdp, ...] = ()
+) -> dict[str, Any]:
+    """The ``IdpSettings`` fields these options set; ``trusted_workloads``: more, from --config."""
     return {
         "enterprise": EnterpriseSettings(
             issue_id_jags=args.enterprise_idp,
             audiences=tuple(args.id_jag_audience or ()),
             id_jag_ttl=args.id_jag_ttl,
             trusted_idps=tuple(args.trust_idp or ()),
+            trusted_workloads=(*(args.trust_workload or ()), *trusted_workloads),
         ),
         "dpop": DpopSettings(enabled=args.dpop, require_nonce=args.dpop_nonce),
     }
@@ -106,7 +130,10 @@ def extension_metadata(settings: IdpSettings) -> dict[str, Any]:
         grant
         for grant, enabled in (
             (id_jag_issuer.TOKEN_EXCHANGE, enterprise.issue_id_jags),
-            (id_jag_grant.JWT_BEARER, bool(enterprise.trusted_idps)),
+            (
+                id_jag_grant.JWT_BEARER,
+                bool(enterprise.trusted_idps or enterprise.trusted_workloads),
+            ),
             (DEVICE_CODE_GRANT_TYPE, settings.device_flow),
         )
         if enabled

@@ -192,20 +192,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
         )
 
     def granted_scope(self) -> str:
-        """The requested custom scopes, or all the client's custom scopes when none are asked."""
-        server = server_of(self)
-        custom = {s for rs in server.settings.resource_servers for s in rs.full_scopes()}
-        allowed = [s for s in self.request.client.config.allowed_scopes if s in custom]
-        requested = (self.request.payload.scope or "").split()
-        if not requested:
-            if not allowed:
-                raise InvalidScopeError("This client has no custom scopes.")
-            return " ".join(allowed)
-        if any(scope not in allowed for scope in requested):
-            raise InvalidScopeError(
-                "client_credentials grants only the client's custom resource-server scopes."
-            )
-        return " ".join(dict.fromkeys(requested))
+        return machine_scope(
+            server_of(self), self.request.client, self.request.payload.scope, "client_credentials"
+        )
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """An access token only (RFC 6749 §4.4.3: no refresh token); authlib's debug log line,
@@ -220,3 +209,20 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
             resource=self.request.resource,
         )
         return 200, server.tokens.token_response(grant, False), self.TOKEN_RESPONSE_HEADER
+
+
+def machine_scope(
+    server: IdpAuthorizationServer, client: Client, scope: str | None, grant: str
+) -> str:
+    """A machine grant's scope: the requested custom scopes, or all the client's custom scopes
+    when none are asked (Cognito M2M); ``invalid_scope`` for anything else."""
+    custom = {s for rs in server.settings.resource_servers for s in rs.full_scopes()}
+    allowed = [s for s in client.config.allowed_scopes if s in custom]
+    requested = (scope or "").split()
+    if not requested:
+        if not allowed:
+            raise InvalidScopeError("This client has no custom scopes.")
+        return " ".join(allowed)
+    if any(item not in allowed for item in requested):
+        raise InvalidScopeError(f"{grant} grants only the client's custom resource-server scopes.")
+    return " ".join(dict.fromkeys(requested))

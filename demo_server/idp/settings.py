@@ -38,7 +38,8 @@ ALL_FLOWS = ("code", "refresh_token")
 CLIENT_CREDENTIALS = "client_credentials"
 DEVICE_CODE = "device_code"  # RFC 8628; NOT a Cognito flow (only with --device-flow)
 JWT_BEARER_FLOW = "jwt-bearer"  # may redeem ID-JAGs (--trust-idp); NOT a Cognito flow
-KNOWN_FLOWS = (*ALL_FLOWS, CLIENT_CREDENTIALS, DEVICE_CODE, JWT_BEARER_FLOW)
+WORKLOAD_JWT_FLOW = "workload-jwt"  # may redeem workload JWTs (--trust-workload); NOT Cognito
+KNOWN_FLOWS = (*ALL_FLOWS, CLIENT_CREDENTIALS, DEVICE_CODE, JWT_BEARER_FLOW, WORKLOAD_JWT_FLOW)
 DEFAULT_DEVICE_CODE_TTL = 600
 DEFAULT_DEVICE_INTERVAL = 5
 MAX_ROTATION_GRACE_SECONDS = 60
@@ -66,6 +67,9 @@ class ClientConfig:
     client_secret: str | None = None
     allowed_flows: tuple[str, ...] = ALL_FLOWS
     logout_urls: tuple[str, ...] = ()
+    workload_subjects: tuple[str, ...] = ()
+    """With the ``workload-jwt`` flow: the workload JWT ``sub`` values this client accepts (empty:
+    any subject of a trusted workload issuer)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ iat, jti, username, cognito:groups, version`` and ``aud`` only when the grant is
 resource (RFC 8707). ID token (only with ``openid``): ``aud`` = client id, ``token_use="id"``,
 ``cognito:username``, ``email``, ``at_hash`` (OpenID Connect Core §3.1.3.6) and ``nonce``.
 A machine's token (Cognito M2M, ``client_credentials``) has no user: ``sub`` is the client id,
-and there is no ``username``, ``cognito:groups`` or ``origin_jti``, and no ID token.
+and there is no ``username``, ``cognito:groups`` or ``origin_jti``, and no ID token. A workload's
+token (workload identity federation, not Cognito) is a machine's token whose ``sub`` names the
+workload and which carries a ``workload`` claim (:mod:`demo_server.idp.workload_grant`).
 
 ``iat`` and ``exp`` are whole seconds, rounded down as Cognito does: a token dies up to a second
 before the ``expires_in`` it is announced with. With ``round_expiry_up`` (``--round-expiry-up``)
@@ -21,7 +23,7 @@ import math
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc import jwt
@@ -48,6 +50,10 @@ class Grant:
     origin_jti: str
     resource: str | None = None
     nonce: str | None = None
+    subject: str | None = None
+    """A machine grant's ``sub`` when it is not the client (a workload's)."""
+    extra_claims: dict[str, Any] = field(default_factory=dict)
+    """More access-token claims (a workload's ``workload``)."""
 
     @property
     def scopes(self) -> list[str]:
@@ -111,7 +117,7 @@ class TokenIssuer:
         now = self.clock()
         user = grant.user
         claims: dict[str, Any] = {
-            "sub": user.sub if user is not None else grant.client.client_id,
+            "sub": user.sub if user is not None else grant.subject or grant.client.client_id,
             "iss": self.issuer,
             "client_id": grant.client.client_id,
             "token_use": "access",
@@ -128,6 +134,7 @@ class TokenIssuer:
                 claims["cognito:groups"] = list(user.groups)
         if grant.resource is not None:
             claims["aud"] = grant.resource
+        claims.update(grant.extra_claims)
         return claims
 
     def id_claims(self, grant: Grant, access_token: str) -> dict[str, Any]:

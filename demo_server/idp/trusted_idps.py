@@ -1,14 +1,17 @@
-"""The signing keys of the IdPs whose ID-JAGs this authorization server trusts (``--trust-idp``).
+"""The signing keys of the issuers whose JWTs this authorization server trusts: IdPs' ID-JAGs
+(``--trust-idp``) and workload platforms' JWTs (``--trust-workload``).
 
-Keys are fetched lazily over HTTP: from the JWKS URL given, else from ``jwks_uri`` in the IdP's
+Keys are fetched lazily over HTTP: from the JWKS URL given, else from ``jwks_uri`` in the issuer's
 discovery document (OpenID Connect Discovery ``<issuer>/.well-known/openid-configuration``, then
 RFC 8414 ``/.well-known/oauth-authorization-server<path>``), whose ``issuer`` must be the
 configured one exactly. An unknown ``kid`` refetches the set, at most once per
-``REFETCH_INTERVAL`` (key rotation without letting forged kids hammer the IdP).
+``REFETCH_INTERVAL`` (key rotation without letting forged kids hammer the IdP). A JWKS file
+(``--trust-workload ISSUER=FILE``) is read instead, anew for each unknown ``kid`` (a local read).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -56,6 +59,23 @@ def get_json(url: str) -> dict[str, object]:
     return body
 
 
+def read_json_file(path: str) -> dict[str, object]:
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as error:
+        raise KeysUnavailable(f"{path}: {error.strerror or error}") from error
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise KeysUnavailable(f"{path}: too big for a JWK set")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise KeysUnavailable(f"{path}: not JSON") from error
+    if not isinstance(body, dict):
+        raise KeysUnavailable(f"{path}: not a JSON object")
+    return body
+
+
 def jwks_url_of(idp: TrustedIdp) -> str:
     if idp.jwks_url:
         return idp.jwks_url
@@ -93,23 +113,42 @@ class IdpKeys:
         return [key for key in keys if kid is None or key.kid == kid]
 
     def _may_refetch(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at >= REFETCH_INTERVAL
+        if self._fetched_at is None or self.idp.jwks_file is not None:
+            return True
+        return self._clock() - self._fetched_at >= REFETCH_INTERVAL
 
     def _fetch(self) -> None:
         self._fetched_at = self._clock()
-        url = jwks_url_of(self.idp)
+        if self.idp.jwks_file is not None:
+            where, document = self.idp.jwks_file, read_json_file(self.idp.jwks_file)
+        else:
+            where = jwks_url_of(self.idp)
+            document = get_json(where)
         try:
-            self._keys = KeySet.import_key_set(get_json(url))  # type: ignore[arg-type]
+            self._keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError, KeyError) as error:
-            raise KeysUnavailable(f"{url}: not a JWK set") from error
-        logger.info("fetched %d keys of trusted IdP %s", len(self._keys.keys), self.idp.issuer)
+            raise KeysUnavailable(f"{where}: not a JWK set") from error
+        logger.info("read %d keys of trusted issuer %s", len(self._keys.keys), self.idp.issuer)
 
 
 class TrustedIdps:
-    """The configured IdPs by issuer."""
+    """The configured issuers (IdPs, or workload issuers) by issuer."""
 
     def __init__(self, idps: tuple[TrustedIdp, ...], clock: Callable[[], float]) -> None:
         self._by_issuer = {idp.issuer: IdpKeys(idp, clock) for idp in idps}
 
     def keys_of(self, issuer: object) -> IdpKeys | None:
         return self._by_issuer.get(issuer) if isinstance(issuer, str) else None
+
+    def check_files(self) -> None:
+        """Read every JWKS file now: ValueError naming the one that cannot be used."""
+        for keys in self._by_issuer.values():
+            if keys.idp.jwks_file is not None:
+                try:
+                    found = keys.candidates(None)
+                except KeysUnavailable as error:
+                    raise ValueError(f"the keys of {keys.idp.issuer}: {error}") from error
+                if not found:
+                    raise ValueError(
+                        f"the keys of {keys.idp.issuer}: {keys.idp.jwks_file} is empty"
+                    )

@@ -33,10 +33,23 @@ def identity() -> dict[str, Any]:
         return {"authenticated": False}
     claims = token.claims or {}
     username = claims.get("username", claims.get("cognito:username"))
+    # A machine client (client_credentials) has no user: the client is who called; a workload
+    # (workload identity federation) is named by its platform's issuer and subject.
+    workload = claims.get("workload")
+    if not isinstance(workload, dict) or not all(
+        isinstance(workload.get(name), str) for name in ("iss", "sub")
+    ):
+        workload = None
+    if username:
+        principal = f"user {username}"
+    elif workload is not None:
+        principal = f"workload {workload['sub']} of {workload['iss']}"
+    else:
+        principal = f"machine client {token.client_id}"
     return {
         "authenticated": True,
-        # A machine client (client_credentials) has no user: the client is who called.
-        "principal": f"user {username}" if username else f"machine client {token.client_id}",
+        "principal": principal,
+        **({"workload": {"iss": workload["iss"], "sub": workload["sub"]}} if workload else {}),
         "subject": token.subject,
         "username": username,
         "client_id": token.client_id,
