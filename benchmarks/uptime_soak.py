@@ -38,6 +38,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -287,7 +288,7 @@ def run_clients(
     return tallies, {url: after[url] - before[url] for url in urls}, (began, ended), sampler
 
 
-def soak(seconds: float) -> Outcome:
+def soak(seconds: float, keep_log: Path | None = None) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="bench-uptime-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         env = stack.enter_context(common.private_keyring(workdir))
@@ -316,6 +317,8 @@ def soak(seconds: float) -> Outcome:
             )
         finally:
             code = common.stop_broker(proc)
+            if keep_log is not None:
+                shutil.copyfile(workdir / "broker.log", keep_log)
         elapsed = ended - began
         return Outcome(
             tallies,
@@ -388,6 +391,12 @@ def report(out: Outcome) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument(
+        "--keep-log",
+        type=Path,
+        metavar="FILE",
+        help="copy the broker's log here at the end (BENCH_BROKER_FLAGS=-vv: what it did, when)",
+    )
     parser.add_argument("--clients-of", help=argparse.SUPPRESS)
     parser.add_argument("--url", action="append", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -397,7 +406,7 @@ def main() -> int:
     seconds = args.minutes * 60
     if seconds < BASELINE[1] + END_WINDOW:
         parser.error(f"--minutes must cover at least {(BASELINE[1] + END_WINDOW) / 60:.1f}")
-    report(soak(seconds))
+    report(soak(seconds, args.keep_log))
     return 0
 
 
