@@ -6,10 +6,16 @@ URL order for an issuer with a path ``/t`` (RFC 8414 §3.1, §5; OIDC Discovery 
 ``openid-configuration``.
 
 A document is used only if its ``issuer`` equals the issuer the URL was built from, character for
-character (RFC 8414 §3.3), it offers PKCE S256 (or a provider profile vouches for it), and its
-endpoints are https or loopback http. The 2025-03-26 MCP revision is served too: without PRM, the
-server's origin is the issuer, and without any metadata ``/authorize``, ``/token`` and
-``/register`` at that origin are used.
+character (RFC 8414 §3.3) and its endpoints are https or loopback http. The 2025-03-26 MCP
+revision is served too: without PRM, the server's origin is the issuer, and without any metadata
+``/authorize``, ``/token`` and ``/register`` at that origin are used.
+
+Discovery records what PKCE methods the server names and whether it has an authorization endpoint
+(RFC 8414 §2: REQUIRED unless no grant type it supports uses it) but refuses neither: the grants
+without a browser (client credentials, the workload's and the ID-JAG's assertion grants, the
+device flow) use neither. A sign-in with the authorization code refuses a server without PKCE
+S256 (MCP authorization: the client MUST refuse to proceed) with :func:`require_pkce_s256`, and
+one without an authorization endpoint with :func:`require_authorization_endpoint`.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ class AuthServer:
     """What the sign-in needs to know about one authorization server."""
 
     issuer: str
-    authorization_endpoint: str
+    #: None when the metadata names none (a server for grants without a browser).
+    authorization_endpoint: str | None
     token_endpoint: str
     profile: ProviderProfile
     registration_endpoint: str | None = None
@@ -55,6 +62,10 @@ class AuthServer:
     dpop_signing_alg_values_supported: tuple[str, ...] | None = None
     #: True when no metadata document was found (2025-03-26 endpoint fallback).
     fallback: bool = False
+    #: The metadata's ``code_challenge_methods_supported``; None when it names none. The
+    #: default (S256) is for the 2025-03-26 fallback, which assumes it, and for metadata cached
+    #: before this was recorded (broker/tokens/auth_servers.py), which offered it.
+    code_challenge_methods_supported: tuple[str, ...] | None = ("S256",)
 
 
 def as_metadata_urls(issuer: str) -> list[str]:
@@ -107,17 +118,7 @@ def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderPro
             f"authorization server metadata names issuer {str(body.get('issuer'))[:200]!r}, "
             f"expected {issuer!r}"
         )
-    methods = _strings(body.get("code_challenge_methods_supported"))
-    if methods is None and not profile.pkce_s256_implied:
-        raise PkceNotSupported(
-            f"{issuer} does not advertise PKCE (code_challenge_methods_supported); "
-            "refusing to sign in"
-        )
-    if methods is not None and "S256" not in methods:
-        raise PkceNotSupported(f"{issuer} does not support PKCE S256; refusing to sign in")
-    authorization_endpoint = check_endpoint(
-        body.get("authorization_endpoint"), "authorization_endpoint"
-    )
+    authorization_endpoint = _optional_endpoint(body, "authorization_endpoint")
     token_endpoint = check_endpoint(body.get("token_endpoint"), "token_endpoint")
     registration_endpoint = _optional_endpoint(body, "registration_endpoint")
     revocation_endpoint = _optional_endpoint(body, "revocation_endpoint")
@@ -126,8 +127,13 @@ def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderPro
     # refreshes (with cached metadata, broker/tokens/auth_servers.py) never needs it.
     from mcp.shared.auth import OAuthMetadata
 
+    checked = body
+    if authorization_endpoint is None:
+        # The SDK's model requires it; RFC 8414 §2 does not when no grant uses it. The token
+        # endpoint stands in so the rest of the document is still checked.
+        checked = {**body, "authorization_endpoint": token_endpoint}
     try:
-        OAuthMetadata.model_validate(body)
+        OAuthMetadata.model_validate(checked)
     except ValidationError as exc:
         raise DiscoveryError(f"authorization server metadata of {issuer} is invalid") from exc
     return AuthServer(
@@ -150,7 +156,37 @@ def validate_as_metadata(body: dict[str, Any], issuer: str, profile: ProviderPro
             body.get("token_endpoint_auth_signing_alg_values_supported")
         ),
         dpop_signing_alg_values_supported=_strings(body.get("dpop_signing_alg_values_supported")),
+        code_challenge_methods_supported=_strings(body.get("code_challenge_methods_supported")),
     )
+
+
+def require_pkce_s256(server: AuthServer) -> None:
+    """Refuse an authorization-code sign-in at a server that does not offer PKCE S256 (MCP
+    authorization: the client MUST refuse to proceed), unless its provider profile vouches."""
+    methods = server.code_challenge_methods_supported
+    if methods is None and not server.profile.pkce_s256_implied:
+        raise PkceNotSupported(
+            f"{server.issuer} does not advertise PKCE (code_challenge_methods_supported); "
+            "refusing to sign in"
+        )
+    if methods is not None and "S256" not in methods:
+        raise PkceNotSupported(f"{server.issuer} does not support PKCE S256; refusing to sign in")
+
+
+def require_authorization_endpoint(server: AuthServer) -> str:
+    """The authorization endpoint of a server a person signs in at in the browser."""
+    if server.authorization_endpoint is None:
+        raise DiscoveryError(
+            f"{server.issuer} has no authorization_endpoint in its metadata: it offers no "
+            "sign-in in the browser (only grants without one, such as client credentials)"
+        )
+    return check_endpoint(server.authorization_endpoint, "authorization_endpoint")
+
+
+def require_code_flow(server: AuthServer) -> str:
+    """Both checks an authorization-code sign-in needs; its authorization endpoint."""
+    require_pkce_s256(server)
+    return require_authorization_endpoint(server)
 
 
 def fallback_auth_server(origin: str, profile: ProviderProfile) -> AuthServer:

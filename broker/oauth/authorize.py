@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from broker.oauth.as_metadata import AuthServer
-from broker.oauth.endpoints import check_endpoint
+from broker.oauth.as_metadata import AuthServer, require_code_flow
 from broker.oauth.pkce import Pkce, new_pkce, new_state
 from broker.oauth.registration import ClientCredentials
 
@@ -52,6 +51,7 @@ def build_authorization_request(
     pkce: Pkce | None = None,
     state: str | None = None,
 ) -> AuthorizationRequest:
+    authorization_endpoint = require_code_flow(server)  # PKCE S256 or no sign-in (MCP)
     pkce = pkce or new_pkce()
     state = state or new_state()
     params = {
@@ -66,7 +66,7 @@ def build_authorization_request(
         params["scope"] = scope
     if resource:
         params["resource"] = resource
-    endpoint = urlsplit(check_endpoint(server.authorization_endpoint, "authorization_endpoint"))
+    endpoint = urlsplit(authorization_endpoint)
     # RFC 6749 §3.1: keep any query the endpoint already has.
     query = urlencode([*parse_qsl(endpoint.query, keep_blank_values=True), *params.items()])
     url = urlunsplit((endpoint.scheme, endpoint.netloc, endpoint.path, query, ""))

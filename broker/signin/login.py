@@ -20,7 +20,7 @@ from typing import IO, Literal
 
 from broker.config import server_label
 from broker.errors import AuthorizationError, BrokerError, ClientRegistrationRequired
-from broker.oauth.as_metadata import AuthServer
+from broker.oauth.as_metadata import AuthServer, require_code_flow
 from broker.oauth.authorize import AuthorizationRequest, build_authorization_request
 from broker.oauth.callback_params import authorization_code, is_our_callback
 from broker.oauth.discovery import Discovered
@@ -144,6 +144,9 @@ class SignIn:
         device_ok = headless is not None and headless.mode in ("device", "auto")
         if headless is not None and device_ok and supports_device_flow(server):
             return self._device(found, scope, options, headless)
+        # The authorization code needs PKCE S256 (MCP authorization: refuse to proceed without
+        # it) and an authorization endpoint: refused before a port is bound or a client registered.
+        require_code_flow(server)
         ports = options.callback_ports
         listener: CallbackListener[str] = CallbackListener.bind(
             server.profile.callback_ports if ports is None else ports

@@ -37,8 +37,9 @@ MAX_AGE = 24 * 3600.0
 """Seconds a validated metadata document is used before it is fetched again."""
 FILE_NAME = "auth-servers.json"
 
-_ENDPOINTS = ("authorization_endpoint", "token_endpoint")
+_ENDPOINTS = ("token_endpoint",)
 _OPTIONAL_ENDPOINTS = (
+    "authorization_endpoint",
     "registration_endpoint",
     "revocation_endpoint",
     "device_authorization_endpoint",
@@ -128,6 +129,7 @@ def _decode(doc: Any, issuer: str, profile: str) -> AuthServer:
         "token_endpoint_auth_methods_supported",
         "token_endpoint_auth_signing_alg_values_supported",
         "dpop_signing_alg_values_supported",
+        "code_challenge_methods_supported",  # absent from older entries: the default (S256)
     ):
         value = values.get(name)
         if value is not None:

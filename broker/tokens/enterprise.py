@@ -216,10 +216,8 @@ class AssertionGrants:
 
     def idp_token_server(self, idp: IdpConfig) -> AuthServer:
         """The IdP's metadata for the token exchange, cached in memory. Only its token endpoint
-        is used, so an IdP that does not advertise PKCE (which the exchange does not use) is not
-        refused here; its browser sign-in checks PKCE as every sign-in does."""
-        import dataclasses
-
+        is used: discovery refuses no IdP for lacking PKCE (the exchange does not use it); its
+        browser sign-in checks PKCE as every sign-in does."""
         from broker.oauth.discovery import drive, find_auth_server
         from broker.oauth.providers import profile_for
 
@@ -227,8 +225,7 @@ class AssertionGrants:
             known = self._token_endpoints.get(idp.issuer)
         if known is not None:
             return known
-        strict = profile_for(idp.issuer, idp.profile_name)
-        profile = dataclasses.replace(strict, pkce_s256_implied=True)
+        profile = profile_for(idp.issuer, idp.profile_name)
         found = drive(find_auth_server(idp.issuer, profile), self._send)
         if found is None:
             raise DiscoveryError(f"no metadata found for the IdP {idp.issuer}")

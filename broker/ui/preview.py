@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.oauth.as_metadata import require_code_flow
 from broker.oauth.discovery import Discovered
 from broker.oauth.www_authenticate import BearerChallenge
 from broker.safetext import safe_text
@@ -43,6 +44,9 @@ def preview_of(
     url: str, provider: str, found: Discovered, challenge: BearerChallenge | None
 ) -> Preview:
     server = found.auth_server
+    # The page adds servers a person signs in to in the browser: refused now, not at sign-in,
+    # when the authorization server offers no PKCE S256 or no authorization endpoint.
+    authorization_endpoint = require_code_flow(server)
     profile = server.profile.name
     if provider == "auto":
         how = "detected from the issuer's host" if profile == "cognito" else "not a Cognito issuer"
@@ -64,7 +68,7 @@ def preview_of(
         resource=safe_text(found.resource, 300),
         resource_name=found.prm.resource_name if found.prm is not None else None,
         issuer=safe_text(server.issuer, 300),
-        authorization_endpoint=safe_text(server.authorization_endpoint, 300),
+        authorization_endpoint=safe_text(authorization_endpoint, 300),
         profile=profile,
         profile_note=f"{PROFILE_WORDS.get(profile, profile)}; {how}",
         scopes=tuple(safe_text(s, 120) for s in scopes),

@@ -12,8 +12,13 @@ from broker.oauth.as_metadata import (
     build_as_metadata_request,
     fallback_auth_server,
     handle_as_metadata_response,
+    require_authorization_endpoint,
+    require_code_flow,
+    require_pkce_s256,
 )
+from broker.oauth.authorize import build_authorization_request
 from broker.oauth.providers import COGNITO, GENERIC, profile_for
+from broker.oauth.registration import ClientCredentials
 
 ISSUER = "https://auth.example.com/tenant1"
 
@@ -112,28 +117,71 @@ def test_issuer_must_match_character_for_character(other: str | None) -> None:
         handle_as_metadata_response(reply(metadata(issuer=other or "")), ISSUER, GENERIC)
 
 
-def test_missing_pkce_advertisement_refuses_to_start() -> None:
-    body = metadata(code_challenge_methods_supported=None)
-    with pytest.raises(PkceNotSupported):
-        handle_as_metadata_response(reply(body), ISSUER, GENERIC)
+def discovered(body: dict[str, Any], profile: Any = GENERIC) -> AuthServer:
+    server = handle_as_metadata_response(reply(body), ISSUER, profile)
+    assert server is not None
+    return server
 
 
-def test_plain_only_pkce_refuses_to_start_even_for_cognito() -> None:
+def authorization_request(server: AuthServer) -> object:
+    client = ClientCredentials("c", ISSUER)
+    return build_authorization_request(server, client, "http://127.0.0.1:1/callback", None, None)
+
+
+def test_missing_pkce_advertisement_is_recorded_and_refuses_the_code_flow() -> None:
+    # Discovery records it (client credentials and other grants without a browser use no PKCE);
+    # the authorization-code sign-in refuses to start (MCP authorization: MUST refuse).
+    server = discovered(metadata(code_challenge_methods_supported=None))
+    assert server.code_challenge_methods_supported is None
+    for refuse in (require_pkce_s256, require_code_flow, authorization_request):
+        with pytest.raises(PkceNotSupported, match="does not advertise PKCE"):
+            refuse(server)
+
+
+def test_plain_only_pkce_refuses_the_code_flow_even_for_cognito() -> None:
     body = metadata(code_challenge_methods_supported=["plain"])
     for profile in (GENERIC, COGNITO):
-        with pytest.raises(PkceNotSupported):
-            handle_as_metadata_response(reply(body), ISSUER, profile)
+        server = discovered(body, profile)
+        assert server.code_challenge_methods_supported == ("plain",)
+        for refuse in (require_pkce_s256, authorization_request):
+            with pytest.raises(PkceNotSupported, match="does not support PKCE S256"):
+                refuse(server)
 
 
 def test_cognito_profile_vouches_for_s256() -> None:
     body = metadata(code_challenge_methods_supported=None)
-    server = handle_as_metadata_response(reply(body), ISSUER, COGNITO)
+    server = discovered(body, COGNITO)
     assert server == AuthServer(
         issuer=ISSUER,
         authorization_endpoint="https://auth.example.com/tenant1/authorize",
         token_endpoint="https://auth.example.com/tenant1/token",
         profile=COGNITO,
+        code_challenge_methods_supported=None,
     )
+    assert require_code_flow(server) == "https://auth.example.com/tenant1/authorize"
+    request = authorization_request(server)
+    assert "code_challenge_method=S256" in request.url  # type: ignore[attr-defined]
+
+
+def test_metadata_without_an_authorization_endpoint_serves_grants_without_a_browser() -> None:
+    # RFC 8414 §2: REQUIRED unless no grant type the server supports uses it.
+    body = metadata(authorization_endpoint=None, code_challenge_methods_supported=None)
+    body["grant_types_supported"] = ["client_credentials"]
+    server = discovered(body)
+    assert (server.authorization_endpoint, server.token_endpoint) == (
+        None,
+        "https://auth.example.com/tenant1/token",
+    )
+    with_pkce = discovered(metadata(authorization_endpoint=None))
+    for refuse in (require_authorization_endpoint, require_code_flow, authorization_request):
+        with pytest.raises(DiscoveryError, match="no authorization_endpoint"):
+            refuse(with_pkce)
+
+
+def test_the_rest_of_a_document_without_an_authorization_endpoint_is_still_checked() -> None:
+    body = metadata(authorization_endpoint=None, scopes_supported="openid")
+    with pytest.raises(DiscoveryError, match="is invalid"):
+        handle_as_metadata_response(reply(body), ISSUER, GENERIC)
 
 
 @pytest.mark.parametrize(
@@ -214,3 +262,6 @@ def test_2025_03_26_fallback_endpoints_sit_at_the_origin() -> None:
     )
     assert server.registration_endpoint == "http://localhost:3000/register"
     assert server.fallback
+    # Without metadata nothing says otherwise: S256 is assumed, as the 2025-03-26 revision does.
+    assert server.code_challenge_methods_supported == ("S256",)
+    assert require_code_flow(server) == "http://localhost:3000/authorize"

@@ -108,3 +108,29 @@ def test_a_damaged_file_costs_a_discovery_not_a_crash(
     assert cache.get(ISSUER, "cognito") is None
     cache.put(SERVER)  # and it is rewritten whole at the next discovery
     assert cache.get(ISSUER, "cognito") == SERVER
+
+
+def test_a_server_for_grants_without_a_browser_round_trips(
+    cache: AuthServerCache, tmp_path: Path, clock: Clock
+) -> None:
+    # No authorization endpoint and no PKCE named: kept as found, to be refused at a sign-in.
+    bare = dataclasses.replace(
+        SERVER, authorization_endpoint=None, code_challenge_methods_supported=None
+    )
+    cache.put(bare)
+    assert AuthServerCache(tmp_path, clock).get(ISSUER, "cognito") == bare
+
+
+def test_an_entry_kept_before_pkce_was_recorded_still_offers_s256(
+    cache: AuthServerCache, tmp_path: Path
+) -> None:
+    # Such an entry passed discovery's old check (PKCE S256 offered or vouched for).
+    cache.put(SERVER)
+    path = tmp_path / FILE_NAME
+    doc = json.loads(path.read_text())
+    for entry in doc.values():
+        del entry["server"]["code_challenge_methods_supported"]
+    path.write_text(json.dumps(doc))
+
+    assert cache.get(ISSUER, "cognito") == SERVER
+    assert SERVER.code_challenge_methods_supported == ("S256",)
