@@ -24,8 +24,6 @@ from tests.broker.test_send_id_token import id_token
 
 pytestmark = pytest.mark.integration  # the real loopback callback listener
 
-ID_EXP = int(time.time()) + 600  # before the access token's hour
-
 
 class IdWorld(World):
     """Issues an ID token with ``openid`` (``issue_id_token`` False: never)."""
@@ -34,6 +32,7 @@ class IdWorld(World):
         super().__init__()
         self.scopes: list[str] = []
         self.issue_id_token = True
+        self.id_exp = int(time.time()) + 600  # before the access token's hour
 
     def open(self, url: str) -> bool:
         self.scopes.append(parse_qs(urlsplit(url).query).get("scope", [""])[0])
@@ -44,7 +43,7 @@ class IdWorld(World):
         if str(request.url).endswith("/token") and self.issue_id_token:
             body = json.loads(response.content)
             if "openid" in body.get("scope", "").split():
-                body["id_token"] = id_token(ID_EXP)
+                body["id_token"] = id_token(self.id_exp)
             return httpx2.Response(200, json=body, request=request)
         return response
 
@@ -79,8 +78,8 @@ def test_the_sign_in_asks_for_openid_and_keeps_the_id_tokens_expiry(tmp_path: Pa
     tokens = flow_for(world, tmp_path, ServerConfig(ONE, send="id-token")).sign_in(ONE)
 
     assert world.scopes[0].split() == ["mcp:basic", "openid"]
-    assert tokens.id_token == id_token(ID_EXP)
-    assert tokens.expires_at == ID_EXP  # earlier than the access token's
+    assert tokens.id_token == id_token(world.id_exp)
+    assert tokens.expires_at == world.id_exp  # earlier than the access token's
 
 
 def test_without_the_setting_openid_is_not_asked_for(tmp_path: Path) -> None:
@@ -88,7 +87,7 @@ def test_without_the_setting_openid_is_not_asked_for(tmp_path: Path) -> None:
     tokens = flow_for(world, tmp_path, ServerConfig(ONE)).sign_in(ONE)
 
     assert world.scopes[0].split() == ["mcp:basic"]
-    assert tokens.id_token is None and tokens.expires_at > ID_EXP
+    assert tokens.id_token is None and tokens.expires_at > world.id_exp
 
 
 def test_a_sign_in_that_brings_no_id_token_fails_for_such_a_server(tmp_path: Path) -> None:
