@@ -43,7 +43,7 @@ from authlib.oauth2.rfc6749 import (
     TokenEndpointMixin,
     UnauthorizedClientError,
 )
-from joserfc import jws, jwt
+from joserfc import jws
 from joserfc.errors import JoseError
 
 from demo_server.dpop import ReplayCache
@@ -52,7 +52,7 @@ from demo_server.idp.id_jag_issuer import ID_JAG_TYP, single
 from demo_server.idp.models import Client, User
 from demo_server.idp.settings import JWT_BEARER_FLOW, STANDARD_SCOPES
 from demo_server.idp.tokens import Grant, new_origin_jti
-from demo_server.idp.trusted_idps import KeysUnavailable, TrustedIdps
+from demo_server.idp.trusted_idps import TrustedIdps
 
 if TYPE_CHECKING:
     from demo_server.idp.authorization_server import IdpAuthorizationServer
@@ -128,21 +128,7 @@ class IdJagBearerGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
     ) -> dict[str, Any]:
         if issuer == self.idp.settings.issuer:
             raise InvalidGrantError("This server does not redeem its own ID-JAGs.")
-        keys = self.redemption.trusted.keys_of(issuer)
-        if keys is None:
-            raise InvalidGrantError("The ID-JAG's issuer is not trusted here.")
-        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
-        try:
-            candidates = keys.candidates(kid)
-        except KeysUnavailable as error:
-            logger.warning("keys of trusted IdP %s unavailable: %s", issuer, error)
-            raise InvalidGrantError("The issuer's keys are unavailable.") from error
-        for key in candidates:
-            try:
-                return dict(jwt.decode(assertion, key, algorithms=[str(header["alg"])]).claims)
-            except (JoseError, ValueError, TypeError):
-                continue
-        raise InvalidGrantError("The ID-JAG's signature does not verify.")
+        return self.redemption.trusted.verify(assertion, header, issuer, "ID-JAG", "trusted IdP")
 
     @property
     def redemption(self) -> IdJagRedemption:

@@ -15,9 +15,12 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
+from authlib.oauth2.rfc6749 import InvalidGrantError
+from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
@@ -139,6 +142,31 @@ class TrustedIdps:
 
     def keys_of(self, issuer: object) -> IdpKeys | None:
         return self._by_issuer.get(issuer) if isinstance(issuer, str) else None
+
+    def verify(
+        self, assertion: str, header: dict[str, Any], issuer: object, what: str, holder: str
+    ) -> dict[str, Any]:
+        """The claims of ``assertion`` (a ``what``: "ID-JAG", "workload JWT"), once a key of its
+        trusted ``issuer`` (a ``holder``, for the log) verifies it with the header's ``alg``.
+
+        Raises InvalidGrantError saying which: the issuer is not trusted, its keys are
+        unavailable, or the signature does not verify.
+        """
+        keys = self.keys_of(issuer)
+        if keys is None:
+            raise InvalidGrantError(f"The {what}'s issuer is not trusted here.")
+        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        try:
+            candidates = keys.candidates(kid)
+        except KeysUnavailable as error:
+            logger.warning("keys of %s %s unavailable: %s", holder, issuer, error)
+            raise InvalidGrantError("The issuer's keys are unavailable.") from error
+        for key in candidates:
+            try:
+                return dict(jwt.decode(assertion, key, algorithms=[str(header["alg"])]).claims)
+            except (JoseError, ValueError, TypeError):
+                continue
+        raise InvalidGrantError(f"The {what}'s signature does not verify.")
 
     def check_files(self) -> None:
         """Read every JWKS file now: ValueError naming the one that cannot be used."""

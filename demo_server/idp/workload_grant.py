@@ -49,8 +49,6 @@ from authlib.oauth2.rfc6749 import (
     TokenEndpointMixin,
     UnauthorizedClientError,
 )
-from joserfc import jwt
-from joserfc.errors import JoseError
 
 from demo_server.dpop import ReplayCache
 from demo_server.idp.grants import machine_scope
@@ -65,7 +63,7 @@ from demo_server.idp.models import Client
 from demo_server.idp.resource_indicators import requested_resource
 from demo_server.idp.settings import WORKLOAD_JWT_FLOW
 from demo_server.idp.tokens import Grant, new_origin_jti
-from demo_server.idp.trusted_idps import KeysUnavailable, TrustedIdps
+from demo_server.idp.trusted_idps import TrustedIdps
 
 if TYPE_CHECKING:
     from demo_server.idp.authorization_server import IdpAuthorizationServer
@@ -178,22 +176,9 @@ class WorkloadBearerGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
     def signed_claims(
         self, assertion: str, header: dict[str, Any], issuer: object
     ) -> dict[str, Any]:
-        keys = self.redemption.trusted.keys_of(issuer)
-        if keys is None:
-            raise InvalidGrantError("The workload JWT's issuer is not trusted here.")
-        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
-        try:
-            candidates = keys.candidates(kid)
-        except KeysUnavailable as error:
-            logger.warning("keys of workload issuer %s unavailable: %s", issuer, error)
-            raise InvalidGrantError("The issuer's keys are unavailable.") from error
-        for key in candidates:
-            try:
-                claims = jwt.decode(assertion, key, algorithms=[str(header["alg"])]).claims
-            except (JoseError, ValueError, TypeError):
-                continue
-            return dict(claims)
-        raise InvalidGrantError("The workload JWT's signature does not verify.")
+        return self.redemption.trusted.verify(
+            assertion, header, issuer, "workload JWT", "workload issuer"
+        )
 
     def check_audience(self, aud: object) -> None:
         """``aud`` names this server: its issuer or its token endpoint (RFC 7523 §3 item 3)."""
