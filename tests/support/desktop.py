@@ -89,6 +89,7 @@ class Desktop:
         self.bus_address = bus_address or ""
         self.display = ""
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._xvfb: subprocess.Popen[bytes] | None = None
         self._socket_dir: str | None = None
         self.home = root / "home"
 
@@ -142,7 +143,14 @@ class Desktop:
         return env
 
     def _start_x(self) -> None:
-        """Xvfb on a random high display number (other test runs may hold the low ones)."""
+        """Xvfb on a random high display number (other test runs may hold the low ones).
+
+        ``-noreset``: without it the server resets each time its last client disconnects (every
+        ``xdotool``/``xwininfo`` probe before trayer has connected), and a probe that lands in the
+        reset was once refused ("unable to open display") in CI. The display is also probed once
+        before it is used; one that does not answer is stopped, its log kept, and another tried.
+        """
+        refused: list[str] = []
         for _ in range(20):
             number = random.randrange(100, 1000)
             if Path(f"/tmp/.X{number}-lock").exists():
@@ -151,19 +159,49 @@ class Desktop:
             try:
                 xvfb = self._spawn(
                     ["Xvfb", f":{number}", "-displayfd", str(write_fd), "-screen", "0",
-                     "1024x600x24", "-nolisten", "tcp"],
-                    pass_fds=(write_fd,), log="xvfb",
+                     "1024x600x24", "-nolisten", "tcp", "-noreset"],
+                    pass_fds=(write_fd,), log=f"xvfb-{number}",
                 )  # fmt: skip
             finally:
                 os.close(write_fd)
             with os.fdopen(read_fd) as pipe:
                 ready = pipe.readline().strip()  # written once Xvfb accepts connections
             if ready == str(number) and xvfb.poll() is None:
-                self.display = f":{number}"
-                return
+                self.display, self._xvfb = f":{number}", xvfb
+                if self._x_answers():
+                    return
+                refused.append(f":{number}: {self._x_state()}")
+                self.display, self._xvfb = "", None
             self._procs.remove(xvfb)
+            if xvfb.poll() is None:
+                os.killpg(xvfb.pid, signal.SIGKILL)
             xvfb.wait(10)
-        raise RuntimeError("Xvfb did not start on any display tried")
+        raise RuntimeError("Xvfb did not start on any display tried\n" + "\n".join(refused))
+
+    def _x_answers(self, timeout: float = 10.0) -> bool:
+        """Whether a client can connect to the display (retried while Xvfb is alive)."""
+        deadline = time.monotonic() + timeout
+        while self._xvfb is not None and self._xvfb.poll() is None:
+            probe = subprocess.run(
+                ["xwininfo", "-root"], env=self.environ(), capture_output=True, timeout=30,
+                check=False,
+            )  # fmt: skip
+            if probe.returncode == 0:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return False
+
+    def _x_state(self) -> str:
+        """Xvfb's state and the end of its log, for an error message."""
+        if self._xvfb is None:
+            return "no Xvfb"
+        code = self._xvfb.poll()
+        state = "running" if code is None else f"exited with {code}"
+        log = self.root / f"xvfb-{self.display.lstrip(':')}.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        return f"Xvfb {state}; its log:\n{tail}"
 
     def _start_bus(self) -> None:
         self.bus_address, self._socket_dir = start_session_bus(self.root, self._spawn, "deskbus-")
@@ -197,7 +235,10 @@ class Desktop:
             list(args), env=self.environ(), capture_output=True, text=True, timeout=30, check=False
         )
         if done.returncode != 0:
-            raise RuntimeError(f"{args} failed: {done.stderr.strip()}")
+            message = f"{args} failed: {done.stderr.strip()}"
+            if "unable to open display" in done.stderr:
+                message += f"\n{self._x_state()}"
+            raise RuntimeError(message)
         return done.stdout
 
     def windows(self) -> list[Window]:
