@@ -32,7 +32,13 @@ import anyio.from_thread
 import anyio.lowlevel
 import httpx2
 
-from broker.bridge.failures import BRIDGE_FAILED, CONNECTION_CLOSED, error_message, unexpected
+from broker.bridge.failures import (
+    BRIDGE_FAILED,
+    CONNECTION_CLOSED,
+    INVALID_REQUEST,
+    error_message,
+    unexpected,
+)
 from broker.bridge.headers import Message, RoutingHeaders, is_answer, is_request
 from broker.bridge.streamable import StreamableHttp
 from broker.bridge.transport import BrokerTokenTransport
@@ -46,6 +52,11 @@ HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 DRAIN_SECONDS = 5.0
 #: The server's session is given this long to end (``DELETE``) before the bridge exits.
 CLOSE_SECONDS = 5.0
+#: The answer to each request inside a JSON-RPC batch.
+NO_BATCHES = (
+    "mcp-broker: JSON-RPC batches are not part of MCP (removed in 2025-06-18); "
+    "send one message per line"
+)
 
 
 class Outstanding:
@@ -105,6 +116,12 @@ async def relay(
             server = StreamableHttp(url, http, to_client, tg)
             async for line in lines:
                 body = line.strip()
+                batched = batch_requests(body)
+                if batched is not None:
+                    logger.warning("refused a JSON-RPC batch from the client")
+                    for request_id in batched:
+                        answer(request_id, INVALID_REQUEST, NO_BATCHES)
+                    continue
                 message = decode(body)
                 if message is None:
                     continue
@@ -141,6 +158,24 @@ def decode(body: bytes) -> Message | None:
         logger.warning("dropped a line from the client that is not a JSON-RPC message")
         return None
     return message
+
+
+def batch_requests(body: bytes) -> list[Any] | None:
+    """The ids of the requests in ``body`` if it is a JSON-RPC batch (a JSON array), else None.
+
+    MCP has no batches since 2025-06-18 and a server on a later version refuses them, so the
+    bridge answers each request inside with an error rather than leave the client waiting;
+    notifications and answers inside are dropped, as a server would.
+    """
+    if not body.startswith(b"["):
+        return None
+    try:
+        batch = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # not JSON: decode() drops it
+    if not isinstance(batch, list):
+        return None
+    return [m["id"] for m in batch if isinstance(m, dict) and is_request(m)]
 
 
 def one_line(raw: bytes) -> bytes:

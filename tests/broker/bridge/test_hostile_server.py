@@ -126,7 +126,7 @@ class RawClient:
         self._reader = threading.Thread(target=read, daemon=True)
         self._reader.start()
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any] | list[dict[str, Any]]) -> None:
         self._stdin.write(json.dumps(message) + "\n")
         self._stdin.flush()
 
@@ -201,6 +201,29 @@ def test_each_request_is_answered_exactly_once_and_notifications_never(
     assert sorted(i for i in ids if i != 424242) == expected  # one answer each, no more
     assert ids.count(424242) == 1  # the hostile server's stray answer, relayed as it came
     assert all(m.get("method") != "notifications/hostile" for m in client.received)
+
+
+def test_a_batch_gets_one_error_per_request_in_it_and_the_session_goes_on(
+    url: str, env: dict[str, str]
+) -> None:
+    with bridge(connect_argv(url), env) as client:
+        assert "result" in client.ask(1, "initialize", HELLO)
+        client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        client.send([
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ok"}},
+            {"jsonrpc": "2.0", "method": "notifications/hostile"},
+            {"jsonrpc": "2.0", "id": 3, "method": "ping"},
+        ])  # fmt: skip
+        after = client.ask(4, "tools/call", {"name": "ok", "arguments": {}})
+        client.close_input()
+        assert client.proc.wait(timeout=WAIT) == 0, client.stderr_after_exit()
+    answers = {m["id"]: m for m in client.received if "method" not in m}
+
+    assert sorted(answers) == [1, 2, 3, 4]  # one answer each, none for the notification
+    for request_id in (2, 3):
+        assert answers[request_id]["error"]["code"] == -32600
+        assert "batches are not part of MCP" in answers[request_id]["error"]["message"]
+    assert "result" in after
 
 
 #: The bridge with a bug planted where no request is being handled (a line that reads

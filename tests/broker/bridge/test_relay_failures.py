@@ -444,3 +444,34 @@ def test_stdin_lines_are_the_lines_as_sent_across_reads() -> None:
     writer.join()
 
     assert got == sent
+
+
+def test_a_batch_gets_an_error_for_each_request_in_it_and_the_session_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    posted: list[Any] = []
+
+    async def handle(request: httpx2.Request) -> httpx2.Response:
+        posted.append(json.loads(request.content))
+        return await scripted()(request)
+
+    batch = [call(1, "ok"), {"jsonrpc": "2.0", "method": "notifications/progress"}, call("b", "ok")]
+
+    async def session() -> None:
+        async with relayed(handle) as client:
+            await client._send.send(json.dumps(batch).encode() + b"\n")
+            refused = [await client.answer_to(1), await client.answer_to("b")]
+            fine = await client.ask(call(3, "ok"))
+
+        for answer in refused:
+            assert answer["error"]["code"] == INVALID_REQUEST
+            assert "batches are not part of MCP" in answer["error"]["message"]
+        assert fine["result"]["content"][0]["text"] == "fine"
+        assert [len(client.answers_to(i)) for i in (1, "b", 3)] == [1, 1, 1]
+        assert len(client.received) == 3  # nothing for the notification in the batch
+
+    with caplog.at_level(logging.WARNING, logger="broker.bridge"):
+        run(session)
+    assert all(not isinstance(doc, list) for doc in posted)  # the batch never reached the server
+    assert [doc.get("id") for doc in posted if "id" in doc] == [3]
+    assert "refused a JSON-RPC batch" in caplog.text
