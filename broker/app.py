@@ -131,8 +131,19 @@ class Broker:
         return configured_server(self.config, url)
 
     def add(self, server: ServerConfig) -> ServerConfig:
-        """Add or replace a server. Replacing forgets the pinned issuer: the next sign-in
-        trusts whatever authorization server the MCP server names then."""
+        """Add or replace a server (:func:`broker.config.replacing` says what a change keeps).
+
+        A sign-in the new settings no longer fit (another issuer or client ID, or none pinned:
+        the next sign-in trusts whatever authorization server the MCP server names then) is
+        signed out of first, its tokens deleted and its refresh token revoked where the server
+        can, so that no token of a client the config no longer names stays in the keyring. A
+        keyring that refuses leaves the config as it was.
+        """
+        old = self.config.load().get_server(server.url)
+        if old is not None and old.issuer is not None and not _same_sign_in(old, server):
+            result = self.logout(old.url)
+            if result.problem:
+                logger.warning("%s: the old sign-in is deleted, but %s", old.url, result.problem)
         self.config.update(lambda config: config.with_server(server))
         return self.server(server.url)
 
@@ -352,3 +363,8 @@ class Broker:
                 return SignOutResult(len(removed), len(refresh_tokens), True, None)
             pending = failed
         return SignOutResult(len(removed), len(refresh_tokens) - len(pending), True, problem)
+
+
+def _same_sign_in(old: ServerConfig, new: ServerConfig) -> bool:
+    """Whether ``old``'s sign-in (its token key) is still the one ``new`` uses."""
+    return (old.issuer, old.client_id) == (new.issuer, new.client_id)

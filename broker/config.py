@@ -167,6 +167,40 @@ class ServerConfig:
         return {"auto": None, "cognito": "cognito", "oidc": "generic"}[self.provider]
 
 
+def replacing(
+    existing: ServerConfig | None, wanted: ServerConfig, *, reset_issuer: bool = False
+) -> ServerConfig:
+    """``wanted``, the settings a user gives for a server (``mcp-broker add``, the control
+    page), as they replace ``existing``.
+
+    What ``wanted`` leaves out is kept: the client ID (None), the Client ID Metadata Document URL
+    and the server's recorded name. So is the pinned issuer, unless ``reset_issuer`` or the
+    sign-in no longer fits: another client ID (it may belong to another authorization server) or
+    another token to send (the sign-in was for the other one). A client the broker registered is
+    bound to its issuer and forgotten with it (SEP-2352).
+    """
+    if existing is None:
+        return wanted
+    issuer = None if reset_issuer else existing.issuer
+    if wanted.client_id not in (None, existing.client_id) or wanted.send != existing.send:
+        issuer = None
+    kept: ServerConfig | None = existing
+    if existing.client_registered and issuer != existing.issuer:
+        kept = None
+    return replace(
+        wanted,
+        client_id=wanted.client_id or (kept.client_id if kept else None),
+        client_registered=(
+            kept.client_registered
+            if kept is not None and wanted.client_id in (None, kept.client_id)
+            else None
+        ),
+        client_metadata_url=wanted.client_metadata_url or existing.client_metadata_url,
+        issuer=issuer,
+        resource_name=wanted.resource_name or existing.resource_name,
+    )
+
+
 def server_label(url: str, resource_name: str | None = None) -> str:
     """A server's name for people: its PRM ``resource_name`` when it publishes one, else its
     host[:port] and path. Control and escape characters are shown, not passed on."""

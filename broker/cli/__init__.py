@@ -281,42 +281,31 @@ def _run(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
 def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     from dataclasses import replace
 
-    from broker.config import ServerConfig
+    from broker.config import ServerConfig, replacing
     from broker.integrations.cloudformation import server_config_from_outputs
     from broker.oauth.providers import FIXED_CALLBACK_PORTS
 
     existing = _existing(broker, args.url)
-    issuer = None if args.reset_issuer or existing is None else existing.issuer
-    if existing is not None and args.client_id not in (None, existing.client_id):
-        issuer = None  # a new client may belong to another authorization server
     send = "id-token" if args.send == "id-token" else None
     if send is not None and (args.client_credentials or args.private_key_jwt):
         raise _UsageError("--send id-token needs a person's sign-in: a machine has no ID token")
-    if existing is not None and existing.send != send:
-        issuer = None  # the current sign-in was for the other token: sign in again
-    # A client the broker registered is bound to its issuer: forgotten with it (SEP-2352).
-    kept = existing
-    if existing is not None and existing.client_registered and issuer != existing.issuer:
-        kept = None
     from broker.oauth.registration import is_client_metadata_url
 
-    metadata_url = args.client_metadata_url or (existing and existing.client_metadata_url)
-    if metadata_url and not is_client_metadata_url(metadata_url):
+    if args.client_metadata_url and not is_client_metadata_url(args.client_metadata_url):
         raise _UsageError("--client-metadata-url must be an https URL with a path")
     ports = tuple(args.callback_ports) if args.callback_ports else FIXED_CALLBACK_PORTS
-    server = ServerConfig(
+    wanted = ServerConfig(
         url=args.url,
-        client_id=args.client_id or (kept.client_id if kept else None),
-        client_registered=None if args.client_id or kept is None else kept.client_registered,
-        client_metadata_url=metadata_url or None,
+        client_id=args.client_id,
+        client_metadata_url=args.client_metadata_url,
         provider=args.provider,
         callback_ports=ports,
         send_resource=not args.no_resource_param,
         scopes=tuple(args.scopes) if args.scopes else None,
-        issuer=issuer,
         send=send,
         dpop=args.dpop,
     )
+    server = replacing(existing, wanted, reset_issuer=args.reset_issuer)
     if args.enterprise or args.workload_token_file:
         from broker.cli.idp import add_assertion_server
 

@@ -65,8 +65,11 @@ class RecordedServer:
             },
         )
         self.revocation = True
+        self.down = False
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        if self.down:
+            raise httpx2.ConnectError("connection refused", request=request)
         self.requests.append(request)
         path = request.url.path
         if path == "/us-east-1_Test/.well-known/openid-configuration":
@@ -515,3 +518,44 @@ def test_the_servers_only_the_bridge_can_use(broker: Broker, store: MemoryTokenS
         "https://required.example/mcp",
         "https://offered.example/mcp",
     }
+
+
+def test_changing_the_client_id_signs_out_of_the_old_sign_in_first(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=10)
+
+    saved = broker.add(ServerConfig(URL, client_id="client-2", provider="cognito"))
+
+    assert (saved.client_id, saved.issuer) == ("client-2", None)
+    assert store.get(KEY) is None  # no orphan of the old client left in the keyring
+    (form,) = server.forms("/oauth2/revoke")
+    assert form["token"] == [f"{CANARY}refresh"] and form["client_id"] == [CLIENT]
+
+
+def test_a_change_that_keeps_the_sign_in_keeps_the_tokens(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    tokens = stored(store, age=10)
+
+    saved = broker.add(
+        ServerConfig(URL, client_id=CLIENT, provider="cognito", issuer=ISSUER, scopes=("a",))
+    )
+
+    assert saved.scopes == ("a",)
+    assert store.get(KEY) == tokens
+    assert server.forms("/oauth2/revoke") == []
+
+
+def test_a_change_with_the_server_down_still_deletes_the_old_sign_in(
+    broker: Broker, server: RecordedServer, store: MemoryTokenStore
+) -> None:
+    stored(store, age=10)
+    broker.token(URL)  # the metadata is cached: revocation is tried, and fails
+    server.down = True
+
+    saved = broker.add(ServerConfig(URL, client_id=CLIENT, provider="cognito"))  # issuer reset
+
+    assert saved.issuer is None
+    assert store.get(KEY) is None
+    assert server.forms("/oauth2/revoke") == []  # tried, never reached

@@ -20,6 +20,7 @@ from broker.config import (
     get_server,
     load_config,
     remove_server,
+    replacing,
     resolve_settings,
     save_config,
     toml_string,
@@ -177,3 +178,69 @@ def test_the_dpop_choice_round_trips_and_must_be_a_boolean(
     cfg.write_text('[[servers]]\nurl = "https://mcp.example/mcp"\ndpop = "yes"\n')
     with pytest.raises(ConfigError, match="dpop must be true or false"):
         load_config(cfg)
+
+
+# -- replacing: what a change of a server's settings keeps ---------------------------------------
+
+_PINNED = ServerConfig(
+    "https://mcp.example/mcp",
+    client_id="app-1",
+    issuer="https://as.example",
+    client_metadata_url="https://me.example/client.json",
+    resource_name="Example",
+)
+
+
+def test_replacing_keeps_what_the_change_leaves_out() -> None:
+    wanted = ServerConfig("https://mcp.example/mcp", scopes=("mcp/read",), provider="cognito")
+
+    new = replacing(_PINNED, wanted)
+
+    assert (new.client_id, new.issuer, new.scopes, new.provider) == (
+        "app-1",
+        "https://as.example",
+        ("mcp/read",),
+        "cognito",
+    )
+    assert new.client_metadata_url == "https://me.example/client.json"
+    assert new.resource_name == "Example"
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        ServerConfig("https://mcp.example/mcp", client_id="app-2"),
+        ServerConfig("https://mcp.example/mcp", send="id-token"),
+    ],
+    ids=["another-client", "another-token"],
+)
+def test_replacing_forgets_the_issuer_when_the_sign_in_no_longer_fits(
+    wanted: ServerConfig,
+) -> None:
+    assert replacing(_PINNED, wanted).issuer is None
+    assert replacing(_PINNED, ServerConfig(_PINNED.url), reset_issuer=True).issuer is None
+    assert replacing(_PINNED, ServerConfig(_PINNED.url, client_id="app-1")).issuer == (
+        "https://as.example"
+    )
+
+
+def test_replacing_forgets_a_registered_client_with_its_issuer() -> None:
+    registered = ServerConfig(
+        "https://mcp.example/mcp", client_id="dcr-1", issuer="https://as.example",
+        client_registered=True,
+    )  # fmt: skip
+
+    kept = replacing(registered, ServerConfig(registered.url, scopes=("x",)))
+    reset = replacing(registered, ServerConfig(registered.url), reset_issuer=True)
+
+    assert (kept.client_id, kept.client_registered, kept.issuer) == (
+        "dcr-1",
+        True,
+        "https://as.example",
+    )
+    assert (reset.client_id, reset.client_registered, reset.issuer) == (None, None, None)
+
+
+def test_replacing_nothing_is_the_wanted_server() -> None:
+    wanted = ServerConfig("https://mcp.example/mcp", client_id="x")
+    assert replacing(None, wanted) is wanted

@@ -9,8 +9,9 @@ given; the test's own headless Debian Chromium (playwright) then opens that, and
 does only what a user does on the page: add the demo server by URL (the discovery preview names
 the Cognito profile), sign in (the broker opens its ``BROWSER``, a second Chromium that fills in
 the login form), create a named client and read its secret once, allow that client's consent
-request, find the grant in the audit log, connect Cursor, sign out. A screenshot of each page
-is kept in ``test-artifacts/`` (``control-page-*.png``).
+request, find the grant in the audit log, connect Cursor, change the server's scopes (the
+sign-in stays), sign out. A screenshot of each page is kept in ``test-artifacts/``
+(``control-page-*.png``).
 """
 
 from __future__ import annotations
@@ -211,8 +212,19 @@ def test_everything_from_the_control_page_without_a_terminal(
             assert str(broker_paths(env).config_file) in page.inner_text("main")
             shoot("settings")
 
-            # Sign out.
+            # Change a setting the sign-in survives: the scopes asked for next time.
             page.get_by_role("link", name="Servers").click()
+            page.get_by_role("button", name="Settings…").click()
+            assert page.get_by_label("Client ID").input_value() == CLIENT_ID
+            page.get_by_label("Scopes to ask for").fill("openid mcp/read")
+            shoot("server-settings")
+            page.get_by_role("button", name="Save").click()
+            page.wait_for_url(re.compile(r"/ui/s/[^/]+/servers$"))
+            assert "Saved" in page.inner_text("main")
+            assert page.inner_text("dd.state").startswith("signed in as demo")
+            assert 'scopes = ["openid", "mcp/read"]' in broker_paths(env).config_file.read_text()
+
+            # Sign out.
             page.get_by_role("button", name="Sign out").click()
             text_until(page, "dd.state", "sign-in needed")
             assert page.inner_text("dd.user") == "—"

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Response, request
 
-from broker.config import PROVIDERS, ServerConfig
+from broker.config import ID_TOKEN, PROVIDERS, ServerConfig, replacing
 from broker.desktop.menu import Action, Command, Overall, View, describe, server_state
 from broker.errors import BrokerError, ConfigError, PkceNotSupported
 from broker.tokens.status import ServerStatus
@@ -119,6 +119,8 @@ def server_action() -> Response:
         note("pending", f"Signing out of {name}.")
     elif action == "confirm_remove":
         return page("remove.html", "servers", url=url, name=name)
+    elif action == "change":
+        return _change_form(backend.server(url))
     elif action == "remove":
         try:
             result = backend.remove_server(url)
@@ -206,4 +208,88 @@ def add_from_outputs() -> Response:
         if path.exists():
             os.unlink(path)
     note("info", f"Added {saved.url} from the stack's outputs. Sign in with its Sign in button.")
+    return back("servers")
+
+
+#: The DPoP choices of the change form, as ``ServerConfig.dpop`` values.
+_DPOP = {"auto": None, "always": True, "never": False}
+
+
+def _change_form(server: ServerConfig | None, **values: Any) -> Response:
+    if server is None:
+        note("error", "that server is no longer configured")
+        return back("servers")
+    dpop = next(name for name, value in _DPOP.items() if value == server.dpop)
+    fields: dict[str, Any] = {
+        "client_id": "" if server.client_registered else server.client_id or "",
+        "provider": server.provider,
+        "scopes": " ".join(server.scopes or ()),
+        "dpop": dpop,
+        "send": server.send or "access-token",
+    }
+    fields.update(values)
+    return page(
+        "change.html",
+        "servers",
+        server=server,
+        providers=PROVIDERS,
+        # A machine's or an assertion grant's client comes with a secret or key, which only the
+        # CLI takes (from standard input); a client the broker registered is its own.
+        client_fixed=server.machine or server.assertion_grant,
+        person=not server.machine and not server.assertion_grant,
+        **fields,
+    )
+
+
+@pages.post("/servers/change")
+def change_server() -> Response:
+    """Change a server's settings, as ``mcp-broker add URL …`` does for one already added."""
+    backend = page_context().backend
+    url = request.form.get("url", "")
+    existing = backend.server(url)
+    if existing is None:
+        note("error", f"{url} is not configured; add it with: mcp-broker add {url}")
+        return back("servers")
+    form = {name: request.form.get(name, "").strip() for name in
+            ("client_id", "provider", "scopes", "dpop", "send")}  # fmt: skip
+    try:
+        scopes = form["scopes"].split()
+        bad = [scope for scope in scopes if not _SCOPE_TOKEN.fullmatch(scope)]
+        if bad:
+            raise ConfigError("name the scopes separated by spaces (RFC 6749 3.3), or none")
+        if form["dpop"] not in _DPOP:
+            raise ConfigError(f"DPoP must be one of {', '.join(_DPOP)}")
+        machine_like = existing.machine or existing.assertion_grant
+        send = ID_TOKEN if form["send"] == ID_TOKEN else None
+        if machine_like and form["client_id"] not in ("", existing.client_id):
+            raise ConfigError(
+                "this server's client comes with a secret or key: change it with "
+                f"mcp-broker add {existing.url} --client-id ID (see mcp-broker add --help)"
+            )
+        wanted = ServerConfig(
+            url=existing.url,
+            client_id=form["client_id"] or None,
+            provider=form["provider"] or "auto",
+            callback_ports=existing.callback_ports,
+            send_resource=existing.send_resource,
+            scopes=tuple(scopes) or None,
+            send=existing.send if machine_like else send,
+            dpop=_DPOP[form["dpop"]],
+            grant=existing.grant,
+            client_auth=existing.client_auth,
+            enterprise=existing.enterprise,
+            workload_token_file=existing.workload_token_file,
+        )
+        saved = backend.add_server(replacing(existing, wanted))
+    except BrokerError as exc:
+        failed(exc)
+        return _change_form(existing, **form)
+    if existing.issuer is not None and saved.issuer is None:
+        note(
+            "info",
+            f"Saved {saved.display_name}. Its sign-in was for the old settings and is signed "
+            "out: sign in again with its Sign in button.",
+        )
+    else:
+        note("info", f"Saved {saved.display_name}.")
     return back("servers")

@@ -18,7 +18,7 @@ import pytest
 
 from broker.api.clients import ClientsFile, ConsentRequest
 from broker.config import ServerConfig
-from tests.broker.ui.conftest import SERVER, Page
+from tests.broker.ui.conftest import CLIENT_ID, ISSUER, SERVER, Page
 
 pytestmark = pytest.mark.integration
 
@@ -208,6 +208,11 @@ def test_every_field_on_every_page_has_a_label(page: Page) -> None:
         ]
         assert parser.fields or path in ("connect", "settings")
         assert unlabelled == [], path
+    parser = Fields()
+    form = {"csrf": csrf, "url": SERVER, "action": "change"}
+    parser.feed(page.post(f"{base}/servers/action", cookie, form).text)
+    assert len(parser.fields) == 5
+    assert [f for f in parser.fields if f.get("id") not in parser.labelled] == []
 
 
 def test_a_failed_sign_in_says_what_went_wrong_in_full(page: Page) -> None:
@@ -276,3 +281,74 @@ def test_a_dpop_bound_server_says_so_and_gets_the_bridge_in_claude_code(
     private_d = str(key.as_dict(private=True)["d"])
     for shown in (servers, connect):
         assert private_d not in shown and proofs.thumbprint(key) not in shown
+
+
+def change(page: Page, **fields: str) -> tuple[str, str]:
+    """Open a server's Settings, then save them with ``fields`` changed: (the form, the page
+    shown after saving)."""
+    cookie, csrf, base = page.session()
+    opened = page.post(f"{base}/servers/action", cookie, {"csrf": csrf, "url": SERVER,
+                                                          "action": "change"})  # fmt: skip
+    assert opened.status_code == 200, opened.text
+    shown = dict(re.findall(r'<input id="(\w+)" name="\w+" type="text" value="([^"]*)"',
+                            opened.text))  # fmt: skip
+    chosen = dict(re.findall(r'<select id="(\w+)".*?<option value="([^"]+)" selected',
+                             opened.text, re.S))  # fmt: skip
+    form = {"csrf": csrf, "url": SERVER, **shown, **chosen, **fields}
+    saved = page.post(f"{base}/servers/change", cookie, form)
+    # Saved: back to Servers; refused: the form again, with what went wrong.
+    after = follow(page, cookie, saved) if saved.status_code == 303 else saved.text
+    return opened.text, after
+
+
+def test_settings_show_the_server_as_configured_and_a_change_that_fits_keeps_the_sign_in(
+    page: Page,
+) -> None:
+    broker = page.root.broker
+    before = broker.store.get(broker.key_for(broker.server(SERVER)))
+
+    form, shown = change(page, scopes="openid mcp/read mcp/write", dpop="never")
+
+    assert f'value="{CLIENT_ID}"' in form and 'value="access-token" selected' in form
+    saved = broker.server(SERVER)
+    assert saved.scopes == ("openid", "mcp/read", "mcp/write") and saved.dpop is False
+    assert (saved.client_id, saved.issuer) == (CLIENT_ID, ISSUER)  # the same sign-in
+    assert broker.store.get(broker.key_for(saved)) == before
+    assert notes(shown) == ["Saved mcp.example/mcp."]
+    assert all(canary not in form + shown for canary in page.canaries())
+
+
+def test_a_new_client_id_signs_out_of_the_old_sign_in(page: Page) -> None:
+    broker = page.root.broker
+    old_key = broker.key_for(broker.server(SERVER))
+
+    _, shown = change(page, client_id="another-client")
+
+    saved = broker.server(SERVER)
+    assert (saved.client_id, saved.issuer) == ("another-client", None)
+    assert broker.store.get(old_key) is None  # nothing of the old client left in the keyring
+    assert "is signed out: sign in again" in " ".join(notes(shown))
+    assert all(canary not in shown for canary in page.canaries())
+
+
+def test_bad_settings_are_refused_and_nothing_changes(page: Page) -> None:
+    broker = page.root.broker
+    before = broker.server(SERVER)
+
+    _, shown = change(page, scopes='bad"scope')
+
+    assert broker.server(SERVER) == before
+    assert "name the scopes separated by spaces" in " ".join(notes(shown))
+    assert 'value="bad&#34;scope"' in shown  # the form comes back as it was sent
+
+
+def test_a_machine_identitys_client_id_is_changed_only_with_its_secret(page: Page) -> None:
+    broker = page.root.broker
+    machine = ServerConfig(SERVER, client_id="m2m", grant="client_credentials")
+    broker.config.update(lambda config: config.with_server(machine))
+
+    form, shown = change(page, client_id="other-m2m")
+
+    assert "readonly" in form and 'id="send"' not in form  # no ID token for a machine
+    assert broker.server(SERVER).client_id == "m2m"
+    assert f"change it with mcp-broker add {SERVER} --client-id ID" in " ".join(notes(shown))
