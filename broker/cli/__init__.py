@@ -330,7 +330,16 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             dpop=args.dpop,
         )
     saved = broker.add(server)
-    print(f"Added {saved.url}. Sign in with: mcp-broker login {saved.url}", file=out)
+    if existing is not None and existing.issuer is not None and saved.issuer is None:
+        print(
+            f"Changed {saved.url}; its sign-in was for the old settings and is signed out. "
+            f"Sign in with: mcp-broker login {saved.url}",
+            file=out,
+        )
+    elif existing is not None:
+        print(f"Changed {saved.url}.", file=out)
+    else:
+        print(f"Added {saved.url}. Sign in with: mcp-broker login {saved.url}", file=out)
     if saved.sends_id_token:
         print(
             "It will be sent the ID token instead of the access token: a workaround for "

@@ -182,10 +182,13 @@ def test_add_again_keeps_the_pinned_issuer_unless_asked() -> None:
     pinned = ServerConfig(URL, client_id="abc", issuer="https://as.example/pool")
     fake = FakeBroker(servers={URL: pinned})
 
-    run(["add", URL, "--provider", "cognito"], fake)
+    _, kept_out, _ = run(["add", URL, "--provider", "cognito"], fake)
     kept = fake.servers[URL]
-    run(["add", URL, "--reset-issuer"], fake)
+    _, reset_out, _ = run(["add", URL, "--reset-issuer"], fake)
     reset = fake.servers[URL]
+
+    assert kept_out.strip() == f"Changed {URL}."
+    assert "is signed out. Sign in with: mcp-broker login" in reset_out
 
     assert (kept.issuer, kept.client_id, kept.callback_ports) == (
         pinned.issuer,
@@ -272,10 +275,13 @@ def test_reset_issuer_forgets_a_client_the_broker_registered_there() -> None:
     )
     fake = FakeBroker(servers={URL: registered})
 
-    run(["add", URL, "--provider", "cognito"], fake)
+    _, kept_out, _ = run(["add", URL, "--provider", "cognito"], fake)
     kept = fake.servers[URL]
-    run(["add", URL, "--reset-issuer"], fake)
+    _, reset_out, _ = run(["add", URL, "--reset-issuer"], fake)
     reset = fake.servers[URL]
+
+    assert kept_out.strip() == f"Changed {URL}."
+    assert "is signed out. Sign in with: mcp-broker login" in reset_out
 
     assert (kept.client_id, kept.client_registered) == ("dcr-1", True)
     assert (reset.issuer, reset.client_id, reset.client_registered) == (None, None, None)
