@@ -156,8 +156,10 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "add",
         help="add (or change) a server",
         description=(
-            "Add an MCP server to the config, or change one. Nothing is sent anywhere; "
-            "sign in afterwards with `mcp-broker login URL`."
+            "Add an MCP server to the config, or change one; sign in afterwards with "
+            "`mcp-broker login URL`. Nothing is sent anywhere, except that a change the current "
+            "sign-in no longer fits (another --client-id or --send, --reset-issuer) signs out of "
+            "it first: its tokens are deleted and its refresh token revoked."
         ),
     )
     add.add_argument("url", metavar="URL", help="the MCP server URL, e.g. https://host/mcp")
