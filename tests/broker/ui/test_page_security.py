@@ -307,3 +307,40 @@ def test_each_open_gets_its_own_launch_file_and_none_outlives_the_broker(page: P
     assert len(page.page.launch_files()) == 2 and not old.exists()  # gone at the next launch
     page.page.close()
     assert page.page.launch_files() == []
+
+
+def page_post_routes(page: Page) -> list[str]:
+    """The path (under a session's base) of every route of the page that takes a POST."""
+    from broker.ui.app import create_page_app
+
+    backend = page.page._make_backend(page.api.clients)
+    app = create_page_app(backend, page.page.launches, page.page.sessions, port=page.port)
+    prefix = "/ui/s/<key>/"
+    return sorted(
+        rule.rule.removeprefix(prefix)
+        for rule in app.url_map.iter_rules()
+        if "POST" in (rule.methods or ()) and rule.rule.startswith(prefix)
+    )
+
+
+def test_every_change_the_page_can_make_needs_its_csrf_token_and_origin(page: Page) -> None:
+    cookie, csrf, base = page.session()
+    routes = page_post_routes(page)
+    config_before = page.paths.config_file.read_bytes()
+    assert {"servers/change", "servers/action", "clients/add"} <= set(routes)  # found them all
+    form = {"url": SERVER, "action": "remove", "name": "evil", "client_id": "evil"}
+
+    for route in routes:  # a missing, wrong or foreign CSRF token or Origin, or none at all
+        for csrf_sent, origin in (
+            ("", page.origin),
+            ("x", page.origin),
+            (csrf, "https://evil.example"),
+            (csrf, ""),
+        ):
+            answer = page.post(
+                f"{base}/{route}", cookie, {**form, "csrf": csrf_sent}, Origin=origin
+            )
+            assert_refused_without_leak(page, answer)
+
+    assert page.paths.config_file.read_bytes() == config_before  # nothing changed
+    assert named_clients(page) == set()
