@@ -157,9 +157,11 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="add (or change) a server",
         description=(
             "Add an MCP server to the config, or change one; sign in afterwards with "
-            "`mcp-broker login URL`. Nothing is sent anywhere, except that a change the current "
-            "sign-in no longer fits (another --client-id or --send, --reset-issuer) signs out of "
-            "it first: its tokens are deleted and its refresh token revoked."
+            "`mcp-broker login URL`. On a server already added, the settings you name change "
+            "and the others stay as they are (--defaults: back to their defaults). Nothing is "
+            "sent anywhere, except that a change the current sign-in no longer fits (another "
+            "--client-id or --send, --reset-issuer) signs out of it first: its tokens are "
+            "deleted and its refresh token revoked."
         ),
     )
     add.add_argument("url", metavar="URL", help="the MCP server URL, e.g. https://host/mcp")
@@ -173,7 +175,6 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument(
         "--provider",
         choices=PROVIDERS,
-        default="auto",
         help="authorization server profile: cognito assumes PKCE S256 and fixed callback "
         "ports; auto picks cognito for Cognito issuers (default auto)",
     )
@@ -185,9 +186,19 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help=f"loopback callback port to try, repeatable (default {FIXED_CALLBACK_PORTS})",
     )
-    add.add_argument(
+    resource = add.add_mutually_exclusive_group()
+    resource.add_argument(
+        "--resource-param",
+        dest="send_resource",
+        action="store_const",
+        const=True,
+        help="send the RFC 8707 resource parameter (the default; undoes --no-resource-param)",
+    )
+    resource.add_argument(
         "--no-resource-param",
-        action="store_true",
+        dest="send_resource",
+        action="store_const",
+        const=False,
         help="do not send the RFC 8707 resource parameter, for authorization servers that reject "
         "it. This gives up audience binding: the token is then not tied to this server and works "
         "on any server that trusts the same authorization server and accepts its scopes",
@@ -206,9 +217,14 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the server names next time",
     )
     add.add_argument(
+        "--defaults",
+        action="store_true",
+        help="for a server already added: every setting not named here goes back to its "
+        "default (profile, callback ports, resource parameter, scopes, token sent, DPoP)",
+    )
+    add.add_argument(
         "--send",
         choices=("access-token", "id-token"),
-        default="access-token",
         help="which token the server gets (default access-token). WARNING: id-token is a "
         "workaround for gateways that accept only OpenID Connect ID tokens (e.g. AWS Bedrock "
         "AgentCore Gateway whose allowed audience is the Cognito app client). An ID token is "
@@ -285,27 +301,30 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
 
     from broker.config import ServerConfig, replacing
     from broker.integrations.cloudformation import server_config_from_outputs
-    from broker.oauth.providers import FIXED_CALLBACK_PORTS
 
     existing = _existing(broker, args.url)
-    send = "id-token" if args.send == "id-token" else None
-    if send is not None and (args.client_credentials or args.private_key_jwt):
+    if args.send == "id-token" and (args.client_credentials or args.private_key_jwt):
         raise _UsageError("--send id-token needs a person's sign-in: a machine has no ID token")
+    # What is not named stays as it is on a server already added (unless --defaults).
+    base = existing if existing is not None and not args.defaults else ServerConfig(args.url)
+    machine = bool(args.client_credentials or args.private_key_jwt)
+    send = "id-token" if args.send == "id-token" else None
+    if args.send is None and not machine:
+        send = base.send
     from broker.oauth.registration import is_client_metadata_url
 
     if args.client_metadata_url and not is_client_metadata_url(args.client_metadata_url):
         raise _UsageError("--client-metadata-url must be an https URL with a path")
-    ports = tuple(args.callback_ports) if args.callback_ports else FIXED_CALLBACK_PORTS
     wanted = ServerConfig(
         url=args.url,
         client_id=args.client_id,
         client_metadata_url=args.client_metadata_url,
-        provider=args.provider,
-        callback_ports=ports,
-        send_resource=not args.no_resource_param,
-        scopes=tuple(args.scopes) if args.scopes else None,
+        provider=args.provider or base.provider,
+        callback_ports=tuple(args.callback_ports or base.callback_ports),
+        send_resource=base.send_resource if args.send_resource is None else args.send_resource,
+        scopes=tuple(args.scopes) if args.scopes else base.scopes,
         send=send,
-        dpop=args.dpop,
+        dpop=base.dpop if args.dpop is None else args.dpop,
     )
     server = replacing(existing, wanted, reset_issuer=args.reset_issuer)
     if args.enterprise or args.workload_token_file:
@@ -324,9 +343,9 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         server = replace(
             stack,
             client_id=args.client_id or stack.client_id,
-            provider=stack.provider if args.provider == "auto" else args.provider,
+            provider=args.provider or stack.provider,
             callback_ports=tuple(args.callback_ports or stack.callback_ports),
-            send_resource=not args.no_resource_param and stack.send_resource,
+            send_resource=args.send_resource is not False and stack.send_resource,
             scopes=tuple(args.scopes) if args.scopes else stack.scopes,
             send=send,
             dpop=args.dpop,

@@ -236,7 +236,7 @@ class ProofSender:
             raise AuthorizationError(
                 "the authorization server answered with a Bearer token, but this server is set "
                 "to use DPoP-bound tokens only (mcp-broker add URL --dpop); ask its operator, "
-                "or add it again without --dpop"
+                "or take Bearer tokens from it: mcp-broker add URL --no-dpop"
             )
 
 

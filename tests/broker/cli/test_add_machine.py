@@ -188,12 +188,11 @@ def test_changing_what_is_sent_asks_for_a_new_sign_in(monkeypatch: pytest.Monkey
     argv = ["add", URL, "--client-id", "demo-broker", "--send", "id-token"]
     assert cli.main(argv, broker_factory=lambda args: fake, out=out) == 0
     assert fake.servers[URL].issuer is None  # the old sign-in was for the access token
-    assert (
-        cli.main(
-            ["add", URL, "--client-id", "demo-broker"], broker_factory=lambda args: fake, out=out
-        )
-        == 0
-    )
+    again = ["add", URL, "--client-id", "demo-broker"]
+    assert cli.main(again, broker_factory=lambda args: fake, out=out) == 0
+    assert fake.servers[URL].send == "id-token"  # not named: kept
+    back = [*again, "--send", "access-token"]
+    assert cli.main(back, broker_factory=lambda args: fake, out=out) == 0
     assert fake.servers[URL].send is None
 
 

@@ -195,7 +195,39 @@ def test_add_again_keeps_the_pinned_issuer_unless_asked() -> None:
         "abc",
         FIXED_CALLBACK_PORTS,
     )
-    assert reset == replace(pinned, issuer=None)
+    assert reset == replace(pinned, issuer=None, provider="cognito")  # the rest is kept
+
+
+def test_add_again_changes_what_it_names_and_defaults_resets_the_rest() -> None:
+    custom = ServerConfig(
+        URL,
+        client_id="abc",
+        issuer="https://as.example/pool",
+        provider="cognito",
+        callback_ports=(8123,),
+        send_resource=False,
+        scopes=("mcp/read",),
+        send="id-token",
+        dpop=False,
+    )
+    fake = FakeBroker(servers={URL: custom})
+
+    run(["add", URL, "--scope", "mcp/write"], fake)
+    changed = fake.servers[URL]
+    run(["add", URL, "--resource-param", "--dpop"], fake)
+    toggled = fake.servers[URL]
+    run(["add", URL, "--defaults"], fake)
+    defaults = fake.servers[URL]
+
+    assert changed == replace(custom, scopes=("mcp/write",))  # the same sign-in, too
+    assert (toggled.send_resource, toggled.dpop, toggled.scopes) == (True, True, ("mcp/write",))
+    assert (defaults.provider, defaults.callback_ports, defaults.send_resource) == (
+        "auto",
+        FIXED_CALLBACK_PORTS,
+        True,
+    )
+    assert (defaults.scopes, defaults.send, defaults.dpop) == (None, None, None)
+    assert defaults.client_id == "abc" and defaults.issuer is None  # another token to send
 
 
 def test_logout_reports_revocation() -> None:
