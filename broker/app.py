@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from broker.config import ConfigFile, ServerConfig
+from broker.config import ConfigFile, ServerConfig, same_sign_in
 from broker.errors import (
     ConfigError,
     DiscoveryError,
@@ -140,7 +140,7 @@ class Broker:
         keyring that refuses leaves the config as it was.
         """
         old = self.config.load().get_server(server.url)
-        if old is not None and old.issuer is not None and not _same_sign_in(old, server):
+        if old is not None and not same_sign_in(old, server):
             result = self.logout(old.url)
             if result.problem:
                 logger.warning("%s: the old sign-in is deleted, but %s", old.url, result.problem)
@@ -364,7 +364,3 @@ class Broker:
             pending = failed
         return SignOutResult(len(removed), len(refresh_tokens) - len(pending), True, problem)
 
-
-def _same_sign_in(old: ServerConfig, new: ServerConfig) -> bool:
-    """Whether ``old``'s sign-in (its token key) is still the one ``new`` uses."""
-    return (old.issuer, old.client_id) == (new.issuer, new.client_id)

@@ -187,18 +187,23 @@ def replacing(
     kept: ServerConfig | None = existing
     if existing.client_registered and issuer != existing.issuer:
         kept = None
+    same_client = kept is not None and wanted.client_id in (None, kept.client_id)
     return replace(
         wanted,
         client_id=wanted.client_id or (kept.client_id if kept else None),
-        client_registered=(
-            kept.client_registered
-            if kept is not None and wanted.client_id in (None, kept.client_id)
-            else None
-        ),
+        # A secret typed into the config file by hand goes with its client.
+        client_secret=wanted.client_secret or (existing.client_secret if same_client else None),
+        client_registered=kept.client_registered if kept is not None and same_client else None,
         client_metadata_url=wanted.client_metadata_url or existing.client_metadata_url,
         issuer=issuer,
         resource_name=wanted.resource_name or existing.resource_name,
     )
+
+
+def same_sign_in(old: ServerConfig, new: ServerConfig) -> bool:
+    """Whether ``old``'s sign-in (its token key: issuer and client) is still the one ``new``
+    uses; a server with no issuer pinned has no sign-in to keep."""
+    return old.issuer is None or (old.issuer, old.client_id) == (new.issuer, new.client_id)
 
 
 def server_label(url: str, resource_name: str | None = None) -> str:

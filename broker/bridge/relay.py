@@ -175,6 +175,8 @@ def batch_requests(body: bytes) -> list[Any] | None:
         return None  # not JSON: decode() drops it
     if not isinstance(batch, list):
         return None
+    if not batch:
+        return [None]  # JSON-RPC 2.0 §6: an empty array is one invalid request, answered id null
     return [m["id"] for m in batch if isinstance(m, dict) and is_request(m)]
 
 

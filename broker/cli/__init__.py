@@ -160,8 +160,8 @@ def _add_add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "`mcp-broker login URL`. On a server already added, the settings you name change "
             "and the others stay as they are (--defaults: back to their defaults). Nothing is "
             "sent anywhere, except that a change the current sign-in no longer fits (another "
-            "--client-id or --send, --reset-issuer) signs out of it first: its tokens are "
-            "deleted and its refresh token revoked."
+            "--client-id or --send, --reset-issuer, --defaults on a server sent the ID token) "
+            "signs out of it first: its tokens are deleted and its refresh token revoked."
         ),
     )
     add.add_argument("url", metavar="URL", help="the MCP server URL, e.g. https://host/mcp")
@@ -299,7 +299,7 @@ def _run(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
 def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
     from dataclasses import replace
 
-    from broker.config import ServerConfig, replacing
+    from broker.config import ServerConfig, replacing, same_sign_in
     from broker.integrations.cloudformation import server_config_from_outputs
 
     existing = _existing(broker, args.url)
@@ -333,10 +333,23 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
         return add_assertion_server(args, broker, out, server)
     if args.client_credentials or args.private_key_jwt:
         return _add_machine(args, broker, out, server)
-    if existing is not None and existing.machine:
-        if send is not None:
+    if existing is not None and (existing.machine or existing.assertion_grant):
+        # Its client comes with a secret, key or JWT given with the option that set it up.
+        if args.client_id not in (None, existing.client_id):
+            raise _UsageError(
+                f"{existing.url}'s client comes with a secret or key: give the new one with "
+                "--client-credentials, --private-key-jwt, --enterprise or --workload-token-file "
+                "as when it was added"
+            )
+        if existing.machine and send is not None:
             raise _UsageError(f"{existing.url} is a machine identity: it has no ID token to send")
-        server = replace(server, grant=existing.grant, client_auth=existing.client_auth)
+        server = replace(
+            server,
+            grant=existing.grant,
+            client_auth=existing.client_auth,
+            enterprise=existing.enterprise,
+            workload_token_file=existing.workload_token_file,
+        )
     if args.from_cloudformation:
         # The stack's outputs set client, issuer and provider; explicit flags still win.
         stack = server_config_from_outputs(args.from_cloudformation, args.url)
@@ -348,10 +361,12 @@ def _add(args: argparse.Namespace, broker: Any, out: TextIO) -> int:
             send_resource=args.send_resource is not False and stack.send_resource,
             scopes=tuple(args.scopes) if args.scopes else stack.scopes,
             send=send,
-            dpop=args.dpop,
+            dpop=base.dpop if args.dpop is None else args.dpop,
+            client_metadata_url=server.client_metadata_url,
+            resource_name=server.resource_name,
         )
     saved = broker.add(server)
-    if existing is not None and existing.issuer is not None and saved.issuer is None:
+    if existing is not None and not same_sign_in(existing, saved):
         print(
             f"Changed {saved.url}; its sign-in was for the old settings and is signed out. "
             f"Sign in with: mcp-broker login {saved.url}",

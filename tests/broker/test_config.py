@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import stat
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,13 @@ def test_replacing_forgets_a_registered_client_with_its_issuer() -> None:
 def test_replacing_nothing_is_the_wanted_server() -> None:
     wanted = ServerConfig("https://mcp.example/mcp", client_id="x")
     assert replacing(None, wanted) is wanted
+
+
+def test_replacing_keeps_a_hand_written_secret_with_its_client_only() -> None:
+    confidential = replace(_PINNED, client_secret="CANARY-typed-secret")
+
+    kept = replacing(confidential, ServerConfig(_PINNED.url, scopes=("x",)))
+    moved = replacing(confidential, ServerConfig(_PINNED.url, client_id="app-2"))
+
+    assert kept.client_secret == "CANARY-typed-secret"
+    assert moved.client_secret is None

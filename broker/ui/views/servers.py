@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Response, request
 
-from broker.config import ID_TOKEN, PROVIDERS, ServerConfig, replacing
+from broker.config import ID_TOKEN, PROVIDERS, ServerConfig, replacing, same_sign_in
 from broker.desktop.menu import Action, Command, Overall, View, describe, server_state
 from broker.errors import BrokerError, ConfigError, PkceNotSupported
 from broker.tokens.status import ServerStatus
@@ -246,9 +246,16 @@ def change_server() -> Response:
     """Change a server's settings, as ``mcp-broker add URL …`` does for one already added."""
     backend = page_context().backend
     url = request.form.get("url", "")
-    existing = backend.server(url)
-    if existing is None:
+    if url not in {status.url for status in backend.statuses()}:
         note("error", f"{url} is not configured; add it with: mcp-broker add {url}")
+        return back("servers")
+    existing = backend.server(url)
+    if existing is None:  # removed meanwhile
+        note("error", f"{url} is not configured; add it with: mcp-broker add {url}")
+        return back("servers")
+    if url in backend.view().busy:
+        # A sign-in that ends after the change would store its tokens for the old settings.
+        note("error", f"{existing.display_name} is signing in or out: change it once that ends")
         return back("servers")
     form = {name: request.form.get(name, "").strip() for name in
             ("client_id", "provider", "scopes", "dpop", "send")}  # fmt: skip
@@ -284,7 +291,7 @@ def change_server() -> Response:
     except BrokerError as exc:
         failed(exc)
         return _change_form(existing, **form)
-    if existing.issuer is not None and saved.issuer is None:
+    if not same_sign_in(existing, saved):
         note(
             "info",
             f"Saved {saved.display_name}. Its sign-in was for the old settings and is signed "

@@ -460,15 +460,20 @@ def test_a_batch_gets_an_error_for_each_request_in_it_and_the_session_goes_on(
     async def session() -> None:
         async with relayed(handle) as client:
             await client._send.send(json.dumps(batch).encode() + b"\n")
+            await client._send.send(b"[]\n")
+            notified = [{"jsonrpc": "2.0", "method": "notifications/progress"}]
+            await client._send.send(json.dumps(notified).encode() + b"\n")  # no answer
             refused = [await client.answer_to(1), await client.answer_to("b")]
+            empty = await client.answer_to(None)
             fine = await client.ask(call(3, "ok"))
 
         for answer in refused:
             assert answer["error"]["code"] == INVALID_REQUEST
             assert "batches are not part of MCP" in answer["error"]["message"]
         assert fine["result"]["content"][0]["text"] == "fine"
-        assert [len(client.answers_to(i)) for i in (1, "b", 3)] == [1, 1, 1]
-        assert len(client.received) == 3  # nothing for the notification in the batch
+        assert empty["error"]["code"] == INVALID_REQUEST  # JSON-RPC 2.0: [] is invalid
+        assert [len(client.answers_to(i)) for i in (1, "b", None, 3)] == [1, 1, 1, 1]
+        assert len(client.received) == 4  # nothing for the notifications
 
     with caplog.at_level(logging.WARNING, logger="broker.bridge"):
         run(session)

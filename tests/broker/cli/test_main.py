@@ -371,3 +371,56 @@ def test_add_dpop_and_no_dpop_set_the_servers_choice() -> None:
     with pytest.raises(SystemExit) as usage:  # one or the other
         run(["add", URL, "--dpop", "--no-dpop"])
     assert usage.value.code == 2
+
+
+def test_add_again_keeps_an_enterprise_or_workload_server_what_it_is() -> None:
+    enterprise = ServerConfig(URL, client_id="app", issuer="https://as.example", enterprise="corp")
+    fake = FakeBroker(servers={URL: enterprise})
+
+    code, out, _ = run(["add", URL, "--scope", "mcp/read"], fake)
+
+    assert code == 0 and out.strip() == f"Changed {URL}."
+    assert fake.servers[URL] == replace(enterprise, scopes=("mcp/read",))
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [{"grant": "client_credentials"}, {"enterprise": "corp"}, {"workload_token_file": "/t.jwt"}],
+    ids=["machine", "enterprise", "workload"],
+)
+def test_a_client_that_comes_with_a_secret_changes_only_with_it(kind: dict[str, str]) -> None:
+    server = ServerConfig(URL, client_id="app", issuer="https://as.example", **kind)  # type: ignore[arg-type]
+    fake = FakeBroker(servers={URL: server})
+
+    with pytest.raises(SystemExit) as done:
+        run(["add", URL, "--client-id", "other"], fake)
+
+    assert done.value.code == 2
+    assert fake.servers[URL] == server  # nothing changed, nothing signed out
+
+
+def test_add_from_stack_outputs_again_keeps_what_it_does_not_name(tmp_path: Any) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps(
+            {
+                "Issuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc123",
+                "ClientId": "stackclient",
+                "ResourceServerIdentifier": URL,
+            }
+        )
+    )
+    old = ServerConfig(
+        URL,
+        client_id="stackclient",
+        issuer="https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc123",
+        dpop=False,
+        client_metadata_url="https://me.example/client.json",
+    )
+    fake = FakeBroker(servers={URL: old})
+
+    code, out, _ = run(["add", URL, "--from-cloudformation", str(outputs)], fake)
+
+    saved = fake.servers[URL]
+    assert code == 0 and out.strip() == f"Changed {URL}."  # the same client at the same issuer
+    assert saved.dpop is False and saved.client_metadata_url == "https://me.example/client.json"

@@ -352,3 +352,28 @@ def test_a_machine_identitys_client_id_is_changed_only_with_its_secret(page: Pag
     assert "readonly" in form and 'id="send"' not in form  # no ID token for a machine
     assert broker.server(SERVER).client_id == "m2m"
     assert f"change it with mcp-broker add {SERVER} --client-id ID" in " ".join(notes(shown))
+
+
+def test_settings_wait_while_a_sign_in_runs_and_an_unknown_url_is_refused(page: Page) -> None:
+    broker = page.root.broker
+    before = broker.server(SERVER)
+    cookie, csrf, base = page.session()
+    release = threading.Event()
+    broker.signin.sign_in = lambda url, extra=None, headless=None: release.wait(10)  # type: ignore
+    page.post(f"{base}/servers/action", cookie, {"csrf": csrf, "url": SERVER, "action": "sign_in"})
+    eventually(lambda: SERVER in page.controller.view.busy)
+    try:
+        listed = page.get(f"{base}/servers", cookie).text
+        form = {"csrf": csrf, "url": SERVER, "client_id": "other", "provider": "auto",
+                "scopes": "", "dpop": "auto", "send": "access-token"}  # fmt: skip
+        busy = follow(page, cookie, page.post(f"{base}/servers/change", cookie, form))
+    finally:
+        release.set()
+    eventually(lambda: SERVER not in page.controller.view.busy)
+    unknown = {**form, "url": "not a url"}
+    refused = follow(page, cookie, page.post(f"{base}/servers/change", cookie, unknown))
+
+    assert re.search(r'value="change" disabled>Settings', listed)
+    assert "is signing in or out: change it once that ends" in " ".join(notes(busy))
+    assert "not a url is not configured" in " ".join(notes(refused))
+    assert broker.server(SERVER) == before
