@@ -363,4 +363,3 @@ class Broker:
                 return SignOutResult(len(removed), len(refresh_tokens), True, None)
             pending = failed
         return SignOutResult(len(removed), len(refresh_tokens) - len(pending), True, problem)
-
