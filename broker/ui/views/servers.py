@@ -236,7 +236,6 @@ def _change_form(server: ServerConfig | None, **values: Any) -> Response:
         # A machine's or an assertion grant's client comes with a secret or key, which only the
         # CLI takes (from standard input); a client the broker registered is its own.
         client_fixed=server.machine or server.assertion_grant,
-        person=not server.machine and not server.assertion_grant,
         **fields,
     )
 
@@ -246,11 +245,11 @@ def change_server() -> Response:
     """Change a server's settings, as ``mcp-broker add URL …`` does for one already added."""
     backend = page_context().backend
     url = request.form.get("url", "")
-    if url not in {status.url for status in backend.statuses()}:
-        note("error", f"{url} is not configured; add it with: mcp-broker add {url}")
-        return back("servers")
-    existing = backend.server(url)
-    if existing is None:  # removed meanwhile
+    try:
+        existing = backend.server(url)
+    except BrokerError:  # not even a URL
+        existing = None
+    if existing is None:
         note("error", f"{url} is not configured; add it with: mcp-broker add {url}")
         return back("servers")
     if url in backend.view().busy:
